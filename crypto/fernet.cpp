@@ -1,0 +1,221 @@
+// Low-level SHA-256 is used deliberately: precomputing the HMAC inner and
+// outer states once per key makes each token's HMAC two compressions with no
+// allocation, which the EVP_MAC interface cannot offer.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include "crypto/fernet.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "crypto/base64.h"
+
+namespace rekey::crypto {
+namespace {
+
+constexpr std::uint8_t kVersion = 0x80;
+constexpr std::size_t kHeaderSize = 1 + 8;
+constexpr std::size_t kIvSize = 16;
+constexpr std::size_t kBlockSize = 16;
+constexpr std::size_t kMacSize = 32;
+constexpr std::size_t kMinTokenSize = kHeaderSize + kIvSize + kBlockSize + kMacSize;
+
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
+
+struct CipherDeleter {
+  void operator()(EVP_CIPHER* c) const { EVP_CIPHER_free(c); }
+};
+
+const EVP_CIPHER* aes128cbc() {
+  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> cipher(
+      EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr));
+  if (!cipher) throw std::runtime_error("OpenSSL: AES-128-CBC is unavailable");
+  return cipher.get();
+}
+
+// One cipher context per thread, re-keyed per call: contexts are not
+// thread-safe, Fernet objects are. Freed (and cleansed) at thread exit.
+EVP_CIPHER_CTX* thread_cipher_ctx() {
+  thread_local CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) throw std::runtime_error("OpenSSL: cannot allocate a cipher context");
+  return ctx.get();
+}
+
+// Wipes a SHA-256 state derived from a key when it goes out of scope.
+struct ScopedSha {
+  SHA256_CTX ctx;
+  ~ScopedSha() { wipe(&ctx, sizeof ctx); }
+};
+
+}  // namespace
+
+const char* to_string(TokenError error) {
+  switch (error) {
+    case TokenError::kNone: return "ok";
+    case TokenError::kBadBase64: return "bad_base64";
+    case TokenError::kBadVersion: return "bad_version";
+    case TokenError::kTooShort: return "too_short";
+    case TokenError::kAuthentication: return "hmac_mismatch";
+    case TokenError::kBadCiphertext: return "bad_padding";
+  }
+  return "unknown";
+}
+
+TokenError ParsedToken::parse(std::string_view text, ParsedToken& out) {
+  out.bytes_.clear();
+  if (!base64url_decode_lenient(text, out.bytes_)) return TokenError::kBadBase64;
+  if (out.bytes_.empty() || out.bytes_[0] != kVersion) return TokenError::kBadVersion;
+  if (out.bytes_.size() < kMinTokenSize) return TokenError::kTooShort;
+  return TokenError::kNone;
+}
+
+std::uint64_t ParsedToken::timestamp() const {
+  std::uint64_t ts = 0;
+  for (std::size_t i = 1; i < kHeaderSize && i < bytes_.size(); ++i) ts = (ts << 8) | bytes_[i];
+  return ts;
+}
+
+struct Fernet::Impl {
+  SHA256_CTX inner;  // state after absorbing signing_key ^ ipad
+  SHA256_CTX outer;  // state after absorbing signing_key ^ opad
+  std::uint8_t aes_key[16];
+  std::string fingerprint;
+
+  ~Impl() {
+    wipe(&inner, sizeof inner);
+    wipe(&outer, sizeof outer);
+    wipe(aes_key, sizeof aes_key);
+  }
+
+  void mac(const std::uint8_t* data, std::size_t size, std::uint8_t out[kMacSize]) const {
+    ScopedSha s{inner};
+    SHA256_Update(&s.ctx, data, size);
+    SHA256_Final(out, &s.ctx);
+    s.ctx = outer;
+    SHA256_Update(&s.ctx, out, kMacSize);
+    SHA256_Final(out, &s.ctx);
+  }
+};
+
+Fernet::Fernet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Fernet::~Fernet() = default;
+
+std::unique_ptr<const Fernet> Fernet::create(ByteView key) {
+  if (key.size != kKeySize) throw std::invalid_argument("a Fernet key must be exactly 32 bytes");
+  auto impl = std::make_unique<Impl>();
+  std::uint8_t pad[SHA256_CBLOCK];
+  std::memset(pad, 0x36, sizeof pad);
+  for (std::size_t i = 0; i < 16; ++i) pad[i] ^= key.data[i];
+  SHA256_Init(&impl->inner);
+  SHA256_Update(&impl->inner, pad, sizeof pad);
+  std::memset(pad, 0x5c, sizeof pad);
+  for (std::size_t i = 0; i < 16; ++i) pad[i] ^= key.data[i];
+  SHA256_Init(&impl->outer);
+  SHA256_Update(&impl->outer, pad, sizeof pad);
+  wipe(pad, sizeof pad);
+  std::memcpy(impl->aes_key, key.data + 16, 16);
+
+  std::uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(key.data, key.size, digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 4; ++i) {
+    impl->fingerprint.push_back(kHex[digest[i] >> 4]);
+    impl->fingerprint.push_back(kHex[digest[i] & 15]);
+  }
+  return std::unique_ptr<const Fernet>(new Fernet(std::move(impl)));
+}
+
+const std::string& Fernet::fingerprint() const { return impl_->fingerprint; }
+
+std::string Fernet::encrypt(ByteView plaintext, std::uint64_t timestamp) const {
+  std::uint8_t iv[kIvSize];
+  random_bytes(iv, sizeof iv);
+  return encrypt_with_iv(plaintext, timestamp, ByteView(iv, sizeof iv));
+}
+
+std::string Fernet::encrypt_with_iv(ByteView plaintext, std::uint64_t timestamp, ByteView iv) const {
+  if (iv.size != kIvSize) throw std::invalid_argument("a Fernet IV must be 16 bytes");
+  const std::size_t ct_size = (plaintext.size / kBlockSize + 1) * kBlockSize;
+  std::vector<std::uint8_t> token(kHeaderSize + kIvSize + ct_size + kMacSize);
+  std::uint8_t* p = token.data();
+  p[0] = kVersion;
+  for (int i = 0; i < 8; ++i) p[1 + i] = static_cast<std::uint8_t>(timestamp >> (56 - 8 * i));
+  std::memcpy(p + kHeaderSize, iv.data, kIvSize);
+
+  // Pad in place: the ciphertext region holds the padded plaintext first.
+  std::uint8_t* ct = p + kHeaderSize + kIvSize;
+  if (plaintext.size > 0) std::memcpy(ct, plaintext.data, plaintext.size);
+  std::memset(ct + plaintext.size, static_cast<int>(ct_size - plaintext.size), ct_size - plaintext.size);
+
+  EVP_CIPHER_CTX* ctx = thread_cipher_ctx();
+  int out_len = 0;
+  const bool ok = EVP_EncryptInit_ex2(ctx, aes128cbc(), impl_->aes_key, iv.data, nullptr) == 1 &&
+                  EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+                  EVP_EncryptUpdate(ctx, ct, &out_len, ct, static_cast<int>(ct_size)) == 1 &&
+                  static_cast<std::size_t>(out_len) == ct_size;
+  if (!ok) {
+    wipe(ct, ct_size);
+    throw std::runtime_error("OpenSSL: AES-128-CBC encryption failed");
+  }
+  impl_->mac(p, kHeaderSize + kIvSize + ct_size, p + kHeaderSize + kIvSize + ct_size);
+  return base64url_encode(token.data(), token.size());
+}
+
+TokenError Fernet::decrypt(std::string_view token, SecretBytes& plaintext) const {
+  ParsedToken parsed;
+  plaintext.clear();
+  const TokenError error = ParsedToken::parse(token, parsed);
+  return error != TokenError::kNone ? error : decrypt(parsed, plaintext);
+}
+
+TokenError Fernet::decrypt(const ParsedToken& token, SecretBytes& plaintext) const {
+  plaintext.clear();
+  const auto& b = token.bytes();
+  if (b.size() < kMinTokenSize) return TokenError::kTooShort;
+  const std::size_t signed_size = b.size() - kMacSize;
+  std::uint8_t tag[kMacSize];
+  impl_->mac(b.data(), signed_size, tag);
+  if (!ByteView(tag, kMacSize).equals(ByteView(b.data() + signed_size, kMacSize))) {
+    return TokenError::kAuthentication;
+  }
+  const std::size_t ct_size = signed_size - kHeaderSize - kIvSize;
+  if (ct_size % kBlockSize != 0) return TokenError::kBadCiphertext;
+
+  plaintext.resize(ct_size);
+  EVP_CIPHER_CTX* ctx = thread_cipher_ctx();
+  int out_len = 0;
+  const bool ok = EVP_DecryptInit_ex2(ctx, aes128cbc(), impl_->aes_key, b.data() + kHeaderSize, nullptr) == 1 &&
+                  EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+                  EVP_DecryptUpdate(ctx, plaintext.data(), &out_len, b.data() + kHeaderSize + kIvSize,
+                                    static_cast<int>(ct_size)) == 1 &&
+                  static_cast<std::size_t>(out_len) == ct_size;
+  if (!ok) {
+    plaintext.clear();
+    throw std::runtime_error("OpenSSL: AES-128-CBC decryption failed");
+  }
+  // PKCS7, checked without branching on the padding bytes' values.
+  const std::uint8_t pad = plaintext[ct_size - 1];
+  unsigned bad = static_cast<unsigned>(pad == 0) | static_cast<unsigned>(pad > kBlockSize);
+  for (std::size_t i = 0; i < kBlockSize; ++i) {
+    const unsigned in_pad = static_cast<unsigned>(i < pad);
+    bad |= in_pad & static_cast<unsigned>(plaintext[ct_size - 1 - i] != pad);
+  }
+  if (bad != 0) {
+    plaintext.clear();
+    return TokenError::kBadCiphertext;
+  }
+  plaintext.resize(ct_size - pad);
+  return TokenError::kNone;
+}
+
+void random_bytes(std::uint8_t* out, std::size_t size) {
+  if (RAND_bytes(out, static_cast<int>(size)) != 1) throw std::runtime_error("OpenSSL: CSPRNG failure");
+}
+
+}  // namespace rekey::crypto

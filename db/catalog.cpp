@@ -1,0 +1,66 @@
+#include "db/catalog.h"
+
+#include <algorithm>
+#include <pqxx/pqxx>
+
+#include "db/connection.h"
+#include "db/identifier.h"
+
+namespace rekey::db {
+
+TableShape resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
+                         const std::vector<std::string>& columns) {
+  TableShape shape;
+  shape.schema = schema;
+  shape.table = table;
+  const std::string name = shape.display_name();
+  pqxx::read_transaction tx(conn);
+  const pqxx::result rel = tx.exec_params(
+      "SELECT c.oid, GREATEST(c.reltuples, 0)::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+      schema, table);
+  if (rel.empty()) throw CatalogError("table " + name + " does not exist (or is not visible to this user)");
+  const auto oid = rel[0][0].as<std::uint32_t>();
+  shape.estimated_rows = rel[0][1].as<double>();
+
+  const pqxx::result pk = tx.exec_params(
+      "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i "
+      "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+      "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+      "WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
+      oid);
+  if (pk.empty()) throw CatalogError("table " + name + " has no primary key; rekey needs one to page and to write safely");
+  for (const auto& r : pk) {
+    shape.key_columns.push_back(r[0].as<std::string>());
+    shape.key_types.push_back(r[1].as<std::string>());
+  }
+
+  for (const auto& column : columns) {
+    const std::string where = "table " + name + ", column " + quote_ident_if_needed(column);
+    if (std::find(shape.columns.begin(), shape.columns.end(), column) != shape.columns.end()) {
+      throw CatalogError(where + " is named twice");
+    }
+    if (std::find(shape.key_columns.begin(), shape.key_columns.end(), column) != shape.key_columns.end()) {
+      throw CatalogError(where + " is part of the primary key; rekey does not rewrite key columns");
+    }
+    const pqxx::result col = tx.exec_params(
+        "SELECT COALESCE(bt.typname, t.typname), format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
+        "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        oid, column);
+    if (col.empty()) throw CatalogError(where + " does not exist");
+    const auto type = col[0][0].as<std::string>();
+    if (type == "bytea") {
+      shape.kinds.push_back(ColumnKind::kBytea);
+    } else if (type == "text" || type == "varchar" || type == "bpchar") {
+      shape.kinds.push_back(ColumnKind::kText);
+    } else {
+      throw CatalogError(where + " is of type " + col[0][1].as<std::string>() +
+                         ", which cannot hold a Fernet token (text, varchar, char or bytea expected)");
+    }
+    shape.columns.push_back(column);
+  }
+  return shape;
+}
+
+}  // namespace rekey::db

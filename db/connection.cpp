@@ -1,0 +1,28 @@
+#include "db/connection.h"
+
+#include <pqxx/pqxx>
+
+namespace rekey::db {
+
+std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
+  auto conn = std::make_unique<pqxx::connection>(conninfo);
+  pqxx::nontransaction tx(*conn);
+  tx.exec("SET application_name = 'rekey'");
+  return conn;
+}
+
+bool is_transient(const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) return true;
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string& state = sql->sqlstate();
+    // 08: connection exception; 40001 serialization; 40P01 deadlock; 55P03 lock
+    // not available; 57014 query canceled (statement/lock timeout); 57P01-03
+    // admin shutdown, crash shutdown, cannot connect now.
+    return state.rfind("08", 0) == 0 || state == "40001" || state == "40P01" || state == "55P03" ||
+           state == "57014" || state == "57P01" || state == "57P02" || state == "57P03";
+  }
+  return false;
+}
+
+}  // namespace rekey::db

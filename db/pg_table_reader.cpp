@@ -1,0 +1,99 @@
+#include "db/pg_table_reader.h"
+
+#include <pqxx/pqxx>
+
+#include "db/connection.h"
+#include "db/identifier.h"
+#include "db/sql_text.h"
+
+namespace rekey::db {
+namespace {
+
+std::vector<Row> to_rows(const pqxx::result& result, const TableShape& shape) {
+  std::vector<Row> rows;
+  rows.reserve(result.size());
+  const std::size_t nkeys = shape.key_columns.size();
+  for (const auto& r : result) {
+    Row row;
+    row.key.reserve(nkeys);
+    for (std::size_t k = 0; k < nkeys; ++k) row.key.emplace_back(r[static_cast<int>(k)].c_str(), r[static_cast<int>(k)].size());
+    row.values.reserve(shape.columns.size());
+    for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+      const pqxx::field f = r[static_cast<int>(nkeys + c)];
+      if (f.is_null()) {
+        row.values.emplace_back(std::nullopt);
+      } else if (shape.kinds[c] == ColumnKind::kBytea) {
+        const pqxx::binarystring bytes(f);
+        row.values.emplace_back(bytes.str());
+      } else {
+        row.values.emplace_back(std::string(f.c_str(), f.size()));
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace
+
+PgTableReader::PgTableReader(std::string conninfo, TableShape shape)
+    : conninfo_(std::move(conninfo)), shape_(std::move(shape)) {}
+
+PgTableReader::~PgTableReader() = default;
+
+pqxx::connection& PgTableReader::conn() {
+  if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
+  return *conn_;
+}
+
+std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after, std::size_t limit) {
+  std::string sql = select_rows(shape_, "t");
+  std::vector<std::string> params;
+  if (after) {
+    sql += " WHERE (" + key_list(shape_, "t.") + ") > (";
+    for (std::size_t i = 0; i < shape_.key_types.size(); ++i) {
+      if (i > 0) sql += ", ";
+      sql += "$" + std::to_string(i + 1) + "::" + shape_.key_types[i];
+      params.push_back(after->at(i));
+    }
+    sql += ")";
+  }
+  sql += " ORDER BY " + key_list(shape_, "t.") + " LIMIT " + std::to_string(limit);
+  try {
+    pqxx::read_transaction tx(conn());
+    return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);
+  } catch (const pqxx::broken_connection&) {
+    conn_.reset();
+    throw;
+  }
+}
+
+std::vector<Row> PgTableReader::read_keys(const std::vector<KeyValues>& keys) {
+  if (keys.empty()) return {};
+  std::string arrays;
+  std::string names;
+  std::string on;
+  std::vector<std::string> params;
+  for (std::size_t i = 0; i < shape_.key_columns.size(); ++i) {
+    const std::string sep = i > 0 ? ", " : "";
+    arrays += sep + "$" + std::to_string(i + 1) + "::text[]";
+    names += sep + "k" + std::to_string(i);
+    on += (i > 0 ? " AND t." : "t.") + quote_ident(shape_.key_columns[i]) + " = v.k" + std::to_string(i) +
+          "::" + shape_.key_types[i];
+    std::vector<std::string> column;
+    column.reserve(keys.size());
+    for (const auto& key : keys) column.push_back(key.at(i));
+    params.push_back(text_array(column));
+  }
+  const std::string sql =
+      select_rows(shape_, "t") + " JOIN unnest(" + arrays + ") AS v(" + names + ") ON " + on;
+  try {
+    pqxx::read_transaction tx(conn());
+    return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);
+  } catch (const pqxx::broken_connection&) {
+    conn_.reset();
+    throw;
+  }
+}
+
+}  // namespace rekey::db

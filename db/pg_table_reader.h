@@ -1,0 +1,30 @@
+// TableReader over PostgreSQL: keyset pagination on the primary key, each
+// read its own short READ ONLY transaction, so no snapshot outlives a batch.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "migrate/table_port.h"
+
+#include "db/pqxx_fwd.h"
+
+namespace rekey::db {
+
+class PgTableReader final : public TableReader {
+ public:
+  // Owns its connection; use from one thread at a time.
+  PgTableReader(std::string conninfo, TableShape shape);
+  ~PgTableReader() override;
+
+  std::vector<Row> read_after(const std::optional<KeyValues>& after, std::size_t limit) override;
+  std::vector<Row> read_keys(const std::vector<KeyValues>& keys) override;
+
+ private:
+  pqxx::connection& conn();
+  std::string conninfo_;
+  TableShape shape_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace rekey::db

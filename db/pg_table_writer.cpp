@@ -1,0 +1,191 @@
+#include "db/pg_table_writer.h"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <unordered_set>
+
+#include "db/connection.h"
+#include "db/identifier.h"
+#include "db/sql_text.h"
+
+namespace rekey::db {
+namespace {
+
+// UPDATE ... FROM unnest(keys..., old0, new0, old1, new1, ...) with, per
+// column, "no change or still the value read" as the compare-and-swap.
+std::string build_update(const TableShape& s) {
+  const std::size_t nk = s.key_columns.size();
+  std::string arrays;
+  std::string names;
+  for (std::size_t i = 0; i < nk + 2 * s.columns.size(); ++i) {
+    arrays += (i > 0 ? ", $" : "$") + std::to_string(i + 1) + "::text[]";
+  }
+  for (std::size_t i = 0; i < nk; ++i) names += "k" + std::to_string(i) + ", ";
+  std::string set;
+  std::string where;
+  for (std::size_t i = 0; i < nk; ++i) {
+    where += (i > 0 ? " AND t." : "t.") + quote_ident(s.key_columns[i]) + " = v.k" + std::to_string(i) +
+             "::" + s.key_types[i];
+  }
+  for (std::size_t c = 0; c < s.columns.size(); ++c) {
+    const std::string o = "v.o" + std::to_string(c);
+    const std::string n = "v.n" + std::to_string(c);
+    names += (c > 0 ? ", o" : "o") + std::to_string(c) + ", n" + std::to_string(c);
+    const bool bytea = s.kinds[c] == ColumnKind::kBytea;
+    const std::string old_value = bytea ? "decode(" + o + ", 'hex')" : o;
+    const std::string new_value = bytea ? "decode(" + n + ", 'hex')" : n;
+    const std::string col = quote_ident(s.columns[c]);
+    set += (c > 0 ? ", " : "") + col + " = CASE WHEN " + n + " IS NULL THEN t." + col + " ELSE " + new_value + " END";
+    where += " AND (" + n + " IS NULL OR t." + col + " = " + old_value + ")";
+  }
+  std::string returning;
+  for (std::size_t i = 0; i < nk; ++i) returning += (i > 0 ? ", v.k" : "v.k") + std::to_string(i);
+  return "UPDATE " + qualified(s) + " AS t SET " + set + " FROM unnest(" + arrays + ") AS v(" + names + ") WHERE " +
+         where + " RETURNING " + returning;
+}
+
+std::string interval_ms(std::chrono::milliseconds ms) { return "'" + std::to_string(ms.count()) + "ms'"; }
+
+}  // namespace
+
+PgTableWriter::PgTableWriter(std::string conninfo, TableShape shape, WriterSettings settings,
+                             std::vector<ColumnCounts> totals)
+    : conninfo_(std::move(conninfo)),
+      shape_(std::move(shape)),
+      settings_(std::move(settings)),
+      totals_(std::move(totals)),
+      update_sql_(build_update(shape_)) {
+  totals_.resize(shape_.columns.size());
+}
+
+PgTableWriter::~PgTableWriter() = default;
+
+pqxx::connection& PgTableWriter::conn() {
+  if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
+  return *conn_;
+}
+
+std::string PgTableWriter::counts_json(const std::vector<ColumnCounts>& totals) const {
+  nlohmann::json j = nlohmann::json::object();
+  for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
+    const ColumnCounts& t = totals[c];
+    j[shape_.columns[c]] = {{"rotated", t.rotated},
+                            {"already_new", t.already_new},
+                            {"null", t.null},
+                            {"undecryptable", t.undecryptable},
+                            {"changed_concurrently", t.changed_concurrently}};
+  }
+  return j.dump();
+}
+
+std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
+  const std::string state = quote_ident(settings_.state_schema);
+  const std::string table = shape_.display_name();
+  std::vector<std::size_t> lost;
+  std::vector<ColumnCounts> totals = totals_;
+  try {
+    pqxx::work tx(conn());
+    tx.exec("SET LOCAL lock_timeout = " + interval_ms(settings_.lock_timeout));
+    tx.exec("SET LOCAL statement_timeout = " + interval_ms(settings_.statement_timeout));
+
+    if (!batch.updates.empty()) {
+      const std::size_t nk = shape_.key_columns.size();
+      std::vector<std::vector<std::string>> keys(nk);
+      std::vector<std::vector<std::optional<std::string>>> cells(2 * shape_.columns.size());
+      for (const auto& u : batch.updates) {
+        for (std::size_t i = 0; i < nk; ++i) keys[i].push_back(u.key.at(i));
+        for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
+          const auto& cell = u.cells.at(c);
+          const bool bytea = shape_.kinds[c] == ColumnKind::kBytea;
+          cells[2 * c].push_back(cell ? std::optional<std::string>(bytea ? to_hex(cell->old_value) : cell->old_value)
+                                      : std::nullopt);
+          cells[2 * c + 1].push_back(
+              cell ? std::optional<std::string>(bytea ? to_hex(cell->new_value) : cell->new_value) : std::nullopt);
+        }
+      }
+      std::vector<std::string> params;
+      for (const auto& k : keys) params.push_back(text_array(k));
+      for (const auto& c : cells) params.push_back(text_array(c));
+      const pqxx::result applied = tx.exec_params(update_sql_, pqxx::prepare::make_dynamic_params(params));
+      std::unordered_set<std::string> done;
+      for (const auto& r : applied) {
+        KeyValues key;
+        for (std::size_t i = 0; i < nk; ++i) key.emplace_back(r[static_cast<int>(i)].c_str());
+        done.insert(key_token(key));
+      }
+      std::vector<std::string> lost_keys;
+      for (std::size_t i = 0; i < batch.updates.size(); ++i) {
+        if (done.count(key_token(batch.updates[i].key)) != 0) continue;
+        lost.push_back(i);
+        lost_keys.push_back(nlohmann::json(batch.updates[i].key).dump());
+      }
+      if (!lost_keys.empty()) {
+        tx.exec_params("INSERT INTO " + state + ".pending (run_id, table_name, primary_key) "
+                       "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k ON CONFLICT DO NOTHING",
+                       settings_.run_id, table, text_array(lost_keys));
+      }
+    }
+
+    if (!batch.resolved_pending.empty()) {
+      std::vector<std::string> resolved;
+      for (const auto& k : batch.resolved_pending) resolved.push_back(nlohmann::json(k).dump());
+      // A resolved row whose update was lost again was re-inserted above; keep it.
+      std::unordered_set<std::string> lost_again;
+      for (std::size_t i : lost) lost_again.insert(nlohmann::json(batch.updates[i].key).dump());
+      std::vector<std::string> settled;
+      for (const auto& r : resolved) {
+        if (lost_again.count(r) == 0) settled.push_back(r);
+      }
+      tx.exec_params("DELETE FROM " + state + ".pending WHERE run_id = $1 AND table_name = $2 "
+                     "AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)",
+                     settings_.run_id, table, text_array(settled));
+    }
+
+    if (!batch.failures.empty()) {
+      std::vector<std::string> cols, keys, reasons;
+      for (const auto& f : batch.failures) {
+        cols.push_back(shape_.columns.at(f.column));
+        keys.push_back(key_display(f.key));
+        reasons.push_back(f.reason);
+      }
+      tx.exec_params("INSERT INTO " + state + ".failures (run_id, table_name, column_name, primary_key, reason) "
+                     "SELECT $1, $2, c, k, r FROM unnest($3::text[], $4::text[], $5::text[]) AS f(c, k, r) "
+                     "ON CONFLICT DO NOTHING",
+                     settings_.run_id, table, text_array(cols), text_array(keys), text_array(reasons));
+    }
+
+    for (std::size_t c = 0; c < totals.size() && c < batch.counts.size(); ++c) totals[c] += batch.counts[c];
+    for (std::size_t i : lost) {
+      for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
+        if (!batch.updates[i].cells[c]) continue;
+        totals[c].rotated -= 1;
+        totals[c].changed_concurrently += 1;
+      }
+    }
+    const std::optional<std::string> checkpoint =
+        batch.checkpoint ? std::optional<std::string>(nlohmann::json(*batch.checkpoint).dump()) : std::nullopt;
+    tx.exec_params("UPDATE " + state + ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
+                   "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
+                   "WHERE run_id = $1 AND table_name = $2",
+                   settings_.run_id, table, checkpoint, counts_json(totals), batch.rows_seen);
+    tx.exec_params("UPDATE " + state + ".runs SET updated_at = now() WHERE id = $1", settings_.run_id);
+    tx.commit();
+  } catch (const pqxx::broken_connection&) {
+    conn_.reset();
+    throw;
+  }
+  totals_ = std::move(totals);
+  return lost;
+}
+
+std::vector<KeyValues> PgTableWriter::pending() {
+  pqxx::read_transaction tx(conn());
+  const pqxx::result r = tx.exec_params("SELECT primary_key::text FROM " + quote_ident(settings_.state_schema) +
+                                            ".pending WHERE run_id = $1 AND table_name = $2 ORDER BY primary_key",
+                                        settings_.run_id, shape_.display_name());
+  std::vector<KeyValues> keys;
+  for (const auto& row : r) keys.push_back(nlohmann::json::parse(row[0].c_str()).get<KeyValues>());
+  return keys;
+}
+
+}  // namespace rekey::db

@@ -1,0 +1,84 @@
+#include "db/sql_text.h"
+
+#include "db/identifier.h"
+
+namespace rekey::db {
+
+namespace {
+void append_element(std::string& out, std::string_view v) {
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+}  // namespace
+
+std::string text_array(const std::vector<std::optional<std::string>>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    if (values[i]) {
+      append_element(out, *values[i]);
+    } else {
+      out += "NULL";
+    }
+  }
+  out += '}';
+  return out;
+}
+
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    append_element(out, values[i]);
+  }
+  out += '}';
+  return out;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::string qualified(const TableShape& shape) { return quote_ident(shape.schema) + "." + quote_ident(shape.table); }
+
+std::string key_list(const TableShape& shape, std::string_view prefix) {
+  std::string out;
+  for (std::size_t i = 0; i < shape.key_columns.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += std::string(prefix) + quote_ident(shape.key_columns[i]);
+  }
+  return out;
+}
+
+std::string key_token(const KeyValues& key) {
+  std::string out;
+  for (const auto& part : key) {
+    out += part;
+    out += '\x1f';
+  }
+  return out;
+}
+
+std::string select_rows(const TableShape& shape, std::string_view alias) {
+  const std::string prefix = std::string(alias) + ".";
+  std::string sql = "SELECT ";
+  for (const auto& k : shape.key_columns) sql += prefix + quote_ident(k) + "::text, ";
+  for (std::size_t i = 0; i < shape.columns.size(); ++i) {
+    if (i > 0) sql += ", ";
+    sql += prefix + quote_ident(shape.columns[i]);
+  }
+  return sql + " FROM " + qualified(shape) + " AS " + std::string(alias);
+}
+
+}  // namespace rekey::db

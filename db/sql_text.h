@@ -1,0 +1,32 @@
+// Building SQL text and parameters for a target table. Pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "migrate/table_port.h"
+
+namespace rekey::db {
+
+// A PostgreSQL array literal of text ('{"a","b",NULL}'), for a $n::text[] parameter.
+std::string text_array(const std::vector<std::optional<std::string>>& values);
+std::string text_array(const std::vector<std::string>& values);
+
+// Lower-case hex of raw bytes, for decode(x, 'hex').
+std::string to_hex(std::string_view bytes);
+
+// "schema"."table", always quoted.
+std::string qualified(const TableShape& shape);
+
+// `"k1", "k2"` (with an optional alias prefix such as "t.").
+std::string key_list(const TableShape& shape, std::string_view prefix = "");
+
+// One string for a key, usable as a map key.
+std::string key_token(const KeyValues& key);
+
+// SELECT of the key (as text) and the target columns, ending before any WHERE.
+std::string select_rows(const TableShape& shape, std::string_view alias);
+
+}  // namespace rekey::db

@@ -1,0 +1,188 @@
+#include "db/state_store.h"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "db/connection.h"
+#include "db/identifier.h"
+#include "db/state_schema_sql.h"
+
+namespace rekey::db {
+namespace {
+
+constexpr const char* kRunColumns =
+    "id, targets, new_key_fingerprint, old_key_fingerprints, status, command, runner, "
+    "to_char(started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
+    "COALESCE(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), ''), exit_code";
+
+RunRecord to_run(const pqxx::row& r) {
+  RunRecord run;
+  run.id = r[0].as<std::int64_t>();
+  run.targets = r[1].as<std::string>();
+  run.new_key_fingerprint = r[2].as<std::string>();
+  run.old_key_fingerprints = r[3].as<std::string>();
+  run.status = r[4].as<std::string>();
+  run.command = r[5].as<std::string>();
+  run.runner = r[6].as<std::string>();
+  run.started_at = r[7].as<std::string>();
+  run.updated_at = r[8].as<std::string>();
+  run.finished_at = r[9].as<std::string>();
+  if (!r[10].is_null()) run.exit_code = r[10].as<int>();
+  return run;
+}
+
+ColumnCounts to_counts(const nlohmann::json& j) {
+  ColumnCounts c;
+  c.rotated = j.value("rotated", std::int64_t{0});
+  c.already_new = j.value("already_new", std::int64_t{0});
+  c.null = j.value("null", std::int64_t{0});
+  c.undecryptable = j.value("undecryptable", std::int64_t{0});
+  c.changed_concurrently = j.value("changed_concurrently", std::int64_t{0});
+  return c;
+}
+
+TableProgress to_progress(const pqxx::row& r) {
+  TableProgress p;
+  p.table_name = r[0].as<std::string>();
+  if (!r[1].is_null()) p.last_key = nlohmann::json::parse(r[1].c_str()).get<KeyValues>();
+  p.done = r[2].as<bool>();
+  p.rows_seen = r[3].as<std::int64_t>();
+  p.estimated_rows = r[4].as<std::int64_t>();
+  const nlohmann::json all = nlohmann::json::parse(r[5].c_str());
+  for (const auto& [column, counts] : all.items()) {
+    p.counts.emplace_back(column, to_counts(counts));
+  }
+  return p;
+}
+
+}  // namespace
+
+StateStore::StateStore(const std::string& conninfo, std::string schema)
+    : schema_(std::move(schema)), conn_(connect(conninfo)) {}
+
+StateStore::~StateStore() = default;
+
+void StateStore::ensure_schema() {
+  std::string ddl = kStateSchemaSql;
+  const std::string quoted = quote_ident(schema_);
+  for (std::size_t pos = ddl.find("__SCHEMA__"); pos != std::string::npos; pos = ddl.find("__SCHEMA__", pos)) {
+    ddl.replace(pos, 10, quoted);
+    pos += quoted.size();
+  }
+  pqxx::work tx(*conn_);
+  // Two runners creating the schema at once would race on CREATE ... IF NOT EXISTS.
+  tx.exec("SELECT pg_advisory_xact_lock(hashtext('rekey state schema'))");
+  tx.exec(ddl);
+  tx.commit();
+}
+
+bool StateStore::schema_exists() {
+  pqxx::read_transaction tx(*conn_);
+  return !tx.exec_params("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema_).empty();
+}
+
+std::optional<RunRecord> StateStore::latest_run(const std::string& targets) {
+  pqxx::read_transaction tx(*conn_);
+  const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
+                                    ".runs WHERE targets = $1 ORDER BY id DESC LIMIT 1",
+                                targets);
+  if (r.empty()) return std::nullopt;
+  return to_run(r[0]);
+}
+
+std::optional<RunRecord> StateStore::run(std::int64_t id) {
+  pqxx::read_transaction tx(*conn_);
+  const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs WHERE id = $1", id);
+  if (r.empty()) return std::nullopt;
+  return to_run(r[0]);
+}
+
+std::vector<RunRecord> StateStore::runs(std::size_t limit) {
+  pqxx::read_transaction tx(*conn_);
+  const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
+                                    ".runs ORDER BY id DESC LIMIT $1",
+                                static_cast<std::int64_t>(limit));
+  std::vector<RunRecord> out;
+  for (const auto& row : r) out.push_back(to_run(row));
+  return out;
+}
+
+std::int64_t StateStore::create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
+                                    const std::string& command, const std::string& runner) {
+  pqxx::work tx(*conn_);
+  const auto r = tx.exec_params1("INSERT INTO " + quote_ident(schema_) +
+                                     ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner) "
+                                     "VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id",
+                                 targets, new_fp, old_fps, command, runner);
+  tx.commit();
+  return r[0].as<std::int64_t>();
+}
+
+void StateStore::set_status(std::int64_t run_id, const std::string& status, std::optional<int> exit_code) {
+  pqxx::work tx(*conn_);
+  tx.exec_params("UPDATE " + quote_ident(schema_) +
+                     ".runs SET status = $2, exit_code = $3, updated_at = now(), "
+                     "finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1",
+                 run_id, status, exit_code);
+  tx.commit();
+}
+
+void StateStore::set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps) {
+  pqxx::work tx(*conn_);
+  tx.exec_params("UPDATE " + quote_ident(schema_) +
+                     ".runs SET runner = $2, old_key_fingerprints = $3, status = 'running', updated_at = now() "
+                     "WHERE id = $1",
+                 run_id, runner, old_fps);
+  tx.commit();
+}
+
+TableProgress StateStore::start_table(std::int64_t run_id, const TableShape& shape) {
+  pqxx::work tx(*conn_);
+  const std::string t = quote_ident(schema_) + ".table_progress";
+  tx.exec_params("INSERT INTO " + t + " (run_id, table_name, estimated_rows) VALUES ($1, $2, $3) "
+                 "ON CONFLICT (run_id, table_name) DO UPDATE SET estimated_rows = EXCLUDED.estimated_rows",
+                 run_id, shape.display_name(), static_cast<std::int64_t>(shape.estimated_rows));
+  const auto r = tx.exec_params1("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " +
+                                     t + " WHERE run_id = $1 AND table_name = $2",
+                                 run_id, shape.display_name());
+  tx.commit();
+  return to_progress(r);
+}
+
+void StateStore::mark_table_done(std::int64_t run_id, const std::string& table_name) {
+  pqxx::work tx(*conn_);
+  tx.exec_params("UPDATE " + quote_ident(schema_) +
+                     ".table_progress SET done = true, updated_at = now() WHERE run_id = $1 AND table_name = $2",
+                 run_id, table_name);
+  tx.commit();
+}
+
+std::vector<TableProgress> StateStore::progress(std::int64_t run_id) {
+  pqxx::read_transaction tx(*conn_);
+  const auto r = tx.exec_params("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " +
+                                    quote_ident(schema_) + ".table_progress WHERE run_id = $1 ORDER BY table_name",
+                                run_id);
+  std::vector<TableProgress> out;
+  for (const auto& row : r) out.push_back(to_progress(row));
+  return out;
+}
+
+std::vector<FailureRecord> StateStore::failures(std::int64_t run_id, std::size_t limit) {
+  pqxx::read_transaction tx(*conn_);
+  const auto r = tx.exec_params("SELECT table_name, column_name, primary_key, reason FROM " + quote_ident(schema_) +
+                                    ".failures WHERE run_id = $1 ORDER BY table_name, column_name, primary_key LIMIT $2",
+                                run_id, static_cast<std::int64_t>(limit));
+  std::vector<FailureRecord> out;
+  for (const auto& row : r) {
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>()});
+  }
+  return out;
+}
+
+std::int64_t StateStore::failure_count(std::int64_t run_id) {
+  pqxx::read_transaction tx(*conn_);
+  return tx.exec_params1("SELECT count(*) FROM " + quote_ident(schema_) + ".failures WHERE run_id = $1", run_id)[0]
+      .as<std::int64_t>();
+}
+
+}  // namespace rekey::db

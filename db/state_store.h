@@ -1,0 +1,78 @@
+// rekey's state schema: runs, per-table progress, failures, pending rows.
+// Holds no key and no plaintext. Owns one connection; use from one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "migrate/table_port.h"
+
+#include "db/pqxx_fwd.h"
+
+namespace rekey::db {
+
+struct RunRecord {
+  std::int64_t id = 0;
+  std::string targets;
+  std::string new_key_fingerprint;
+  std::string old_key_fingerprints;
+  std::string status;  // running, stopped, finished, failed
+  std::string command;
+  std::string runner;
+  std::string started_at;
+  std::string updated_at;
+  std::string finished_at;
+  std::optional<int> exit_code;
+};
+
+struct TableProgress {
+  std::string table_name;
+  std::optional<KeyValues> last_key;
+  bool done = false;
+  std::int64_t rows_seen = 0;
+  std::int64_t estimated_rows = 0;
+  std::vector<std::pair<std::string, ColumnCounts>> counts;  // by column name
+};
+
+struct FailureRecord {
+  std::string table_name;
+  std::string column_name;
+  std::string primary_key;
+  std::string reason;
+};
+
+class StateStore {
+ public:
+  StateStore(const std::string& conninfo, std::string schema);
+  ~StateStore();
+
+  // Creates the schema and its tables if missing.
+  void ensure_schema();
+  // False when the schema does not exist (nothing has run yet).
+  bool schema_exists();
+
+  std::optional<RunRecord> latest_run(const std::string& targets);
+  std::optional<RunRecord> run(std::int64_t id);
+  std::vector<RunRecord> runs(std::size_t limit);
+
+  std::int64_t create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
+                          const std::string& command, const std::string& runner);
+  void set_status(std::int64_t run_id, const std::string& status, std::optional<int> exit_code);
+  void set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps);
+
+  // Creates the table's progress row if missing, then returns it.
+  TableProgress start_table(std::int64_t run_id, const TableShape& shape);
+  void mark_table_done(std::int64_t run_id, const std::string& table_name);
+  std::vector<TableProgress> progress(std::int64_t run_id);
+  std::vector<FailureRecord> failures(std::int64_t run_id, std::size_t limit);
+  std::int64_t failure_count(std::int64_t run_id);
+
+ private:
+  std::string schema_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace rekey::db

@@ -1,0 +1,57 @@
+#include "migrate/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "migrate/command_registry.h"
+#include "migrate/db_options.h"
+#include "migrate/errors.h"
+#include "migrate/log.h"
+#include "migrate/process_guard.h"
+
+namespace rekey {
+
+int run_cli(int argc, char** argv) {
+  harden_process();
+  remember_command_line(argc, argv);
+  CLI::App app{"rekey: rotate the Fernet encryption key of data stored in PostgreSQL", "rekey"};
+  app.set_version_flag("--version", REKEY_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  log::Format log_format = log::Format::kText;
+  bool quiet = false;
+  bool verbose = false;
+  app.add_option("--log-format", log_format, "text or json")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, log::Format>{{"text", log::Format::kText}, {"json", log::Format::kJson}}));
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors");
+  app.add_flag("-v,--verbose", verbose, "Debug messages too");
+  app.parse_complete_callback([&] {
+    log::configure(log_format, quiet ? log::Level::kWarn : verbose ? log::Level::kDebug : log::Level::kInfo);
+  });
+
+  int exit_code = to_int(ExitCode::kOk);
+  register_commands(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return to_int(ExitCode::kUsage);
+  } catch (const UsageError& e) {
+    log::error("{}", e.what());
+    return to_int(ExitCode::kUsage);
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+    return to_int(ExitCode::kFailure);
+  }
+  return exit_code;
+}
+
+}  // namespace rekey

@@ -1,0 +1,68 @@
+#include "migrate/db_options.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <regex>
+
+namespace rekey {
+
+std::string resolve_conninfo(const std::string& db_option) {
+  if (!db_option.empty()) return db_option;
+  const char* url = std::getenv("DATABASE_URL");
+  return url != nullptr ? url : "";
+}
+
+namespace {
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+") ==
+                        std::string::npos) {
+    return s;
+  }
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string hide_password(const std::string& conninfo) {
+  static const std::regex kw(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
+  static const std::regex uri(R"(^(postgres(?:ql)?://[^:/@]*):[^@/]*@)", std::regex::icase);
+  std::string out = std::regex_replace(conninfo, kw, "$1***");
+  return std::regex_replace(out, uri, "$1:***@");
+}
+}  // namespace
+
+std::string redacted_command(const std::vector<std::string>& args) {
+  std::string out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (i > 0 && args[i - 1] == "--db") a = hide_password(a);
+    if (a.rfind("--db=", 0) == 0) a = "--db=" + hide_password(a.substr(5));
+    if (!out.empty()) out += ' ';
+    out += shell_quote(a);
+  }
+  return out;
+}
+
+namespace {
+std::string g_command_line = "rekey";
+}
+
+void remember_command_line(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  if (!args.empty()) args[0] = "rekey";
+  g_command_line = redacted_command(args);
+}
+
+const std::string& command_line() { return g_command_line; }
+
+std::string runner_identity() {
+  char host[256] = "unknown";
+  ::gethostname(host, sizeof host - 1);
+  const passwd* pw = ::getpwuid(::geteuid());
+  return std::string(pw != nullptr ? pw->pw_name : "uid" + std::to_string(::geteuid())) + "@" + host + " pid " +
+         std::to_string(::getpid());
+}
+
+}  // namespace rekey

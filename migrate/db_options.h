@@ -1,0 +1,23 @@
+// Options shared by the commands that talk to the database.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rekey {
+
+// --db, else DATABASE_URL, else "" (libpq's PG* variables and defaults).
+std::string resolve_conninfo(const std::string& db_option);
+
+// The command line with the --db value's password hidden, for the state
+// schema's "how to resume" column and logs.
+std::string redacted_command(const std::vector<std::string>& args);
+
+// The process's own command line, redacted; run_cli records it at start.
+void remember_command_line(int argc, char** argv);
+const std::string& command_line();
+
+// user@host pid, for the runs table.
+std::string runner_identity();
+
+}  // namespace rekey

@@ -1,0 +1,105 @@
+#include "migrate/key_source.h"
+
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "migrate/errors.h"
+#include "migrate/log.h"
+
+namespace rekey {
+
+void add_key_options(CLI::App& app, KeyOptions& o) {
+  app.add_option("--new-key-env", o.new_key_env, "Environment variable holding the new key")
+      ->capture_default_str();
+  app.add_option("--new-key-file", o.new_key_file, "File holding the new key (instead of --new-key-env)");
+  app.add_option("--old-key-env", o.old_key_envs,
+                 "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
+  app.add_option("--old-key-file", o.old_key_files, "File holding an old key (repeatable)");
+  app.add_option("--key-format", o.format, "passphrase (PBKDF2, as the service) or fernet (Fernet.generate_key())")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, crypto::KeyFormat>{{"passphrase", crypto::KeyFormat::kPassphrase},
+                                                   {"fernet", crypto::KeyFormat::kFernet}},
+          CLI::ignore_case))
+      ->capture_default_str();
+  app.add_option("--kdf-iterations", o.kdf.iterations, "PBKDF2 iterations")
+      ->check(CLI::Range(1u, 100000000u))
+      ->capture_default_str();
+  app.add_option("--kdf-salt", o.kdf.salt, "PBKDF2 salt")->capture_default_str();
+}
+
+KeyText read_key_from_env(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  KeyText key{"environment variable " + name, {}};
+  if (value == nullptr || *value == '\0') throw UsageError(key.label + " is not set or empty");
+  key.text.assign(value, value + std::char_traits<char>::length(value));
+  return key;
+}
+
+KeyText read_key_from_file(const std::string& path) {
+  KeyText key{"key file " + path, {}};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw UsageError(key.label + " cannot be read");
+  if (!S_ISREG(st.st_mode)) throw UsageError(key.label + " is not a regular file");
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    log::warn("{} is readable by group or others (mode {:o}); chmod 600 it", key.label, st.st_mode & 0777);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(key.label + " cannot be read");
+  key.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  // A trailing newline is how editors and `echo` write files; it is not key material.
+  while (!key.text.empty() && (key.text.back() == '\n' || key.text.back() == '\r')) key.text.pop_back();
+  if (key.text.empty()) throw UsageError(key.label + " is empty");
+  return key;
+}
+
+crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format,
+                               const crypto::KdfParams& kdf, std::size_t min_chars) {
+  if (format == crypto::KeyFormat::kFernet) {
+    crypto::SecretBytes raw;
+    const std::string_view text(reinterpret_cast<const char*>(key.text.data()), key.text.size());
+    if (!crypto::decode_fernet_key(text, raw)) {
+      throw UsageError(key.label + " is not a Fernet key (url-safe base64 of 32 bytes)");
+    }
+    return raw;
+  }
+  if (key.text.size() < min_chars) {
+    const std::string why = fmt::format("{} is too short: {} characters, at least {} required", key.label,
+                                        key.text.size(), min_chars);
+    if (role == KeyRole::kNew) throw UsageError(why);
+    log::warn("{} (used anyway: it is an old key the data may be under)", why);
+  }
+  return crypto::derive_passphrase_key(key.text, kdf);
+}
+
+std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy) {
+  const KeyText new_text = o.new_key_file.empty() ? read_key_from_env(o.new_key_env) : read_key_from_file(o.new_key_file);
+  const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
+
+  std::vector<KeyText> old_texts;
+  for (const auto& env : o.old_key_envs) old_texts.push_back(read_key_from_env(env));
+  for (const auto& file : o.old_key_files) old_texts.push_back(read_key_from_file(file));
+  if (o.old_key_envs.empty() && o.old_key_files.empty()) {
+    const char* fallback = std::getenv("OLD_ENCRYPTION_KEY");
+    if (fallback != nullptr && *fallback != '\0') {
+      old_texts.push_back(read_key_from_env("OLD_ENCRYPTION_KEY"));
+    } else if (policy == OldKeyPolicy::kRequired) {
+      throw UsageError("no old key: set OLD_ENCRYPTION_KEY, or name one with --old-key-env or --old-key-file");
+    }
+  }
+
+  std::vector<std::unique_ptr<const crypto::Fernet>> old_keys;
+  for (const auto& text : old_texts) {
+    const crypto::SecretBytes raw = derive_key(text, KeyRole::kOld, o.format, o.kdf);
+    if (crypto::ByteView(raw).equals(crypto::ByteView(new_raw))) {
+      throw UsageError(text.label + " is the same key as the new key (" + new_text.label + ")");
+    }
+    old_keys.push_back(crypto::Fernet::create(raw));
+  }
+  return std::make_unique<crypto::Keyring>(crypto::Fernet::create(new_raw), std::move(old_keys));
+}
+
+}  // namespace rekey

@@ -1,0 +1,58 @@
+// Where keys come from (environment variables and files, never the command
+// line) and how they become a Keyring. Errors are UsageError naming the
+// variable or file, never its contents.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/key_material.h"
+#include "crypto/keyring.h"
+
+namespace CLI {
+class App;
+}
+
+namespace rekey {
+
+enum class OldKeyPolicy { kRequired, kOptional };
+
+struct KeyOptions {
+  std::string new_key_env = "NEW_ENCRYPTION_KEY";
+  std::string new_key_file;
+  std::vector<std::string> old_key_envs;
+  std::vector<std::string> old_key_files;
+  crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
+  crypto::KdfParams kdf;
+};
+
+// Registers --new-key-env, --new-key-file, --old-key-env, --old-key-file,
+// --key-format, --kdf-iterations and --kdf-salt on `app`.
+void add_key_options(CLI::App& app, KeyOptions& options);
+
+// One key read from its source: its label (e.g. "environment variable
+// NEW_ENCRYPTION_KEY") and its raw text, in wiped storage.
+struct KeyText {
+  std::string label;
+  crypto::SecretBytes text;
+};
+
+// Reads an environment variable or a file. Throws UsageError if missing or
+// empty; warns if a file is readable by group or others.
+KeyText read_key_from_env(const std::string& name);
+KeyText read_key_from_file(const std::string& path);
+
+enum class KeyRole { kNew, kOld };
+
+// Derives (passphrase) or decodes (fernet) one key. A new key that is short or
+// malformed is a UsageError; an old key that is short only warns.
+crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format,
+                               const crypto::KdfParams& kdf, std::size_t min_chars = crypto::kMinEncryptionKeyChars);
+
+// Loads the new key and the old keys. Old keys default to OLD_ENCRYPTION_KEY
+// when none is named. Throws UsageError if an old key equals the new key, or
+// if an old key is required but none is set.
+std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& options, OldKeyPolicy policy);
+
+}  // namespace rekey

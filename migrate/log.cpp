@@ -1,0 +1,61 @@
+#include "migrate/log.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace rekey::log {
+namespace {
+std::atomic<Format> g_format{Format::kText};
+std::atomic<Level> g_level{Level::kInfo};
+std::mutex g_mutex;
+
+const char* name(Level level) {
+  switch (level) {
+    case Level::kDebug: return "debug";
+    case Level::kInfo: return "info";
+    case Level::kWarn: return "warning";
+    case Level::kError: return "error";
+  }
+  return "info";
+}
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
+
+void configure(Format format, Level min_level) {
+  g_format = format;
+  g_level = min_level;
+}
+
+Format format() { return g_format; }
+bool enabled(Level level) { return level >= g_level.load(); }
+
+void write(Level level, const std::string& message, const nlohmann::json& fields) {
+  if (!enabled(level)) return;
+  std::string line;
+  if (g_format == Format::kJson) {
+    nlohmann::json j = fields;
+    j["time"] = utc_now();
+    j["level"] = name(level);
+    j["message"] = message;
+    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  } else {
+    line = level == Level::kInfo ? fmt::format("rekey: {}\n", message)
+                                 : fmt::format("rekey: {}: {}\n", name(level), message);
+  }
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace rekey::log

@@ -1,0 +1,41 @@
+// Operator-facing logging on stderr, as text or JSON lines.
+//
+// Messages must never contain a key, a derived key or a plaintext: callers
+// pass fingerprints, table and column names and primary keys only. Safe to
+// call from any thread; lines are written whole.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace rekey::log {
+
+enum class Format { kText, kJson };
+enum class Level { kDebug, kInfo, kWarn, kError };
+
+void configure(Format format, Level min_level);
+Format format();
+bool enabled(Level level);
+
+void write(Level level, const std::string& message, const nlohmann::json& fields = nlohmann::json::object());
+
+template <typename... Args>
+void info(fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::kInfo)) write(Level::kInfo, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void warn(fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::kWarn)) write(Level::kWarn, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void error(fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::kError)) write(Level::kError, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void debug(fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::kDebug)) write(Level::kDebug, fmt::format(f, std::forward<Args>(args)...));
+}
+
+}  // namespace rekey::log

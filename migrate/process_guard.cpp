@@ -1,0 +1,16 @@
+#include "migrate/process_guard.h"
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "migrate/log.h"
+
+namespace rekey {
+
+void harden_process() {
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) log::warn("cannot make the process non-dumpable");
+  const rlimit no_core{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &no_core) != 0) log::warn("cannot disable core files");
+}
+
+}  // namespace rekey

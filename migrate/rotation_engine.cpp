@@ -1,0 +1,161 @@
+#include "migrate/rotation_engine.h"
+
+#include <tbb/global_control.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include <chrono>
+
+#include "migrate/log.h"
+
+namespace rekey {
+namespace {
+
+struct Batch {
+  std::vector<Row> rows;
+  BatchWrite write;
+};
+
+std::string_view as_view(const std::string& s) { return std::string_view(s.data(), s.size()); }
+
+}  // namespace
+
+BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows) {
+  BatchWrite out;
+  out.counts.resize(shape.columns.size());
+  out.rows_seen = static_cast<std::int64_t>(rows.size());
+  for (const Row& row : rows) {
+    RowUpdate update;
+    bool changed = false;
+    update.cells.resize(shape.columns.size());
+    for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+      const auto& value = row.values.at(c);
+      ColumnCounts& counts = out.counts[c];
+      if (!value) {
+        ++counts.null;
+        continue;
+      }
+      crypto::ValueResult r = keyring.rotate(as_view(*value));
+      switch (r.outcome) {
+        case crypto::ValueOutcome::kAlreadyNew:
+          ++counts.already_new;
+          break;
+        case crypto::ValueOutcome::kRotated:
+          ++counts.rotated;
+          update.cells[c] = RowUpdate::Cell{*value, std::move(r.rotated)};
+          changed = true;
+          break;
+        case crypto::ValueOutcome::kUnderOldKey:
+        case crypto::ValueOutcome::kUndecryptable:
+        case crypto::ValueOutcome::kNotToken:
+          ++counts.undecryptable;
+          out.failures.push_back(Failure{row.key, c, crypto::to_string(r.reason)});
+          break;
+      }
+    }
+    if (changed) {
+      update.key = row.key;
+      out.updates.push_back(std::move(update));
+    }
+  }
+  return out;
+}
+
+TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
+                          TableWriter& writer, const std::optional<KeyValues>& start_after,
+                          const EngineSettings& settings, StopControl& stop,
+                          const std::function<void(const ProgressUpdate&)>& on_progress) {
+  TableOutcome outcome;
+  outcome.counts.resize(shape.columns.size());
+  const auto started = std::chrono::steady_clock::now();
+  const std::string where = "table " + shape.display_name();
+  std::optional<KeyValues> cursor = start_after;
+  bool reached_end = false;
+  std::int64_t failures = settings.failures_before;
+
+  const auto commit = [&](BatchWrite& write) {
+    std::vector<std::size_t> lost;
+    with_retries(settings.retry, where + ": writing a batch", [&] { lost = writer.write(write); }, &outcome.retries);
+    for (std::size_t c = 0; c < outcome.counts.size(); ++c) outcome.counts[c] += write.counts[c];
+    for (std::size_t i : lost) {
+      for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+        if (!write.updates[i].cells[c]) continue;
+        --outcome.counts[c].rotated;
+        ++outcome.counts[c].changed_concurrently;
+      }
+    }
+    failures += static_cast<std::int64_t>(write.failures.size());
+    outcome.rows_seen += write.rows_seen;
+    ++outcome.batches;
+    if (settings.max_failures > 0 && failures >= settings.max_failures) stop.request(StopReason::kMaxFailures);
+    if (on_progress) {
+      on_progress({outcome.rows_seen,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
+    }
+  };
+
+  const std::size_t threads = std::max<std::size_t>(1, settings.threads);
+  // The reader and writer stages mostly wait on the database: two threads more.
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads + 2);
+  tbb::task_arena arena(static_cast<int>(threads + 2));
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        threads + 2,
+        tbb::make_filter<void, std::shared_ptr<Batch>>(
+            tbb::filter_mode::serial_in_order,
+            [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+              if (reached_end || stop.should_stop()) {
+                fc.stop();
+                return nullptr;
+              }
+              auto batch = std::make_shared<Batch>();
+              with_retries(settings.retry, where + ": reading a batch",
+                           [&] { batch->rows = reader.read_after(cursor, settings.batch_size); }, &outcome.retries);
+              if (batch->rows.empty()) {
+                reached_end = true;
+                fc.stop();
+                return nullptr;
+              }
+              cursor = batch->rows.back().key;
+              if (batch->rows.size() < settings.batch_size) reached_end = true;
+              return batch;
+            }) &
+            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                tbb::filter_mode::parallel,
+                [&](std::shared_ptr<Batch> batch) {
+                  batch->write = rotate_rows(shape, keyring, batch->rows);
+                  batch->write.checkpoint = batch->rows.back().key;
+                  batch->rows.clear();
+                  return batch;
+                }) &
+            tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order,
+                                                          [&](std::shared_ptr<Batch> batch) { commit(batch->write); }));
+  });
+  if (!reached_end || stop.reason() != StopReason::kNone) return outcome;
+
+  // Rows whose compare-and-swap failed, read again until they settle.
+  for (int round = 0; round < settings.pending_rounds; ++round) {
+    std::vector<KeyValues> keys;
+    with_retries(settings.retry, where + ": listing pending rows", [&] { keys = writer.pending(); }, &outcome.retries);
+    outcome.pending_left = static_cast<std::int64_t>(keys.size());
+    if (keys.empty() || stop.should_stop()) break;
+    log::info("{}: reading again {} row(s) the application changed during the run", shape.display_name(), keys.size());
+    for (std::size_t from = 0; from < keys.size(); from += settings.batch_size) {
+      const std::vector<KeyValues> chunk(keys.begin() + static_cast<std::ptrdiff_t>(from),
+                                         keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings.batch_size)));
+      std::vector<Row> rows;
+      with_retries(settings.retry, where + ": reading pending rows", [&] { rows = reader.read_keys(chunk); },
+                   &outcome.retries);
+      BatchWrite write = rotate_rows(shape, keyring, rows);
+      // Counted when first read: only what a re-read rotates is new.
+      write.rows_seen = 0;
+      for (auto& counts : write.counts) counts = ColumnCounts{counts.rotated, 0, 0, 0, 0};
+      write.resolved_pending = chunk;
+      commit(write);
+    }
+  }
+  outcome.completed = outcome.pending_left == 0 && stop.reason() == StopReason::kNone;
+  return outcome;
+}
+
+}  // namespace rekey

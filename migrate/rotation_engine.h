@@ -1,0 +1,56 @@
+// Rotating one table: a TBB pipeline of a serial reader (keyset batches), a
+// parallel re-encryption stage and a serial writer (compare-and-swap plus
+// checkpoint per transaction), then the rows that lost a compare-and-swap,
+// read again. Memory is bounded by the batches in flight.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "crypto/keyring.h"
+#include "migrate/retry.h"
+#include "migrate/stop_control.h"
+#include "migrate/table_port.h"
+
+namespace rekey {
+
+enum class WriteMode { kWrite, kDryRun };
+
+struct EngineSettings {
+  std::size_t batch_size = 2000;
+  std::size_t threads = 2;            // re-encryption threads
+  std::int64_t max_failures = 0;      // stop once this many failures are seen; 0: no limit
+  std::int64_t failures_before = 0;   // failures this run recorded before this table
+  RetryPolicy retry;
+  int pending_rounds = 20;            // times pending rows are read again before giving up
+};
+
+struct ProgressUpdate {
+  std::int64_t rows_seen = 0;  // in this invocation
+  double elapsed_seconds = 0;
+};
+
+struct TableOutcome {
+  std::vector<ColumnCounts> counts;  // this invocation's, one per column
+  std::int64_t rows_seen = 0;
+  std::int64_t batches = 0;
+  std::int64_t retries = 0;
+  std::int64_t pending_left = 0;     // rows still changing under us after every round
+  bool completed = false;            // reached the end and settled pending rows
+};
+
+// Rotates `shape`'s columns starting after `start_after` (from the beginning
+// when nullopt). Stops early, after committing batches in flight, when `stop`
+// asks. Transient database errors are retried per settings.retry; other
+// exceptions propagate (every committed batch stays consistent).
+TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
+                          TableWriter& writer, const std::optional<KeyValues>& start_after,
+                          const EngineSettings& settings, StopControl& stop,
+                          const std::function<void(const ProgressUpdate&)>& on_progress);
+
+// Re-encrypts one batch of rows: the pure middle stage, exposed for tests.
+BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows);
+
+}  // namespace rekey

@@ -1,0 +1,86 @@
+#include "migrate/run_report.h"
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+namespace rekey {
+
+nlohmann::json to_json(const RunReport& r) {
+  std::int64_t rows = 0;
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& t : r.tables) {
+    rows += t.rows_seen;
+    nlohmann::json columns = nlohmann::json::array();
+    for (std::size_t c = 0; c < t.columns.size(); ++c) {
+      const ColumnCounts& k = t.counts.at(c);
+      columns.push_back({{"column", t.columns[c]},
+                         {"rotated", k.rotated},
+                         {"already_new", k.already_new},
+                         {"null", k.null},
+                         {"undecryptable", k.undecryptable},
+                         {"changed_concurrently", k.changed_concurrently}});
+    }
+    tables.push_back({{"table", t.table},
+                      {"rows_seen", t.rows_seen},
+                      {"retries", t.retries},
+                      {"completed", t.completed},
+                      {"columns", columns}});
+  }
+  nlohmann::json j{{"run_id", r.run_id},
+                   {"dry_run", r.dry_run},
+                   {"status", r.status},
+                   {"exit_code", r.exit_code},
+                   {"stop_reason", r.stop_reason},
+                   {"duration_seconds", r.duration_seconds},
+                   {"rows_seen", rows},
+                   {"rows_per_second", r.duration_seconds > 0 ? static_cast<double>(rows) / r.duration_seconds : 0.0},
+                   {"new_key_fingerprint", r.new_key_fingerprint},
+                   {"old_key_fingerprints", r.old_key_fingerprints},
+                   {"tables", tables},
+                   {"failures", r.failures}};
+  return j;
+}
+
+void print_rotate_summary(const RunReport& r, bool dry_run) {
+  std::int64_t rows = 0;
+  std::int64_t estimated = 0;
+  for (const auto& t : r.tables) rows += t.rows_seen;
+  const double rate = r.duration_seconds > 0 ? static_cast<double>(rows) / r.duration_seconds : 0.0;
+  std::printf("%s%s\n", dry_run ? "DRY RUN: nothing was written. " : "",
+              r.run_id > 0 ? ("run " + std::to_string(r.run_id) + ": " + r.status).c_str() : r.status.c_str());
+  for (const auto& t : r.tables) {
+    for (std::size_t c = 0; c < t.columns.size(); ++c) {
+      const ColumnCounts& k = t.counts[c];
+      std::printf("  %s.%s: %s %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
+                  t.table.c_str(), t.columns[c].c_str(), dry_run ? "would rotate" : "rotated",
+                  static_cast<long long>(k.rotated), static_cast<long long>(k.already_new),
+                  static_cast<long long>(k.null), static_cast<long long>(k.undecryptable),
+                  static_cast<long long>(k.changed_concurrently));
+      estimated += c == 0 ? k.rotated + k.already_new + k.null + k.undecryptable : 0;
+    }
+  }
+  std::printf("  %lld rows in %.1fs (%.0f rows/s); new key %s\n", static_cast<long long>(rows), r.duration_seconds,
+              rate, r.new_key_fingerprint.c_str());
+  if (dry_run && rate > 0) {
+    std::printf("  projected duration of the real run: at least %.1fs (writes add to the dry run's %.1fs)\n",
+                static_cast<double>(estimated) / rate, r.duration_seconds);
+  }
+  if (!r.failures.empty()) {
+    std::printf("  %zu value(s) could not be decrypted and were left untouched; see the report or `rekey status`\n",
+                r.failures.size());
+  }
+  std::fflush(stdout);
+}
+
+void write_json_file(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
+}
+
+}  // namespace rekey

@@ -1,0 +1,47 @@
+// The JSON report of a rotate run (--report FILE). Holds counts, key
+// fingerprints and primary keys of failures; never a key or a value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "migrate/table_port.h"
+
+namespace rekey {
+
+struct TableReport {
+  std::string table;
+  std::vector<std::string> columns;
+  std::vector<ColumnCounts> counts;  // run totals, one per column
+  std::int64_t rows_seen = 0;        // in this invocation
+  std::int64_t retries = 0;
+  bool completed = false;
+};
+
+struct RunReport {
+  std::int64_t run_id = 0;  // 0 for a dry run
+  bool dry_run = false;
+  int exit_code = 0;
+  std::string status;
+  std::string stop_reason;
+  double duration_seconds = 0;
+  std::string new_key_fingerprint;
+  std::vector<std::string> old_key_fingerprints;
+  std::vector<TableReport> tables;
+  nlohmann::json failures = nlohmann::json::array();  // [{table, column, primary_key, reason}]
+};
+
+nlohmann::json to_json(const RunReport& report);
+
+// A human summary on stdout: per column counts, rate, and for a dry run what
+// would change and the projected duration of the real run.
+void print_rotate_summary(const RunReport& report, bool dry_run);
+
+// Writes the report atomically (temporary file, then rename). Throws
+// std::runtime_error naming `path` on failure.
+void write_json_file(const std::string& path, const nlohmann::json& j);
+
+}  // namespace rekey

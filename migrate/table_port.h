@@ -1,0 +1,103 @@
+// The engine's view of a target table: how it reads rows and writes a batch.
+// db/ implements these against PostgreSQL; tests implement them in memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rekey {
+
+// A primary key: one text value per key column, in key order.
+using KeyValues = std::vector<std::string>;
+
+enum class ColumnKind { kText, kBytea };
+
+// A target table as resolved from the catalog.
+struct TableShape {
+  std::string schema;
+  std::string table;
+  std::vector<std::string> key_columns;
+  std::vector<std::string> key_types;  // format_type() of each key column
+  std::vector<std::string> columns;    // the encrypted columns being handled
+  std::vector<ColumnKind> kinds;
+  double estimated_rows = 0;
+
+  // "schema.table" with identifiers quoted where SQL requires it.
+  std::string display_name() const;
+  std::string column_display(std::size_t column) const;
+};
+
+// Renders a key for messages and the failures table: the value itself for a
+// one-column key, a JSON array otherwise.
+std::string key_display(const KeyValues& key);
+
+struct Row {
+  KeyValues key;
+  std::vector<std::optional<std::string>> values;  // one per TableShape::columns; bytea as raw bytes
+};
+
+struct ColumnCounts {
+  std::int64_t rotated = 0;
+  std::int64_t already_new = 0;
+  std::int64_t null = 0;
+  std::int64_t undecryptable = 0;
+  std::int64_t changed_concurrently = 0;
+
+  ColumnCounts& operator+=(const ColumnCounts& o);
+};
+
+// An update of one row: for each column, nothing, or the value read (for the
+// compare-and-swap) and its replacement.
+struct RowUpdate {
+  KeyValues key;
+  struct Cell {
+    std::string old_value;
+    std::string new_value;
+  };
+  std::vector<std::optional<Cell>> cells;  // one per TableShape::columns
+};
+
+struct Failure {
+  KeyValues key;
+  std::size_t column = 0;
+  std::string reason;
+};
+
+// Everything one transaction writes: the data, and the state that describes it.
+struct BatchWrite {
+  std::vector<RowUpdate> updates;
+  std::vector<Failure> failures;
+  std::vector<ColumnCounts> counts;              // deltas, one per column
+  std::optional<KeyValues> checkpoint;           // last key of a keyset batch
+  std::vector<KeyValues> resolved_pending;       // re-read rows this batch settles
+  std::int64_t rows_seen = 0;
+};
+
+class TableReader {
+ public:
+  virtual ~TableReader() = default;
+  // Up to `limit` rows with key > `after` (all rows when nullopt), in key order,
+  // each in its own short transaction.
+  virtual std::vector<Row> read_after(const std::optional<KeyValues>& after, std::size_t limit) = 0;
+  // The rows with these keys that still exist.
+  virtual std::vector<Row> read_keys(const std::vector<KeyValues>& keys) = 0;
+};
+
+class TableWriter {
+ public:
+  virtual ~TableWriter() = default;
+  // Applies `batch` in one transaction: each update only where every changed
+  // cell still holds its old value, the failures, counts, checkpoint, and the
+  // rows whose update did not apply (kept as pending, to be read again).
+  // Returns the indexes of updates that did not apply. On an exception nothing
+  // of the batch was committed, or (commit outcome unknown) all of it was.
+  virtual std::vector<std::size_t> write(const BatchWrite& batch) = 0;
+  // Pending rows of this table: updates that lost a compare-and-swap.
+  virtual std::vector<KeyValues> pending() = 0;
+};
+
+}  // namespace rekey

@@ -1,0 +1,46 @@
+#include "migrate/targets.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "db/identifier.h"
+#include "migrate/errors.h"
+
+namespace rekey {
+
+std::vector<TableTarget> group_targets(const std::vector<std::string>& specs) {
+  std::vector<TableTarget> out;
+  for (const auto& spec : specs) {
+    db::ColumnRef ref;
+    try {
+      ref = db::parse_column_ref(spec);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--column: ") + e.what());
+    }
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const TableTarget& t) { return t.schema == ref.schema && t.table == ref.table; });
+    if (it == out.end()) {
+      out.push_back({ref.schema, ref.table, {}});
+      it = out.end() - 1;
+    }
+    it->columns.push_back(ref.column);
+  }
+  return out;
+}
+
+std::string targets_key(const std::vector<TableTarget>& targets) {
+  std::vector<std::string> lines;
+  for (const auto& t : targets) {
+    for (const auto& c : t.columns) {
+      lines.push_back(db::quote_ident_if_needed(t.schema) + "." + db::quote_ident_if_needed(t.table) + "." +
+                      db::quote_ident_if_needed(c));
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+  std::string key;
+  for (const auto& l : lines) key += l + "\n";
+  return key;
+}
+
+}  // namespace rekey

@@ -1,0 +1,47 @@
+# A throwaway PostgreSQL cluster: temp dir, Unix socket, free port, run as the
+# unprivileged `postgres` user (PostgreSQL refuses root). Sourced.
+# pg_start sets PG_TMP, PG_PORT, PG_BIN and REKEY_TEST_DB (a libpq conninfo);
+# pg_stop stops the cluster and removes its directory.
+
+pg_bin_dir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$d" ] || { echo "rekey: no PostgreSQL server installed" >&2; return 1; }
+  echo "$d"
+}
+
+pg_free_port() {
+  local port
+  for port in $(shuf -i 20000-45000 -n 50); do
+    if ! (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$port" ]; then
+      echo "$port"; return 0
+    fi
+  done
+  return 1
+}
+
+pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_start() {
+  PG_BIN=$(pg_bin_dir) || return 1
+  PG_TMP=$(mktemp -d /tmp/rekey-pg.XXXXXX)
+  chmod 755 "$PG_TMP"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_TMP"
+  PG_PORT=$(pg_free_port) || { echo "rekey: no free port" >&2; return 1; }
+  pg_as_owner "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -A trust --no-sync -E UTF8 >"$PG_TMP/initdb.log" 2>&1 \
+    || { cat "$PG_TMP/initdb.log" >&2; return 1; }
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start \
+    -o "-k $PG_TMP -p $PG_PORT -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+    >/dev/null || { cat "$PG_TMP/server.log" >&2; return 1; }
+  REKEY_TEST_DB="host=$PG_TMP port=$PG_PORT user=postgres dbname=postgres"
+  export PG_TMP PG_PORT PG_BIN REKEY_TEST_DB
+}
+
+pg_stop() {
+  [ -n "${PG_TMP:-}" ] && [ -d "$PG_TMP" ] || return 0
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$PG_TMP"
+  PG_TMP=""
+}

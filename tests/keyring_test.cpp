@@ -1,0 +1,258 @@
+// Unit tests for crypto/keyring: format detection, rotation, key order and the
+// classification of values that are not (decryptable) tokens.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "crypto/keyring.h"
+#include "tests/crypto_test_util.h"
+
+namespace rekey::crypto {
+namespace {
+
+using testing::Bytes;
+using namespace std::string_view_literals;
+
+const Bytes kNew = testing::seeded_key(100);
+const Bytes kOld1 = testing::seeded_key(110);
+const Bytes kOld2 = testing::seeded_key(120);
+const Bytes kStranger = testing::seeded_key(130);
+
+std::vector<std::unique_ptr<const Fernet>> fernets(std::initializer_list<const Bytes*> keys) {
+  std::vector<std::unique_ptr<const Fernet>> out;
+  for (const Bytes* k : keys) out.push_back(testing::fernet_of(*k));
+  return out;
+}
+
+Keyring make_keyring() { return Keyring(testing::fernet_of(kNew), fernets({&kOld1, &kOld2})); }
+
+std::string wrap(const std::string& token) { return testing::b64encode(token); }
+
+// Decrypts a stored value in either format with `key`; "" with ok=false on failure.
+std::string read_value(const Bytes& key, const std::string& stored, ValueFormat format, bool& ok,
+                       std::uint64_t* timestamp = nullptr) {
+  std::string token = stored;
+  if (format == ValueFormat::kWrapped) token = testing::string_of(testing::b64decode(stored));
+  ParsedToken parsed;
+  SecretBytes pt;
+  ok = ParsedToken::parse(token, parsed) == TokenError::kNone &&
+       testing::fernet_of(key)->decrypt(parsed, pt) == TokenError::kNone;
+  if (timestamp != nullptr) *timestamp = parsed.timestamp();
+  return testing::string_of(pt);
+}
+
+TEST_SUITE("crypto.keyring") {
+  TEST_CASE("Keyring: plain and wrapped values under an old key are detected by inspect") {
+    const Keyring ring = make_keyring();
+    const std::string token = testing::fernet_of(kOld1)->encrypt("secret"sv, 1000);
+
+    ValueResult plain = ring.inspect(token);
+    CHECK(plain.outcome == ValueOutcome::kUnderOldKey);
+    CHECK(plain.format == ValueFormat::kPlain);
+    CHECK(plain.key_index == 1);
+    CHECK(plain.reason == FailureReason::kNone);
+    CHECK(plain.rotated.empty());
+
+    ValueResult wrapped = ring.inspect(wrap(token));
+    CHECK(wrapped.outcome == ValueOutcome::kUnderOldKey);
+    CHECK(wrapped.format == ValueFormat::kWrapped);
+    CHECK(wrapped.key_index == 1);
+    CHECK(wrapped.rotated.empty());
+  }
+
+  TEST_CASE("Keyring::rotate keeps format and timestamp and re-encrypts under the new key only") {
+    const Keyring ring = make_keyring();
+    std::mt19937_64 rng(5);
+    for (const ValueFormat format : {ValueFormat::kPlain, ValueFormat::kWrapped}) {
+      for (const Bytes* old : {&kOld1, &kOld2}) {
+        for (const std::size_t n : {0, 1, 12, 15, 16, 17, 64, 1000}) {
+          const Bytes pt = testing::random_bytes_of(rng, n);
+          const std::uint64_t ts = rng() >> (n % 2 == 0 ? 30 : 0);
+          const std::string token = testing::fernet_of(*old)->encrypt(ByteView(pt), ts);
+          const std::string stored = format == ValueFormat::kPlain ? token : wrap(token);
+          CAPTURE(to_string(format));
+          CAPTURE(n);
+
+          const ValueResult r = ring.rotate(stored);
+          REQUIRE(r.outcome == ValueOutcome::kRotated);
+          CHECK(r.format == format);
+          CHECK(r.key_index == (old == &kOld1 ? 1 : 2));
+          CHECK(r.reason == FailureReason::kNone);
+          CHECK(r.rotated != stored);
+
+          bool ok = false;
+          std::uint64_t new_ts = 0;
+          CHECK(read_value(kNew, r.rotated, format, ok, &new_ts) == testing::string_of(pt));
+          CHECK(ok);
+          CHECK(new_ts == ts);
+          read_value(*old, r.rotated, format, ok);
+          CHECK_FALSE(ok);
+
+          // The rotated value is canonical: a token, or the base64 of one.
+          if (format == ValueFormat::kWrapped) {
+            if (ts < (std::uint64_t{1} << 36)) CHECK(r.rotated.rfind("Z0FBQUFB", 0) == 0);  // "gAAAAA"
+            CHECK(testing::b64encode(testing::b64decode(r.rotated)) == r.rotated);
+          }
+
+          const ValueResult again = ring.inspect(r.rotated);
+          CHECK(again.outcome == ValueOutcome::kAlreadyNew);
+          CHECK(again.key_index == 0);
+          CHECK(again.format == format);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("Keyring: a value already under the new key is left alone") {
+    const Keyring ring = make_keyring();
+    const std::string token = testing::fernet_of(kNew)->encrypt("fresh"sv, 77);
+    for (const std::string& stored : {token, wrap(token)}) {
+      const ValueResult r = ring.rotate(stored);
+      CHECK(r.outcome == ValueOutcome::kAlreadyNew);
+      CHECK(r.key_index == 0);
+      CHECK(r.rotated.empty());
+      CHECK(r.reason == FailureReason::kNone);
+      CHECK(r.format == (stored == token ? ValueFormat::kPlain : ValueFormat::kWrapped));
+      CHECK(ring.inspect(stored).outcome == ValueOutcome::kAlreadyNew);
+    }
+  }
+
+  TEST_CASE("Keyring tries the new key first, then the old keys in the order given") {
+    const std::string under_old2 = testing::fernet_of(kOld2)->encrypt("x"sv, 1);
+    const std::string under_new = testing::fernet_of(kNew)->encrypt("x"sv, 1);
+    {
+      const Keyring ring(testing::fernet_of(kNew), fernets({&kOld2, &kOld1}));
+      CHECK(ring.inspect(under_old2).key_index == 1);
+      CHECK(ring.old_key_count() == 2);
+      CHECK(ring.fingerprint(1) == testing::fernet_of(kOld2)->fingerprint());
+      CHECK(ring.old_key(0).fingerprint() == testing::fernet_of(kOld2)->fingerprint());
+      CHECK(ring.new_key().fingerprint() == testing::fernet_of(kNew)->fingerprint());
+    }
+    {
+      // The same key twice: the first position wins.
+      const Keyring ring(testing::fernet_of(kNew), fernets({&kOld1, &kOld2, &kOld2}));
+      CHECK(ring.inspect(under_old2).key_index == 2);
+    }
+    {
+      // The new key also listed as old: it is the new key (index 0).
+      const Keyring ring(testing::fernet_of(kNew), fernets({&kOld1, &kNew}));
+      CHECK(ring.inspect(under_new).key_index == 0);
+      CHECK(ring.rotate(under_new).outcome == ValueOutcome::kAlreadyNew);
+    }
+    {
+      const Keyring ring(testing::fernet_of(kNew), {});
+      CHECK(ring.old_key_count() == 0);
+      const ValueResult r = ring.rotate(under_old2);
+      CHECK(r.outcome == ValueOutcome::kUndecryptable);
+      CHECK(r.reason == FailureReason::kNoKeyMatches);
+    }
+  }
+
+  TEST_CASE("Keyring rejects a null new key or null old key") {
+    CHECK_THROWS_AS(Keyring(nullptr, {}), std::invalid_argument);
+    std::vector<std::unique_ptr<const Fernet>> olds;
+    olds.push_back(nullptr);
+    CHECK_THROWS_AS(Keyring(testing::fernet_of(kNew), std::move(olds)), std::invalid_argument);
+  }
+
+  TEST_CASE("Keyring: undecryptable reasons - no key matches, bad padding, too short") {
+    const Keyring ring = make_keyring();
+    const Bytes iv(16, 7);
+    struct Case {
+      std::string name;
+      std::string token;
+      FailureReason reason;
+    };
+    const std::vector<Case> cases = {
+        {"stranger key", testing::fernet_of(kStranger)->encrypt("x"sv, 1), FailureReason::kNoKeyMatches},
+        {"bad padding under old key", testing::b64encode(testing::build_token(kOld1, 1, iv, Bytes(16, 0))),
+         FailureReason::kBadPadding},
+        {"bad padding under new key", testing::b64encode(testing::build_token(kNew, 1, iv, Bytes(32, 0))),
+         FailureReason::kBadPadding},
+        {"too short", testing::b64encode(Bytes(72, 0x80)), FailureReason::kTooShort},
+    };
+    for (const auto& c : cases) {
+      for (const bool wrapped : {false, true}) {
+        CAPTURE(c.name);
+        CAPTURE(wrapped);
+        const ValueResult r = ring.rotate(wrapped ? wrap(c.token) : c.token);
+        CHECK(r.outcome == ValueOutcome::kUndecryptable);
+        CHECK(r.reason == c.reason);
+        CHECK(r.format == (wrapped ? ValueFormat::kWrapped : ValueFormat::kPlain));
+        CHECK(r.key_index == -1);
+        CHECK(r.rotated.empty());
+        CHECK(ring.inspect(wrapped ? wrap(c.token) : c.token).reason == c.reason);
+      }
+    }
+  }
+
+  TEST_CASE("Keyring: plain text, JSON, empty and random base64 are not tokens") {
+    const Keyring ring = make_keyring();
+    std::vector<std::string> values = {
+        "",
+        "hello world",
+        "Hello, World!",
+        "{\"account\": \"12345678\", \"sort_code\": \"12-34-56\"}",
+        "[1, 2, 3]",
+        "12345678",
+        "GB29NWBK60161331926819",
+        "null",
+        "\xff\xfe\x00\x01",
+        "====",
+    };
+    std::mt19937_64 rng(11);
+    for (int i = 0; i < 200; ++i) {
+      Bytes raw = testing::random_bytes_of(rng, 1 + rng() % 120);
+      if (raw[0] == 0x80) raw[0] = 0x81;
+      if (raw[0] == 'g') raw[0] = 'h';  // base64 of base64 of a token would start with 'g'
+      values.push_back(testing::b64encode(raw));
+    }
+    for (const auto& v : values) {
+      CAPTURE(v);
+      const ValueResult r = ring.rotate(v);
+      CHECK(r.outcome == ValueOutcome::kNotToken);
+      CHECK((r.reason == FailureReason::kBadBase64 || r.reason == FailureReason::kBadVersion));
+      CHECK(r.key_index == -1);
+      CHECK(r.rotated.empty());
+      CHECK(ring.inspect(v).outcome == ValueOutcome::kNotToken);
+    }
+    CHECK(ring.inspect("hello world").reason == FailureReason::kBadBase64);  // 10 data characters
+    CHECK(ring.inspect("AAAA").reason == FailureReason::kBadVersion);
+  }
+
+  TEST_CASE("Keyring accepts a token with whitespace around it, as Python would") {
+    const Keyring ring = make_keyring();
+    const std::string token = testing::fernet_of(kOld1)->encrypt("spaced"sv, 3);
+    const ValueResult r = ring.rotate("  " + token + "\n");
+    REQUIRE(r.outcome == ValueOutcome::kRotated);
+    CHECK(r.format == ValueFormat::kPlain);
+    bool ok = false;
+    CHECK(read_value(kNew, r.rotated, ValueFormat::kPlain, ok) == "spaced");
+    CHECK(ok);
+    const ValueResult w = ring.rotate(wrap(token) + "\r\n");
+    CHECK(w.outcome == ValueOutcome::kRotated);
+    CHECK(w.format == ValueFormat::kWrapped);
+  }
+
+  TEST_CASE("Keyring to_string names for formats, outcomes and reasons") {
+    CHECK(std::string(to_string(ValueFormat::kPlain)) == "plain");
+    CHECK(std::string(to_string(ValueFormat::kWrapped)) == "wrapped");
+    CHECK(std::string(to_string(ValueOutcome::kAlreadyNew)) == "already_new");
+    CHECK(std::string(to_string(ValueOutcome::kUnderOldKey)) == "under_old_key");
+    CHECK(std::string(to_string(ValueOutcome::kRotated)) == "rotated");
+    CHECK(std::string(to_string(ValueOutcome::kUndecryptable)) == "undecryptable");
+    CHECK(std::string(to_string(ValueOutcome::kNotToken)) == "not_a_token");
+    CHECK(std::string(to_string(FailureReason::kNone)) == "none");
+    CHECK(std::string(to_string(FailureReason::kBadBase64)) == "bad_base64");
+    CHECK(std::string(to_string(FailureReason::kBadVersion)) == "bad_version");
+    CHECK(std::string(to_string(FailureReason::kTooShort)) == "too_short");
+    CHECK(std::string(to_string(FailureReason::kNoKeyMatches)) == "hmac_mismatch_all_keys");
+    CHECK(std::string(to_string(FailureReason::kBadPadding)) == "bad_padding");
+    CHECK(std::string(to_string(FailureReason::kVerifyFailed)) == "reencrypt_verify_failed");
+  }
+}
+
+}  // namespace
+}  // namespace rekey::crypto
