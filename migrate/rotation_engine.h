@@ -13,6 +13,7 @@
 #include "migrate/retry.h"
 #include "migrate/stop_control.h"
 #include "migrate/table_port.h"
+#include "migrate/throttle.h"
 
 namespace rekey {
 
@@ -25,6 +26,7 @@ struct EngineSettings {
   std::int64_t failures_before = 0;   // failures this run recorded before this table
   RetryPolicy retry;
   int pending_rounds = 20;            // times pending rows are read again before giving up
+  Throttle* throttle = nullptr;       // pacing and batch size; null: fixed batch_size, no pacing
 };
 
 struct ProgressUpdate {
@@ -39,6 +41,9 @@ struct TableOutcome {
   std::int64_t retries = 0;
   std::int64_t pending_left = 0;     // rows still changing under us after every round
   bool completed = false;            // reached the end and settled pending rows
+  double read_seconds = 0;           // time in the reader, writer and re-encryption stages
+  double write_seconds = 0;
+  double crypto_seconds = 0;         // summed over threads
 };
 
 // Rotates `shape`'s columns starting after `start_after` (from the beginning

@@ -33,6 +33,8 @@ nlohmann::json to_json(const RunReport& r) {
                    {"exit_code", r.exit_code},
                    {"stop_reason", r.stop_reason},
                    {"duration_seconds", r.duration_seconds},
+                   {"seconds_paused", r.seconds_paused},
+                   {"seconds_throttled", r.seconds_throttled},
                    {"rows_seen", rows},
                    {"rows_per_second", r.duration_seconds > 0 ? static_cast<double>(rows) / r.duration_seconds : 0.0},
                    {"new_key_fingerprint", r.new_key_fingerprint},

@@ -28,6 +28,8 @@ struct RunReport {
   std::string status;
   std::string stop_reason;
   double duration_seconds = 0;
+  double seconds_paused = 0;     // pause file present or replicas lagging
+  double seconds_throttled = 0;  // held back by --max-rate
   std::string new_key_fingerprint;
   std::vector<std::string> old_key_fingerprints;
   std::vector<TableReport> tables;

@@ -1,0 +1,77 @@
+#include "migrate/throttle.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "migrate/log.h"
+
+namespace rekey {
+namespace {
+constexpr std::chrono::milliseconds kPoll{100};
+
+std::int64_t ns_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+Throttle::Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<double()> replica_lag)
+    : settings_(std::move(settings)), replica_lag_(std::move(replica_lag)), batch_size_(initial_batch) {
+  if (settings_.max_rate > 0) {
+    // Small batches keep a low cap smooth: about ten batches a second at most.
+    const auto cap = static_cast<std::size_t>(std::max(1.0, settings_.max_rate / 10));
+    batch_size_ = std::min(batch_size_.load(), cap);
+    settings_.max_batch = std::min(settings_.max_batch, std::max(cap, std::size_t{1}));
+    settings_.min_batch = std::min(settings_.min_batch, settings_.max_batch);
+  }
+}
+
+bool Throttle::must_pause() {
+  struct stat st {};
+  if (!settings_.pause_file.empty() && ::stat(settings_.pause_file.c_str(), &st) == 0) return true;
+  if (settings_.max_replica_lag && replica_lag_) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_lag_check_) {
+      next_lag_check_ = now + std::chrono::seconds(1);
+      const double lag = replica_lag_();
+      const bool lagging = lag * 1000 > static_cast<double>(settings_.max_replica_lag->count());
+      if (lagging && !lagging_) log::warn("a standby's replay lag is {:.1f}s; pausing until it catches up", lag);
+      lagging_ = lagging;
+    }
+    return lagging_;
+  }
+  return false;
+}
+
+void Throttle::wait_for_turn(StopControl& stop) {
+  if (must_pause()) {
+    const auto t = std::chrono::steady_clock::now();
+    log::info("paused (pause file {} present or replicas lagging)", settings_.pause_file);
+    while (!stop.should_stop() && must_pause()) std::this_thread::sleep_for(kPoll);
+    paused_ns_ += ns_since(t);
+    log::info("resumed after {:.1f}s", ns_since(t) / 1e9);
+  }
+  if (settings_.max_rate > 0) {
+    // Not before the moment at which the rows already read fit under the cap,
+    // counting from the start with paused time excluded.
+    const auto due = started_ + std::chrono::nanoseconds(paused_ns_.load()) +
+                     std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(rows_read_) / settings_.max_rate * 1e9));
+    const auto t = std::chrono::steady_clock::now();
+    while (!stop.should_stop() && std::chrono::steady_clock::now() < due) {
+      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(kPoll, due - std::chrono::steady_clock::now()));
+    }
+    throttled_ns_ += ns_since(t);
+  }
+}
+
+void Throttle::record_write(std::size_t rows, std::chrono::duration<double> took) {
+  if (!settings_.adaptive_batch || rows == 0 || took.count() <= 0) return;
+  const double target = std::chrono::duration<double>(settings_.batch_time).count();
+  // Move halfway toward the size that would have taken `target`, within bounds.
+  const double ideal = static_cast<double>(rows) * target / took.count();
+  const double next = (static_cast<double>(batch_size_.load()) + ideal) / 2;
+  batch_size_ = std::clamp(static_cast<std::size_t>(next), settings_.min_batch, settings_.max_batch);
+}
+
+}  // namespace rekey

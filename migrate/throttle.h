@@ -1,0 +1,60 @@
+// Pacing the reader so a rotation shares the database politely: a row-rate
+// cap, a pause file, a replica-lag limit, and a batch size steered toward a
+// target batch time. Used from the pipeline's serial stages only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "migrate/stop_control.h"
+
+namespace rekey {
+
+struct ThrottleSettings {
+  double max_rate = 0;                      // rows per second; 0: no cap
+  std::string pause_file;                   // paused while this file exists
+  std::optional<std::chrono::milliseconds> max_replica_lag;
+  // Steering: batch size moves toward batch_time between min_batch and max_batch.
+  bool adaptive_batch = true;
+  std::chrono::milliseconds batch_time{250};
+  std::size_t min_batch = 100;
+  std::size_t max_batch = 5000;  // larger batches measured slower and hold locks longer
+};
+
+class Throttle {
+ public:
+  // `replica_lag` returns the largest standby replay lag in seconds (called
+  // about once a second when max_replica_lag is set); may be empty otherwise.
+  Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<double()> replica_lag);
+
+  // Blocks until the next batch may be read: honours the rate cap (over all
+  // rows counted with count_read), the pause file and the lag limit. Returns
+  // early if `stop` asks. Not thread-safe: call from the reader stage only.
+  void wait_for_turn(StopControl& stop);
+  void count_read(std::size_t rows) { rows_read_ += static_cast<std::int64_t>(rows); }
+
+  // Feeds back how long writing a batch of `rows` took (writer stage).
+  void record_write(std::size_t rows, std::chrono::duration<double> took);
+
+  std::size_t batch_size() const { return batch_size_.load(); }
+  double seconds_paused() const { return paused_ns_.load() / 1e9; }
+  double seconds_throttled() const { return throttled_ns_.load() / 1e9; }
+
+ private:
+  bool must_pause();
+  ThrottleSettings settings_;
+  std::function<double()> replica_lag_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point next_lag_check_{};
+  bool lagging_ = false;
+  std::int64_t rows_read_ = 0;
+  std::atomic<std::size_t> batch_size_;
+  std::atomic<std::int64_t> paused_ns_{0};
+  std::atomic<std::int64_t> throttled_ns_{0};
+};
+
+}  // namespace rekey
