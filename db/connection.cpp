@@ -11,6 +11,33 @@ std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
   return conn;
 }
 
+Session::Session(std::string conninfo, std::string setup_sql)
+    : conninfo_(std::move(conninfo)), setup_sql_(std::move(setup_sql)) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+
+pqxx::connection& Session::open() {
+  if (!conn_ || !conn_->is_open()) {
+    conn_ = connect(conninfo_);
+    if (!setup_sql_.empty()) {
+      pqxx::nontransaction tx(*conn_);
+      tx.exec(setup_sql_);
+    }
+  }
+  return *conn_;
+}
+
+void Session::drop() noexcept { conn_.reset(); }
+
+bool is_broken_connection(const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string& state = sql->sqlstate();
+    return state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03";
+  }
+  return false;
+}
+
 bool is_transient(const std::exception& e) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) return true;
@@ -19,8 +46,8 @@ bool is_transient(const std::exception& e) {
     // 08: connection exception; 40001 serialization; 40P01 deadlock; 55P03 lock
     // not available; 57014 query canceled (statement/lock timeout); 57P01-03
     // admin shutdown, crash shutdown, cannot connect now.
-    return state.rfind("08", 0) == 0 || state == "40001" || state == "40P01" || state == "55P03" ||
-           state == "57014" || state == "57P01" || state == "57P02" || state == "57P03";
+    return state.rfind("08", 0) == 0 || state == "40001" || state == "40P01" || state == "55P03" || state == "57014" ||
+           state == "57P01" || state == "57P02" || state == "57P03";
   }
   return false;
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "db/pqxx_fwd.h"
 
@@ -22,9 +23,47 @@ class CatalogError : public std::runtime_error {
 // pqxx::broken_connection when the server cannot be reached.
 std::unique_ptr<pqxx::connection> connect(const std::string& conninfo);
 
+// A connection that is opened on first use and reopened after it breaks.
+// Use from one thread at a time.
+class Session {
+ public:
+  explicit Session(std::string conninfo, std::string setup_sql = "");
+  ~Session();
+  Session(Session&&) noexcept;
+
+  // Runs `work` on the connection. If it fails because the connection broke
+  // (terminated backend, server restart), the connection is dropped, reopened
+  // and `work` run once more; a second failure propagates (callers retry
+  // longer outages with backoff). Other errors propagate at once; a transient
+  // error also drops the connection, so the next call starts clean.
+  template <typename Work>
+  auto run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>()));
+
+ private:
+  pqxx::connection& open();
+  void drop() noexcept;
+  std::string conninfo_;
+  std::string setup_sql_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
 // True if `e` (a pqxx exception) is worth retrying after reconnecting or
 // waiting: connection loss, shutdown, serialization failure, deadlock, lock
 // or statement timeout.
 bool is_transient(const std::exception& e);
+
+bool is_broken_connection(const std::exception& e);
+
+template <typename Work>
+auto Session::run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>())) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return work(open());
+    } catch (const std::exception& e) {
+      if (is_transient(e)) drop();
+      if (attempt > 0 || !is_broken_connection(e)) throw;
+    }
+  }
+}
 
 }  // namespace rekey::db

@@ -16,7 +16,8 @@ std::vector<Row> to_rows(const pqxx::result& result, const TableShape& shape) {
   for (const auto& r : result) {
     Row row;
     row.key.reserve(nkeys);
-    for (std::size_t k = 0; k < nkeys; ++k) row.key.emplace_back(r[static_cast<int>(k)].c_str(), r[static_cast<int>(k)].size());
+    for (std::size_t k = 0; k < nkeys; ++k)
+      row.key.emplace_back(r[static_cast<int>(k)].c_str(), r[static_cast<int>(k)].size());
     row.values.reserve(shape.columns.size());
     for (std::size_t c = 0; c < shape.columns.size(); ++c) {
       const pqxx::field f = r[static_cast<int>(nkeys + c)];
@@ -37,14 +38,9 @@ std::vector<Row> to_rows(const pqxx::result& result, const TableShape& shape) {
 }  // namespace
 
 PgTableReader::PgTableReader(std::string conninfo, TableShape shape)
-    : conninfo_(std::move(conninfo)), shape_(std::move(shape)) {}
+    : shape_(std::move(shape)), session_(std::move(conninfo)) {}
 
 PgTableReader::~PgTableReader() = default;
-
-pqxx::connection& PgTableReader::conn() {
-  if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
-  return *conn_;
-}
 
 std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after, std::size_t limit) {
   std::string sql = select_rows(shape_, "t");
@@ -59,13 +55,10 @@ std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after
     sql += ")";
   }
   sql += " ORDER BY " + key_list(shape_, "t.") + " LIMIT " + std::to_string(limit);
-  try {
-    pqxx::read_transaction tx(conn());
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
     return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);
-  } catch (const pqxx::broken_connection&) {
-    conn_.reset();
-    throw;
-  }
+  });
 }
 
 std::vector<Row> PgTableReader::read_keys(const std::vector<KeyValues>& keys) {
@@ -85,15 +78,11 @@ std::vector<Row> PgTableReader::read_keys(const std::vector<KeyValues>& keys) {
     for (const auto& key : keys) column.push_back(key.at(i));
     params.push_back(text_array(column));
   }
-  const std::string sql =
-      select_rows(shape_, "t") + " JOIN unnest(" + arrays + ") AS v(" + names + ") ON " + on;
-  try {
-    pqxx::read_transaction tx(conn());
+  const std::string sql = select_rows(shape_, "t") + " JOIN unnest(" + arrays + ") AS v(" + names + ") ON " + on;
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
     return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);
-  } catch (const pqxx::broken_connection&) {
-    conn_.reset();
-    throw;
-  }
+  });
 }
 
 }  // namespace rekey::db

@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "db/connection.h"
 #include "migrate/table_port.h"
 
-#include "db/pqxx_fwd.h"
 
 namespace rekey::db {
 
@@ -21,10 +21,8 @@ class PgTableReader final : public TableReader {
   std::vector<Row> read_keys(const std::vector<KeyValues>& keys) override;
 
  private:
-  pqxx::connection& conn();
-  std::string conninfo_;
   TableShape shape_;
-  std::unique_ptr<pqxx::connection> conn_;
+  Session session_;
 };
 
 }  // namespace rekey::db

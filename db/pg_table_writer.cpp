@@ -52,20 +52,15 @@ std::string interval_ms(std::chrono::milliseconds ms) { return "'" + std::to_str
 
 PgTableWriter::PgTableWriter(std::string conninfo, TableShape shape, WriterSettings settings,
                              std::vector<ColumnCounts> totals)
-    : conninfo_(std::move(conninfo)),
-      shape_(std::move(shape)),
+    : shape_(std::move(shape)),
       settings_(std::move(settings)),
       totals_(std::move(totals)),
-      update_sql_(build_update(shape_)) {
+      update_sql_(build_update(shape_)),
+      session_(std::move(conninfo)) {
   totals_.resize(shape_.columns.size());
 }
 
 PgTableWriter::~PgTableWriter() = default;
-
-pqxx::connection& PgTableWriter::conn() {
-  if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
-  return *conn_;
-}
 
 std::string PgTableWriter::counts_json(const std::vector<ColumnCounts>& totals) const {
   nlohmann::json j = nlohmann::json::object();
@@ -81,12 +76,16 @@ std::string PgTableWriter::counts_json(const std::vector<ColumnCounts>& totals) 
 }
 
 std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
+  return session_.run([&](pqxx::connection& conn) { return write_once(conn, batch); });
+}
+
+std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const BatchWrite& batch) {
   const std::string state = quote_ident(settings_.state_schema);
   const std::string table = shape_.display_name();
   std::vector<std::size_t> lost;
   std::vector<ColumnCounts> totals = totals_;
-  try {
-    pqxx::work tx(conn());
+  {
+    pqxx::work tx(conn);
     tx.exec("SET LOCAL lock_timeout = " + interval_ms(settings_.lock_timeout));
     tx.exec("SET LOCAL statement_timeout = " + interval_ms(settings_.statement_timeout));
     // A batch touches a few thousand rows by primary key: index lookups, never
@@ -126,8 +125,9 @@ std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
         lost_keys.push_back(nlohmann::json(batch.updates[i].key).dump());
       }
       if (!lost_keys.empty()) {
-        tx.exec_params("INSERT INTO " + state + ".pending (run_id, table_name, primary_key) "
-                       "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k ON CONFLICT DO NOTHING",
+        tx.exec_params("INSERT INTO " + state +
+                           ".pending (run_id, table_name, primary_key) "
+                           "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k ON CONFLICT DO NOTHING",
                        settings_.run_id, table, text_array(lost_keys));
       }
     }
@@ -142,8 +142,9 @@ std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
       for (const auto& r : resolved) {
         if (lost_again.count(r) == 0) settled.push_back(r);
       }
-      tx.exec_params("DELETE FROM " + state + ".pending WHERE run_id = $1 AND table_name = $2 "
-                     "AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)",
+      tx.exec_params("DELETE FROM " + state +
+                         ".pending WHERE run_id = $1 AND table_name = $2 "
+                         "AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)",
                      settings_.run_id, table, text_array(settled));
     }
 
@@ -154,9 +155,10 @@ std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
         keys.push_back(key_display(f.key));
         reasons.push_back(f.reason);
       }
-      tx.exec_params("INSERT INTO " + state + ".failures (run_id, table_name, column_name, primary_key, reason) "
-                     "SELECT $1, $2, c, k, r FROM unnest($3::text[], $4::text[], $5::text[]) AS f(c, k, r) "
-                     "ON CONFLICT DO NOTHING",
+      tx.exec_params("INSERT INTO " + state +
+                         ".failures (run_id, table_name, column_name, primary_key, reason) "
+                         "SELECT $1, $2, c, k, r FROM unnest($3::text[], $4::text[], $5::text[]) AS f(c, k, r) "
+                         "ON CONFLICT DO NOTHING",
                      settings_.run_id, table, text_array(cols), text_array(keys), text_array(reasons));
     }
 
@@ -170,28 +172,28 @@ std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
     }
     const std::optional<std::string> checkpoint =
         batch.checkpoint ? std::optional<std::string>(nlohmann::json(*batch.checkpoint).dump()) : std::nullopt;
-    tx.exec_params("UPDATE " + state + ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
-                   "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
-                   "WHERE run_id = $1 AND table_name = $2",
+    tx.exec_params("UPDATE " + state +
+                       ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
+                       "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
+                       "WHERE run_id = $1 AND table_name = $2",
                    settings_.run_id, table, checkpoint, counts_json(totals), batch.rows_seen);
     tx.exec_params("UPDATE " + state + ".runs SET updated_at = now() WHERE id = $1", settings_.run_id);
     tx.commit();
-  } catch (const pqxx::broken_connection&) {
-    conn_.reset();
-    throw;
   }
   totals_ = std::move(totals);
   return lost;
 }
 
 std::vector<KeyValues> PgTableWriter::pending() {
-  pqxx::read_transaction tx(conn());
-  const pqxx::result r = tx.exec_params("SELECT primary_key::text FROM " + quote_ident(settings_.state_schema) +
-                                            ".pending WHERE run_id = $1 AND table_name = $2 ORDER BY primary_key",
-                                        settings_.run_id, shape_.display_name());
-  std::vector<KeyValues> keys;
-  for (const auto& row : r) keys.push_back(nlohmann::json::parse(row[0].c_str()).get<KeyValues>());
-  return keys;
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const pqxx::result r = tx.exec_params("SELECT primary_key::text FROM " + quote_ident(settings_.state_schema) +
+                                              ".pending WHERE run_id = $1 AND table_name = $2 ORDER BY primary_key",
+                                          settings_.run_id, shape_.display_name());
+    std::vector<KeyValues> keys;
+    for (const auto& row : r) keys.push_back(nlohmann::json::parse(row[0].c_str()).get<KeyValues>());
+    return keys;
+  });
 }
 
 }  // namespace rekey::db

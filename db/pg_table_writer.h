@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "db/connection.h"
 #include "migrate/table_port.h"
 
-#include "db/pqxx_fwd.h"
 
 namespace rekey::db {
 
@@ -31,15 +31,14 @@ class PgTableWriter final : public TableWriter {
   std::vector<KeyValues> pending() override;
 
  private:
-  pqxx::connection& conn();
+  std::vector<std::size_t> write_once(pqxx::connection& conn, const BatchWrite& batch);
   std::string counts_json(const std::vector<ColumnCounts>& totals) const;
 
-  std::string conninfo_;
   TableShape shape_;
   WriterSettings settings_;
   std::vector<ColumnCounts> totals_;
   std::string update_sql_;
-  std::unique_ptr<pqxx::connection> conn_;
+  Session session_;
 };
 
 }  // namespace rekey::db

@@ -5,6 +5,7 @@
 
 #include "db/connection.h"
 #include "db/identifier.h"
+#include "db/sql_text.h"
 #include "db/state_schema_sql.h"
 
 namespace rekey::db {
@@ -58,131 +59,180 @@ TableProgress to_progress(const pqxx::row& r) {
 }  // namespace
 
 StateStore::StateStore(const std::string& conninfo, std::string schema)
-    : schema_(std::move(schema)), conn_(connect(conninfo)) {}
+    : schema_(std::move(schema)), session_(conninfo) {}
 
 StateStore::~StateStore() = default;
 
 void StateStore::ensure_schema() {
-  std::string ddl = kStateSchemaSql;
-  const std::string quoted = quote_ident(schema_);
-  for (std::size_t pos = ddl.find("__SCHEMA__"); pos != std::string::npos; pos = ddl.find("__SCHEMA__", pos)) {
-    ddl.replace(pos, 10, quoted);
-    pos += quoted.size();
-  }
-  pqxx::work tx(*conn_);
-  // Two runners creating the schema at once would race on CREATE ... IF NOT EXISTS.
-  tx.exec("SELECT pg_advisory_xact_lock(hashtext('rekey state schema'))");
-  tx.exec(ddl);
-  tx.commit();
+  return session_.run([&](pqxx::connection& conn) {
+    std::string ddl = kStateSchemaSql;
+    const std::string quoted = quote_ident(schema_);
+    for (std::size_t pos = ddl.find("__SCHEMA__"); pos != std::string::npos; pos = ddl.find("__SCHEMA__", pos)) {
+      ddl.replace(pos, 10, quoted);
+      pos += quoted.size();
+    }
+    pqxx::work tx(conn);
+    // Two runners creating the schema at once would race on CREATE ... IF NOT EXISTS.
+    tx.exec("SELECT pg_advisory_xact_lock(hashtext('rekey state schema'))");
+    tx.exec(ddl);
+    tx.commit();
+  });
 }
 
 bool StateStore::schema_exists() {
-  pqxx::read_transaction tx(*conn_);
-  return !tx.exec_params("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema_).empty();
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    return !tx.exec_params("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema_).empty();
+  });
 }
 
 std::optional<RunRecord> StateStore::latest_run(const std::string& targets) {
-  pqxx::read_transaction tx(*conn_);
-  const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                                    ".runs WHERE targets = $1 ORDER BY id DESC LIMIT 1",
-                                targets);
-  if (r.empty()) return std::nullopt;
-  return to_run(r[0]);
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
+                                      ".runs WHERE targets = $1 ORDER BY id DESC LIMIT 1",
+                                  targets);
+    return r.empty() ? std::optional<RunRecord>() : std::optional<RunRecord>(to_run(r[0]));
+  });
 }
 
 std::optional<RunRecord> StateStore::run(std::int64_t id) {
-  pqxx::read_transaction tx(*conn_);
-  const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs WHERE id = $1", id);
-  if (r.empty()) return std::nullopt;
-  return to_run(r[0]);
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r = tx.exec_params(
+        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs WHERE id = $1", id);
+    return r.empty() ? std::optional<RunRecord>() : std::optional<RunRecord>(to_run(r[0]));
+  });
 }
 
 std::vector<RunRecord> StateStore::runs(std::size_t limit) {
-  pqxx::read_transaction tx(*conn_);
-  const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                                    ".runs ORDER BY id DESC LIMIT $1",
-                                static_cast<std::int64_t>(limit));
-  std::vector<RunRecord> out;
-  for (const auto& row : r) out.push_back(to_run(row));
-  return out;
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r = tx.exec_params(
+        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs ORDER BY id DESC LIMIT $1",
+        static_cast<std::int64_t>(limit));
+    std::vector<RunRecord> out;
+    for (const auto& row : r) out.push_back(to_run(row));
+    return out;
+  });
 }
 
 std::int64_t StateStore::create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
                                     const std::string& command, const std::string& runner) {
-  pqxx::work tx(*conn_);
-  const auto r = tx.exec_params1("INSERT INTO " + quote_ident(schema_) +
-                                     ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner) "
-                                     "VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id",
-                                 targets, new_fp, old_fps, command, runner);
-  tx.commit();
-  return r[0].as<std::int64_t>();
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    const auto r =
+        tx.exec_params1("INSERT INTO " + quote_ident(schema_) +
+                            ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner) "
+                            "VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id",
+                        targets, new_fp, old_fps, command, runner);
+    tx.commit();
+    return r[0].as<std::int64_t>();
+  });
 }
 
 void StateStore::set_status(std::int64_t run_id, const std::string& status, std::optional<int> exit_code) {
-  pqxx::work tx(*conn_);
-  tx.exec_params("UPDATE " + quote_ident(schema_) +
-                     ".runs SET status = $2, exit_code = $3, updated_at = now(), "
-                     "finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1",
-                 run_id, status, exit_code);
-  tx.commit();
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE " + quote_ident(schema_) +
+                       ".runs SET status = $2, exit_code = $3, updated_at = now(), "
+                       "finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1",
+                   run_id, status, exit_code);
+    tx.commit();
+  });
 }
 
 void StateStore::set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps) {
-  pqxx::work tx(*conn_);
-  tx.exec_params("UPDATE " + quote_ident(schema_) +
-                     ".runs SET runner = $2, old_key_fingerprints = $3, status = 'running', updated_at = now() "
-                     "WHERE id = $1",
-                 run_id, runner, old_fps);
-  tx.commit();
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE " + quote_ident(schema_) +
+                       ".runs SET runner = $2, old_key_fingerprints = $3, status = 'running', updated_at = now() "
+                       "WHERE id = $1",
+                   run_id, runner, old_fps);
+    tx.commit();
+  });
 }
 
 TableProgress StateStore::start_table(std::int64_t run_id, const TableShape& shape) {
-  pqxx::work tx(*conn_);
-  const std::string t = quote_ident(schema_) + ".table_progress";
-  tx.exec_params("INSERT INTO " + t + " (run_id, table_name, estimated_rows) VALUES ($1, $2, $3) "
-                 "ON CONFLICT (run_id, table_name) DO UPDATE SET estimated_rows = EXCLUDED.estimated_rows",
-                 run_id, shape.display_name(), static_cast<std::int64_t>(shape.estimated_rows));
-  const auto r = tx.exec_params1("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " +
-                                     t + " WHERE run_id = $1 AND table_name = $2",
-                                 run_id, shape.display_name());
-  tx.commit();
-  return to_progress(r);
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    const std::string t = quote_ident(schema_) + ".table_progress";
+    tx.exec_params("INSERT INTO " + t +
+                       " (run_id, table_name, estimated_rows) VALUES ($1, $2, $3) "
+                       "ON CONFLICT (run_id, table_name) DO UPDATE SET estimated_rows = EXCLUDED.estimated_rows",
+                   run_id, shape.display_name(), static_cast<std::int64_t>(shape.estimated_rows));
+    const auto r =
+        tx.exec_params1("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " + t +
+                            " WHERE run_id = $1 AND table_name = $2",
+                        run_id, shape.display_name());
+    tx.commit();
+    return to_progress(r);
+  });
 }
 
 void StateStore::mark_table_done(std::int64_t run_id, const std::string& table_name) {
-  pqxx::work tx(*conn_);
-  tx.exec_params("UPDATE " + quote_ident(schema_) +
-                     ".table_progress SET done = true, updated_at = now() WHERE run_id = $1 AND table_name = $2",
-                 run_id, table_name);
-  tx.commit();
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE " + quote_ident(schema_) +
+                       ".table_progress SET done = true, updated_at = now() WHERE run_id = $1 AND table_name = $2",
+                   run_id, table_name);
+    tx.commit();
+  });
 }
 
 std::vector<TableProgress> StateStore::progress(std::int64_t run_id) {
-  pqxx::read_transaction tx(*conn_);
-  const auto r = tx.exec_params("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " +
-                                    quote_ident(schema_) + ".table_progress WHERE run_id = $1 ORDER BY table_name",
-                                run_id);
-  std::vector<TableProgress> out;
-  for (const auto& row : r) out.push_back(to_progress(row));
-  return out;
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r =
+        tx.exec_params("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " +
+                           quote_ident(schema_) + ".table_progress WHERE run_id = $1 ORDER BY table_name",
+                       run_id);
+    std::vector<TableProgress> out;
+    for (const auto& row : r) out.push_back(to_progress(row));
+    return out;
+  });
 }
 
 std::vector<FailureRecord> StateStore::failures(std::int64_t run_id, std::size_t limit) {
-  pqxx::read_transaction tx(*conn_);
-  const auto r = tx.exec_params("SELECT table_name, column_name, primary_key, reason FROM " + quote_ident(schema_) +
-                                    ".failures WHERE run_id = $1 ORDER BY table_name, column_name, primary_key LIMIT $2",
-                                run_id, static_cast<std::int64_t>(limit));
-  std::vector<FailureRecord> out;
-  for (const auto& row : r) {
-    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>()});
-  }
-  return out;
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r =
+        tx.exec_params("SELECT table_name, column_name, primary_key, reason FROM " + quote_ident(schema_) +
+                           ".failures WHERE run_id = $1 ORDER BY table_name, column_name, primary_key LIMIT $2",
+                       run_id, static_cast<std::int64_t>(limit));
+    std::vector<FailureRecord> out;
+    for (const auto& row : r) {
+      out.push_back(
+          {row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>()});
+    }
+    return out;
+  });
 }
 
 std::int64_t StateStore::failure_count(std::int64_t run_id) {
-  pqxx::read_transaction tx(*conn_);
-  return tx.exec_params1("SELECT count(*) FROM " + quote_ident(schema_) + ".failures WHERE run_id = $1", run_id)[0]
-      .as<std::int64_t>();
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    return tx.exec_params1("SELECT count(*) FROM " + quote_ident(schema_) + ".failures WHERE run_id = $1", run_id)[0]
+        .as<std::int64_t>();
+  });
+}
+
+// Added for `rekey status`.
+std::vector<std::string> StateStore::locked_tables(const std::vector<std::string>& table_names) {
+  return session_.run([&](pqxx::connection& conn) {
+    if (table_names.empty()) return std::vector<std::string>{};
+    // The lock space of db/table_lock.cpp: pg_try_advisory_lock(0x72656b, hashtext(name)).
+    constexpr int kLockSpace = 0x72656b;
+    pqxx::read_transaction tx(conn);
+    const auto r = tx.exec_params(
+        "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) WHERE EXISTS ("
+        "SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::oid "
+        "AND l.objid = hashtext(t.name)::oid AND l.objsubid = 2 AND l.granted) ORDER BY t.ord",
+        text_array(table_names), kLockSpace);
+    std::vector<std::string> out;
+    for (const auto& row : r) out.push_back(row[0].as<std::string>());
+    return out;
+  });
 }
 
 }  // namespace rekey::db

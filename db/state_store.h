@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "db/connection.h"
 #include "migrate/table_port.h"
 
-#include "db/pqxx_fwd.h"
 
 namespace rekey::db {
 
@@ -70,9 +70,14 @@ class StateStore {
   std::vector<FailureRecord> failures(std::int64_t run_id, std::size_t limit);
   std::int64_t failure_count(std::int64_t run_id);
 
+  // Added for `rekey status`. The names among `table_names` (display form, as
+  // in table_progress) whose runner lock (db/table_lock.cpp) some session
+  // holds now. Read-only.
+  std::vector<std::string> locked_tables(const std::vector<std::string>& table_names);
+
  private:
   std::string schema_;
-  std::unique_ptr<pqxx::connection> conn_;
+  Session session_;
 };
 
 }  // namespace rekey::db

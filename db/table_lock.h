@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "db/pqxx_fwd.h"
 #include "migrate/table_port.h"
@@ -20,7 +21,15 @@ class TableLocks {
   // description of the holder (pid, host, start time) when another session has it.
   std::optional<std::string> try_lock(const TableShape& shape);
 
+  // Confirms the locks taken so far are still held. If the lock connection
+  // was lost (terminated backend, server restart), reconnects and takes them
+  // again; returns false if another session took one meanwhile. Throws
+  // pqxx errors while the server cannot be reached (retry those).
+  bool still_held();
+
  private:
+  std::string conninfo_;
+  std::vector<TableShape> held_;
   std::unique_ptr<pqxx::connection> conn_;
 };
 

@@ -19,9 +19,9 @@
 #include "migrate/progress.h"
 #include "migrate/rotation_engine.h"
 #include "migrate/run_report.h"
+#include "migrate/target_resolver.h"
 #include "migrate/targets.h"
 #include "migrate/throttle.h"
-#include "migrate/target_resolver.h"
 
 namespace rekey {
 namespace {
@@ -57,7 +57,9 @@ class DryRunWriter final : public TableWriter {
   std::vector<std::size_t> write(const BatchWrite& batch) override {
     for (const auto& f : batch.failures) {
       if (failures_.size() >= kMaxListed) break;
-      failures_.push_back({{"table", table_}, {"column", columns_.at(f.column)}, {"primary_key", key_display(f.key)},
+      failures_.push_back({{"table", table_},
+                           {"column", columns_.at(f.column)},
+                           {"primary_key", key_display(f.key)},
                            {"reason", f.reason}});
     }
     return {};
@@ -73,7 +75,8 @@ class DryRunWriter final : public TableWriter {
 
 std::string join_fingerprints(const crypto::Keyring& keyring) {
   std::string out;
-  for (std::size_t i = 0; i < keyring.old_key_count(); ++i) out += (i > 0 ? "," : "") + keyring.old_key(i).fingerprint();
+  for (std::size_t i = 0; i < keyring.old_key_count(); ++i)
+    out += (i > 0 ? "," : "") + keyring.old_key(i).fingerprint();
   return out;
 }
 
@@ -94,7 +97,8 @@ std::int64_t open_run(db::StateStore& store, const RotateOptions& o, const std::
     log::info("resuming run {} (new key {})", last->id, new_fp);
     return last->id;
   }
-  const std::int64_t id = store.create_run(targets, new_fp, join_fingerprints(keyring), command_line(), runner_identity());
+  const std::int64_t id =
+      store.create_run(targets, new_fp, join_fingerprints(keyring), command_line(), runner_identity());
   log::info("started run {} (new key {})", id, new_fp);
   return id;
 }
@@ -129,7 +133,8 @@ int run_rotate(const RotateOptions& o) {
   ThrottleSettings throttle_settings;
   throttle_settings.max_rate = o.max_rate;
   throttle_settings.pause_file = o.pause_file;
-  if (!o.max_replica_lag.empty()) throttle_settings.max_replica_lag = parse_duration(o.max_replica_lag, "--max-replica-lag");
+  if (!o.max_replica_lag.empty())
+    throttle_settings.max_replica_lag = parse_duration(o.max_replica_lag, "--max-replica-lag");
   throttle_settings.adaptive_batch = !o.batch_size_given;
   throttle_settings.batch_time = parse_duration(o.batch_time, "--batch-time");
   db::ReplicaLagProbe lag_probe(conninfo);
@@ -144,7 +149,8 @@ int run_rotate(const RotateOptions& o) {
   RunReport report;
   report.dry_run = o.dry_run;
   report.new_key_fingerprint = keyring->new_key().fingerprint();
-  for (std::size_t i = 0; i < keyring->old_key_count(); ++i) report.old_key_fingerprints.push_back(keyring->old_key(i).fingerprint());
+  for (std::size_t i = 0; i < keyring->old_key_count(); ++i)
+    report.old_key_fingerprints.push_back(keyring->old_key(i).fingerprint());
 
   std::unique_ptr<db::StateStore> store;
   std::unique_ptr<db::TableLocks> locks;
@@ -157,6 +163,7 @@ int run_rotate(const RotateOptions& o) {
         throw UsageError("table " + shape.display_name() + " is being rotated by another rekey: " + *holder);
       }
     }
+    settings.still_locked = [&locks] { return locks->still_held(); };
     report.run_id = open_run(*store, o, targets_id, *keyring);
     writer_settings.run_id = report.run_id;
   }
@@ -165,7 +172,8 @@ int run_rotate(const RotateOptions& o) {
   bool all_completed = true;
   const ProgressStyle style = default_progress_style(!log::enabled(log::Level::kInfo));
   for (const auto& shape : shapes) {
-    TableReport table{shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size()), 0, 0, false};
+    TableReport table{
+        shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size()), 0, 0, false};
     std::optional<KeyValues> start_after;
     std::int64_t seen_before = 0;
     std::unique_ptr<TableWriter> writer;
@@ -194,9 +202,11 @@ int run_rotate(const RotateOptions& o) {
       continue;
     }
     db::PgTableReader reader(conninfo, shape);
-    ProgressReporter progress(style, shape.display_name(), seen_before, static_cast<std::int64_t>(shape.estimated_rows));
-    const TableOutcome outcome = rotate_table(shape, *keyring, reader, *writer, start_after, settings, stop,
-                                              [&](const ProgressUpdate& u) { progress.update(u.rows_seen, u.elapsed_seconds); });
+    ProgressReporter progress(style, shape.display_name(), seen_before,
+                              static_cast<std::int64_t>(shape.estimated_rows));
+    const TableOutcome outcome =
+        rotate_table(shape, *keyring, reader, *writer, start_after, settings, stop,
+                     [&](const ProgressUpdate& u) { progress.update(u.rows_seen, u.elapsed_seconds); });
     progress.finish(outcome.rows_seen,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     for (std::size_t c = 0; c < shape.columns.size(); ++c) table.counts[c] += outcome.counts[c];
@@ -209,7 +219,8 @@ int run_rotate(const RotateOptions& o) {
     if (outcome.completed && store) store->mark_table_done(report.run_id, shape.display_name());
     if (!outcome.completed) all_completed = false;
     if (outcome.pending_left > 0) {
-      log::warn("{}: {} row(s) kept changing under rekey; rerun to finish them", shape.display_name(), outcome.pending_left);
+      log::warn("{}: {} row(s) kept changing under rekey; rerun to finish them", shape.display_name(),
+                outcome.pending_left);
     }
     report.tables.push_back(std::move(table));
   }
@@ -221,9 +232,15 @@ int run_rotate(const RotateOptions& o) {
   report.exit_code = exit_code_for(report, stop.reason(), all_completed);
   report.status = report.exit_code == to_int(ExitCode::kStopped) ? "stopped" : "finished";
   if (store) {
-    store->set_status(report.run_id, report.status, report.exit_code);
-    for (const auto& f : store->failures(report.run_id, 1000)) {
-      report.failures.push_back({{"table", f.table_name}, {"column", f.column_name}, {"primary_key", f.primary_key}, {"reason", f.reason}});
+    try {
+      store->set_status(report.run_id, report.status, report.exit_code);
+      for (const auto& f : store->failures(report.run_id, 1000)) {
+        report.failures.push_back(
+            {{"table", f.table_name}, {"column", f.column_name}, {"primary_key", f.primary_key}, {"reason", f.reason}});
+      }
+    } catch (const std::exception& e) {
+      // The data and its checkpoints are committed; only the run's summary row is stale.
+      log::warn("could not record the run's status: {}", e.what());
     }
   }
   print_rotate_summary(report, o.dry_run);
@@ -235,34 +252,38 @@ int run_rotate(const RotateOptions& o) {
 
 void add_rotate_command(CLI::App& root, int& exit_code) {
   auto o = std::make_shared<RotateOptions>();
-  CLI::App* cmd = root.add_subcommand(
-      "rotate",
-      "Re-encrypt every value of the target columns under the new key; resumable.\n"
-      "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate --db \"$DATABASE_URL\" "
-      "--column public.users.phone_enc --report rotate.json");
+  CLI::App* cmd =
+      root.add_subcommand("rotate",
+                          "Re-encrypt every value of the target columns under the new key; resumable.\n"
+                          "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate --db \"$DATABASE_URL\" "
+                          "--column public.users.phone_enc --report rotate.json");
   cmd->set_config("--config", "", "Read options from a TOML/INI file (CLI11 format)");
-  cmd->add_option("--db", o->db, "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  cmd->add_option("--db", o->db,
+                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to rotate (repeatable; SQL identifier rules)");
   cmd->add_flag("--discover", o->discover, "Rotate every column that `rekey discover` finds");
   add_key_options(*cmd, o->keys);
   cmd->add_flag("--dry-run", o->dry_run, "Read, decrypt, re-encrypt and check in memory; write nothing at all");
-  CLI::Option* batch_size =
-      cmd->add_option("--batch-size", o->batch_size, "Rows per batch and transaction (fixed; default: steered by --batch-time)")
-          ->check(CLI::Range(1, 1000000));
-  cmd->add_option("--batch-time", o->batch_time, "Target time per batch when --batch-size is not given")->capture_default_str();
+  CLI::Option* batch_size = cmd->add_option("--batch-size", o->batch_size,
+                                            "Rows per batch and transaction (fixed; default: steered by --batch-time)")
+                                ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--batch-time", o->batch_time, "Target time per batch when --batch-size is not given")
+      ->capture_default_str();
   cmd->add_option("--max-rate", o->max_rate, "Rows per second at most; 0: no cap")->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-replica-lag", o->max_replica_lag, "Pause while a standby's replay lag exceeds this, e.g. 10s");
   cmd->add_option("--pause-file", o->pause_file, "Pause while this file exists");
   cmd->add_option("--threads", o->threads, "Re-encryption threads")->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--max-duration", o->max_duration, "Stop cleanly (exit 75) after this long, e.g. 90s, 45m, 2h");
-  cmd->add_option("--max-failures", o->max_failures, "Stop (exit 3) once this many values could not be decrypted; 0: no limit")
+  cmd->add_option("--max-failures", o->max_failures,
+                  "Stop (exit 3) once this many values could not be decrypted; 0: no limit")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--report", o->report, "Write a JSON report to this file");
   cmd->add_flag("--restart", o->restart, "Start a new run instead of resuming the last one over these columns");
   cmd->add_option("--state-schema", o->state_schema, "Schema for rekey's own state tables")->capture_default_str();
   cmd->add_option("--lock-timeout", o->lock_timeout, "Longest wait for a row lock per batch")->capture_default_str();
   cmd->add_option("--statement-timeout", o->statement_timeout, "Longest statement; 0: none")->capture_default_str();
-  cmd->add_option("--retry-for", o->retry_for, "Keep retrying transient database errors this long")->capture_default_str();
+  cmd->add_option("--retry-for", o->retry_for, "Keep retrying transient database errors this long")
+      ->capture_default_str();
   cmd->callback([o, batch_size, &exit_code] {
     if (o->columns.empty() && !o->discover) throw UsageError("rotate: name at least one --column, or use --discover");
     o->batch_size_given = batch_size->count() > 0;

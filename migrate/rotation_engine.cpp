@@ -78,9 +78,22 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
   const auto commit = [&](BatchWrite& write) {
+    if (stop.reason() == StopReason::kLockLost) return;
+    if (settings.still_locked) {
+      bool locked = true;
+      with_retries(
+          settings.retry, where + ": checking the table lock", [&] { locked = settings.still_locked(); },
+          &outcome.retries);
+      if (!locked) {
+        log::error("{}: another runner took this table's lock after a reconnect; stopping without writing", where);
+        stop.request(StopReason::kLockLost);
+        return;
+      }
+    }
     std::vector<std::size_t> lost;
     const auto write_started = std::chrono::steady_clock::now();
-    with_retries(settings.retry, where + ": writing a batch", [&] { lost = writer.write(write); }, &outcome.retries);
+    with_retries(
+        settings.retry, where + ": writing a batch", [&] { lost = writer.write(write); }, &outcome.retries);
     outcome.write_seconds += seconds_since(write_started);
     if (settings.throttle != nullptr) {
       settings.throttle->record_write(static_cast<std::size_t>(write.rows_seen),
@@ -99,8 +112,8 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
     ++outcome.batches;
     if (settings.max_failures > 0 && failures >= settings.max_failures) stop.request(StopReason::kMaxFailures);
     if (on_progress) {
-      on_progress({outcome.rows_seen,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
+      on_progress(
+          {outcome.rows_seen, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
     }
   };
 
@@ -108,78 +121,96 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
   // The reader and writer stages mostly wait on the database: two threads more.
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads + 2);
   tbb::task_arena arena(static_cast<int>(threads + 2));
-  arena.execute([&] {
-    tbb::parallel_pipeline(
-        threads + 2,
-        tbb::make_filter<void, std::shared_ptr<Batch>>(
-            tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-              if (reached_end || stop.should_stop()) {
-                fc.stop();
-                return nullptr;
-              }
-              std::size_t limit = settings.batch_size;
-              if (settings.throttle != nullptr) {
-                settings.throttle->wait_for_turn(stop);
-                if (stop.should_stop()) {
-                  fc.stop();
-                  return nullptr;
-                }
-                limit = settings.throttle->batch_size();
-              }
-              auto batch = std::make_shared<Batch>();
-              const auto read_started = std::chrono::steady_clock::now();
-              with_retries(settings.retry, where + ": reading a batch",
-                           [&] { batch->rows = reader.read_after(cursor, limit); }, &outcome.retries);
-              if (settings.throttle != nullptr) settings.throttle->count_read(batch->rows.size());
-              outcome.read_seconds += seconds_since(read_started);
-              if (batch->rows.empty()) {
-                reached_end = true;
-                fc.stop();
-                return nullptr;
-              }
-              cursor = batch->rows.back().key;
-              if (batch->rows.size() < limit) reached_end = true;
-              return batch;
-            }) &
-            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                tbb::filter_mode::parallel,
-                [&](std::shared_ptr<Batch> batch) {
-                  const auto crypto_started = std::chrono::steady_clock::now();
-                  batch->write = rotate_rows(shape, keyring, batch->rows);
-                  batch->crypto_seconds = seconds_since(crypto_started);
-                  batch->write.checkpoint = batch->rows.back().key;
-                  batch->rows.clear();
-                  return batch;
-                }) &
-            tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order,
-                                                          [&](std::shared_ptr<Batch> batch) {
-                                                            outcome.crypto_seconds += batch->crypto_seconds;
-                                                            commit(batch->write);
-                                                          }));
-  });
+  try {
+    arena.execute([&] {
+      tbb::parallel_pipeline(threads + 2, tbb::make_filter<void, std::shared_ptr<Batch>>(
+                                              tbb::filter_mode::serial_in_order,
+                                              [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+                                                if (reached_end || stop.should_stop()) {
+                                                  fc.stop();
+                                                  return nullptr;
+                                                }
+                                                std::size_t limit = settings.batch_size;
+                                                if (settings.throttle != nullptr) {
+                                                  settings.throttle->wait_for_turn(stop);
+                                                  if (stop.should_stop()) {
+                                                    fc.stop();
+                                                    return nullptr;
+                                                  }
+                                                  limit = settings.throttle->batch_size();
+                                                }
+                                                auto batch = std::make_shared<Batch>();
+                                                const auto read_started = std::chrono::steady_clock::now();
+                                                with_retries(
+                                                    settings.retry, where + ": reading a batch",
+                                                    [&] { batch->rows = reader.read_after(cursor, limit); },
+                                                    &outcome.retries);
+                                                if (settings.throttle != nullptr)
+                                                  settings.throttle->count_read(batch->rows.size());
+                                                outcome.read_seconds += seconds_since(read_started);
+                                                if (batch->rows.empty()) {
+                                                  reached_end = true;
+                                                  fc.stop();
+                                                  return nullptr;
+                                                }
+                                                cursor = batch->rows.back().key;
+                                                if (batch->rows.size() < limit) reached_end = true;
+                                                return batch;
+                                              }) &
+                                              tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                                                  tbb::filter_mode::parallel,
+                                                  [&](std::shared_ptr<Batch> batch) {
+                                                    const auto crypto_started = std::chrono::steady_clock::now();
+                                                    batch->write = rotate_rows(shape, keyring, batch->rows);
+                                                    batch->crypto_seconds = seconds_since(crypto_started);
+                                                    batch->write.checkpoint = batch->rows.back().key;
+                                                    batch->rows.clear();
+                                                    return batch;
+                                                  }) &
+                                              tbb::make_filter<std::shared_ptr<Batch>, void>(
+                                                  tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> batch) {
+                                                    outcome.crypto_seconds += batch->crypto_seconds;
+                                                    commit(batch->write);
+                                                  }));
+    });
+  } catch (const RetriesExhausted& e) {
+    // Every committed batch carries its checkpoint: stopping here is safe.
+    log::error("{}", e.what());
+    stop.request(StopReason::kRetriesExhausted);
+    return outcome;
+  }
   if (!reached_end || stop.reason() != StopReason::kNone) return outcome;
 
   // Rows whose compare-and-swap failed, read again until they settle.
-  for (int round = 0; round < settings.pending_rounds; ++round) {
-    std::vector<KeyValues> keys;
-    with_retries(settings.retry, where + ": listing pending rows", [&] { keys = writer.pending(); }, &outcome.retries);
-    outcome.pending_left = static_cast<std::int64_t>(keys.size());
-    if (keys.empty() || stop.should_stop()) break;
-    log::info("{}: reading again {} row(s) the application changed during the run", shape.display_name(), keys.size());
-    for (std::size_t from = 0; from < keys.size(); from += settings.batch_size) {
-      const std::vector<KeyValues> chunk(keys.begin() + static_cast<std::ptrdiff_t>(from),
-                                         keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings.batch_size)));
-      std::vector<Row> rows;
-      with_retries(settings.retry, where + ": reading pending rows", [&] { rows = reader.read_keys(chunk); },
-                   &outcome.retries);
-      BatchWrite write = rotate_rows(shape, keyring, rows);
-      // Counted when first read: only what a re-read rotates is new.
-      write.rows_seen = 0;
-      for (auto& counts : write.counts) counts = ColumnCounts{counts.rotated, 0, 0, 0, 0};
-      write.resolved_pending = chunk;
-      commit(write);
+  try {
+    for (int round = 0; round < settings.pending_rounds; ++round) {
+      std::vector<KeyValues> keys;
+      with_retries(
+          settings.retry, where + ": listing pending rows", [&] { keys = writer.pending(); }, &outcome.retries);
+      outcome.pending_left = static_cast<std::int64_t>(keys.size());
+      if (keys.empty() || stop.should_stop()) break;
+      log::info("{}: reading again {} row(s) the application changed during the run", shape.display_name(),
+                keys.size());
+      for (std::size_t from = 0; from < keys.size(); from += settings.batch_size) {
+        const std::vector<KeyValues> chunk(
+            keys.begin() + static_cast<std::ptrdiff_t>(from),
+            keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings.batch_size)));
+        std::vector<Row> rows;
+        with_retries(
+            settings.retry, where + ": reading pending rows", [&] { rows = reader.read_keys(chunk); },
+            &outcome.retries);
+        BatchWrite write = rotate_rows(shape, keyring, rows);
+        // Counted when first read: only what a re-read rotates is new.
+        write.rows_seen = 0;
+        for (auto& counts : write.counts) counts = ColumnCounts{counts.rotated, 0, 0, 0, 0};
+        write.resolved_pending = chunk;
+        commit(write);
+      }
     }
+  } catch (const RetriesExhausted& e) {
+    log::error("{}", e.what());
+    stop.request(StopReason::kRetriesExhausted);
+    return outcome;
   }
   outcome.completed = outcome.pending_left == 0 && stop.reason() == StopReason::kNone;
   return outcome;

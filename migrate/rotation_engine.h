@@ -27,6 +27,9 @@ struct EngineSettings {
   RetryPolicy retry;
   int pending_rounds = 20;            // times pending rows are read again before giving up
   Throttle* throttle = nullptr;       // pacing and batch size; null: fixed batch_size, no pacing
+  // Called before each write; false means this runner lost its table lock to
+  // another, and the run stops (kLockLost) without writing. Null: not checked.
+  std::function<bool()> still_locked;
 };
 
 struct ProgressUpdate {

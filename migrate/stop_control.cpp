@@ -25,6 +25,7 @@ const char* to_string(StopReason reason) {
     case StopReason::kSignal: return "signal";
     case StopReason::kMaxFailures: return "max_failures";
     case StopReason::kRetriesExhausted: return "retries_exhausted";
+    case StopReason::kLockLost: return "lock_lost";
   }
   return "unknown";
 }

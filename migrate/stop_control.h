@@ -8,7 +8,7 @@
 
 namespace rekey {
 
-enum class StopReason { kNone, kDeadline, kSignal, kMaxFailures, kRetriesExhausted };
+enum class StopReason { kNone, kDeadline, kSignal, kMaxFailures, kRetriesExhausted, kLockLost };
 const char* to_string(StopReason reason);
 
 class StopControl {
