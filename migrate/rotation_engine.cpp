@@ -65,7 +65,7 @@ BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, 
 TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
                           TableWriter& writer, const std::optional<KeyValues>& start_after,
                           const EngineSettings& settings, StopControl& stop,
-                          const std::function<void(const ProgressUpdate&)>& on_progress) {
+                          const ProgressCallback& on_progress) {
   TableOutcome outcome;
   outcome.counts.resize(shape.columns.size());
   const auto started = std::chrono::steady_clock::now();
@@ -108,13 +108,11 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
       }
     }
     failures += static_cast<std::int64_t>(write.failures.size());
+    for (const auto& f : write.failures) ++outcome.failure_reasons[f.reason];
     outcome.rows_seen += write.rows_seen;
     ++outcome.batches;
     if (settings.max_failures > 0 && failures >= settings.max_failures) stop.request(StopReason::kMaxFailures);
-    if (on_progress) {
-      on_progress(
-          {outcome.rows_seen, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
-    }
+    if (on_progress) on_progress(outcome, seconds_since(started));
   };
 
   const std::size_t threads = std::max<std::size_t>(1, settings.threads);

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <optional>
 #include <vector>
 
@@ -32,11 +34,6 @@ struct EngineSettings {
   std::function<bool()> still_locked;
 };
 
-struct ProgressUpdate {
-  std::int64_t rows_seen = 0;  // in this invocation
-  double elapsed_seconds = 0;
-};
-
 struct TableOutcome {
   std::vector<ColumnCounts> counts;  // this invocation's, one per column
   std::int64_t rows_seen = 0;
@@ -47,7 +44,12 @@ struct TableOutcome {
   double read_seconds = 0;           // time in the reader, writer and re-encryption stages
   double write_seconds = 0;
   double crypto_seconds = 0;         // summed over threads
+  std::map<std::string, std::int64_t> failure_reasons;  // this invocation's failures by reason
 };
+
+// Called from the writer stage after each committed batch with the outcome so
+// far and the seconds since the table started.
+using ProgressCallback = std::function<void(const TableOutcome& so_far, double elapsed_seconds)>;
 
 // Rotates `shape`'s columns starting after `start_after` (from the beginning
 // when nullopt). Stops early, after committing batches in flight, when `stop`
@@ -56,7 +58,7 @@ struct TableOutcome {
 TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
                           TableWriter& writer, const std::optional<KeyValues>& start_after,
                           const EngineSettings& settings, StopControl& stop,
-                          const std::function<void(const ProgressUpdate&)>& on_progress);
+                          const ProgressCallback& on_progress);
 
 // Re-encrypts one batch of rows: the pure middle stage, exposed for tests.
 BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows);

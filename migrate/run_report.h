@@ -18,6 +18,7 @@ struct TableReport {
   std::vector<ColumnCounts> counts;  // run totals, one per column
   std::int64_t rows_seen = 0;        // in this invocation
   std::int64_t retries = 0;
+  std::int64_t batches = 0;
   bool completed = false;
 };
 

@@ -48,6 +48,7 @@ struct ColumnCounts {
   std::int64_t changed_concurrently = 0;
 
   ColumnCounts& operator+=(const ColumnCounts& o);
+  friend ColumnCounts operator+(ColumnCounts a, const ColumnCounts& b) { return a += b; }
 };
 
 // An update of one row: for each column, nothing, or the value read (for the
