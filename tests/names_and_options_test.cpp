@@ -1,0 +1,92 @@
+// Pure helpers of the CLI front: identifiers, durations, redaction, metrics text.
+#include <doctest/doctest.h>
+
+#include "db/identifier.h"
+#include "migrate/db_options.h"
+#include "migrate/duration.h"
+#include "migrate/errors.h"
+#include "migrate/metrics_file.h"
+#include "migrate/targets.h"
+
+namespace rekey {
+
+TEST_SUITE("options") {
+  TEST_CASE("parse_column_ref follows SQL identifier rules") {
+    const auto plain = db::parse_column_ref("Users.Phone_Enc");
+    CHECK(plain.schema == "public");
+    CHECK(plain.table == "users");
+    CHECK(plain.column == "phone_enc");
+    const auto quoted = db::parse_column_ref(R"("Vault Data"."Accounts"."Routing ""Enc""")");
+    CHECK(quoted.schema == "Vault Data");
+    CHECK(quoted.table == "Accounts");
+    CHECK(quoted.column == "Routing \"Enc\"");
+    const auto dotted = db::parse_column_ref(R"(s."a.b".c)");
+    CHECK(dotted.table == "a.b");
+    CHECK_THROWS_AS(db::parse_column_ref("users"), std::invalid_argument);
+    CHECK_THROWS_AS(db::parse_column_ref("a.b.c.d"), std::invalid_argument);
+    CHECK_THROWS_AS(db::parse_column_ref(R"("unterminated.x)"), std::invalid_argument);
+    CHECK_THROWS_AS(db::parse_column_ref("users..phone"), std::invalid_argument);
+    CHECK_THROWS_AS(db::parse_column_ref("my table.phone"), std::invalid_argument);
+  }
+
+  TEST_CASE("quote_ident quotes what PostgreSQL would not read back unchanged") {
+    CHECK(db::quote_ident("a\"b") == "\"a\"\"b\"");
+    CHECK(db::quote_ident_if_needed("phone_enc") == "phone_enc");
+    CHECK(db::quote_ident_if_needed("Phone") == "\"Phone\"");
+    CHECK(db::quote_ident_if_needed("user") == "\"user\"");
+    CHECK(db::quote_ident_if_needed("Routing Enc") == "\"Routing Enc\"");
+  }
+
+  TEST_CASE("group_targets handles several columns of one table in one pass") {
+    const auto t = group_targets({"users.phone_enc", "public.accounts.iban_enc", "users.ssn_enc"});
+    REQUIRE(t.size() == 2);
+    CHECK(t[0].columns == std::vector<std::string>{"phone_enc", "ssn_enc"});
+    CHECK(targets_key(t) == targets_key(group_targets({"users.ssn_enc", "accounts.iban_enc", "users.phone_enc"})));
+    CHECK_THROWS_AS(group_targets({"nodot"}), UsageError);
+  }
+
+  TEST_CASE("parse_duration takes ms, s, m, h and bare seconds") {
+    CHECK(parse_duration("90s", "--x").count() == 90000);
+    CHECK(parse_duration("45m", "--x").count() == 45 * 60000);
+    CHECK(parse_duration("2h", "--x").count() == 2 * 3600000);
+    CHECK(parse_duration("250ms", "--x").count() == 250);
+    CHECK(parse_duration("1.5", "--x").count() == 1500);
+    CHECK_THROWS_AS(parse_duration("soon", "--x"), UsageError);
+    CHECK_THROWS_AS(parse_duration("5y", "--x"), UsageError);
+    CHECK_THROWS_AS(parse_duration("-1s", "--x"), UsageError);
+  }
+
+  TEST_CASE("redacted_command hides the database password in both conninfo forms") {
+    const std::string kw = redacted_command({"rekey", "rotate", "--db", "host=db password=hunter2 user=app"});
+    CHECK(kw.find("hunter2") == std::string::npos);
+    CHECK(kw.find("user=app") != std::string::npos);
+    const std::string uri = redacted_command({"rekey", "rotate", "--db=postgresql://app:hunter2@db/prod"});
+    CHECK(uri.find("hunter2") == std::string::npos);
+    CHECK(uri.find("@db/prod") != std::string::npos);
+    CHECK(redacted_command({"rekey", "--column", "\"Vault Data\".t.c"}) == "rekey --column '\"Vault Data\".t.c'");
+  }
+
+  TEST_CASE("render_metrics writes Prometheus text with fingerprints and per-outcome values") {
+    RunReport r;
+    r.run_id = 7;
+    r.status = "finished";
+    r.new_key_fingerprint = "abcd1234";
+    r.old_key_fingerprints = {"00ff00ff"};
+    r.duration_seconds = 2;
+    TableReport t;
+    t.table = "public.\"Users\"";
+    t.columns = {"phone_enc"};
+    t.counts = {ColumnCounts{5, 1, 2, 0, 0}};
+    t.rows_seen = 8;
+    r.tables.push_back(t);
+    const std::string text = render_metrics(r, "rotate", 1000, true);
+    CHECK(text.find("# TYPE rekey_values gauge") != std::string::npos);
+    CHECK(text.find(R"(table="public.\"Users\"",column="phone_enc",outcome="rotated"} 5)") != std::string::npos);
+    CHECK(text.find(R"(old_keys="00ff00ff")") != std::string::npos);
+    CHECK(text.find("rekey_rows_per_second{command=\"rotate\",run_id=\"7\",new_key=\"abcd1234\"} 4.0") !=
+          std::string::npos);
+    CHECK(text.find("rekey_exit_code") != std::string::npos);
+  }
+}
+
+}  // namespace rekey
