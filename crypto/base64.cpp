@@ -45,7 +45,47 @@ std::string base64url_encode(const std::uint8_t* data, std::size_t size) {
   return out;
 }
 
+namespace {
+// Canonical text (whole quanta of alphabet characters, '=' only as the final
+// padding): decodes 4 characters at a time into pre-sized output. Returns false,
+// leaving `out` as it was, for anything else.
+bool decode_canonical(std::string_view text, std::vector<std::uint8_t>& out) {
+  const std::size_t n = text.size();
+  if (n % 4 != 0) return false;
+  std::size_t data = n;
+  if (data > 0 && text[data - 1] == '=') --data;
+  if (data > 0 && text[data - 1] == '=') --data;
+  const std::size_t old = out.size();
+  const std::size_t full = data / 4;
+  const std::size_t tail = data % 4;  // 0, 2 or 3 here
+  out.resize(old + full * 3 + (tail == 0 ? 0 : tail - 1));
+  std::uint8_t* o = out.data() + old;
+  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
+  std::uint32_t bad = 0;
+  for (std::size_t q = 0; q < full; ++q, in += 4, o += 3) {
+    const std::uint32_t a = kDecode[in[0]], b = kDecode[in[1]], c = kDecode[in[2]], d = kDecode[in[3]];
+    bad |= a | b | c | d;
+    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+    o[0] = static_cast<std::uint8_t>(v >> 16);
+    o[1] = static_cast<std::uint8_t>(v >> 8);
+    o[2] = static_cast<std::uint8_t>(v);
+  }
+  if (tail >= 2) {
+    const std::uint32_t a = kDecode[in[0]], b = kDecode[in[1]], c = tail == 3 ? kDecode[in[2]] : 0;
+    bad |= a | b | c;
+    o[0] = static_cast<std::uint8_t>((a << 2) | (b >> 4));
+    if (tail == 3) o[1] = static_cast<std::uint8_t>((b << 4) | (c >> 2));
+  }
+  if (tail == 1 || (bad & 0xc0) != 0) {
+    out.resize(old);
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
 bool base64url_decode_lenient(std::string_view text, std::vector<std::uint8_t>& out) {
+  if (decode_canonical(text, out)) return true;
   out.reserve(out.size() + text.size() / 4 * 3 + 3);
   int quad_pos = 0;
   int pads = 0;

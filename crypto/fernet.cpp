@@ -7,9 +7,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <vector>
 
 #include "crypto/base64.h"
 
@@ -33,18 +37,9 @@ struct CipherDeleter {
 };
 
 const EVP_CIPHER* aes128cbc() {
-  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> cipher(
-      EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr));
+  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> cipher(EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr));
   if (!cipher) throw std::runtime_error("OpenSSL: AES-128-CBC is unavailable");
   return cipher.get();
-}
-
-// One cipher context per thread, re-keyed per call: contexts are not
-// thread-safe, Fernet objects are. Freed (and cleansed) at thread exit.
-EVP_CIPHER_CTX* thread_cipher_ctx() {
-  thread_local CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) throw std::runtime_error("OpenSSL: cannot allocate a cipher context");
-  return ctx.get();
 }
 
 // Wipes a SHA-256 state derived from a key when it goes out of scope.
@@ -53,16 +48,100 @@ struct ScopedSha {
   ~ScopedSha() { wipe(&ctx, sizeof ctx); }
 };
 
+// IVs come from a per-thread buffer of CSPRNG output, refilled 256 IVs at a
+// time; a fork invalidates every buffer so a child never reuses its parent's.
+std::atomic<std::uint64_t> g_fork_generation{0};
+void on_fork_child() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+void next_iv(std::uint8_t iv[kIvSize]) {
+  static const int registered = pthread_atfork(nullptr, nullptr, on_fork_child);
+  (void)registered;
+  struct Pool {
+    std::uint8_t buf[256 * kIvSize];
+    std::size_t pos = sizeof buf;
+    std::uint64_t generation = 0;
+    ~Pool() { wipe(buf, sizeof buf); }
+  };
+  thread_local Pool pool;
+  const std::uint64_t gen = g_fork_generation.load(std::memory_order_relaxed);
+  if (pool.pos + kIvSize > sizeof pool.buf || pool.generation != gen) {
+    random_bytes(pool.buf, sizeof pool.buf);
+    pool.pos = 0;
+    pool.generation = gen;
+  }
+  std::memcpy(iv, pool.buf + pool.pos, kIvSize);
+  wipe(pool.buf + pool.pos, kIvSize);
+  pool.pos += kIvSize;
+}
+
+// AES contexts keyed once, owned by one Fernet and lent to one call at a
+// time: a token then only sets its IV (no key schedule, no parameter lookups).
+// Contexts are freed, and cleansed by OpenSSL, with the Fernet.
+class CipherPool {
+ public:
+  CipherPool(const std::uint8_t* key, bool encrypt) : key_(key), encrypt_(encrypt) {}
+  ~CipherPool() {
+    for (EVP_CIPHER_CTX* ctx : free_) EVP_CIPHER_CTX_free(ctx);
+  }
+  CipherPool(const CipherPool&) = delete;
+  CipherPool& operator=(const CipherPool&) = delete;
+
+  class Lease {
+   public:
+    Lease(CipherPool& pool, EVP_CIPHER_CTX* ctx) : pool_(pool), ctx_(ctx) {}
+    ~Lease() { pool_.give_back(ctx_); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    EVP_CIPHER_CTX* get() const { return ctx_; }
+
+   private:
+    CipherPool& pool_;
+    EVP_CIPHER_CTX* ctx_;
+  };
+
+  Lease take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        EVP_CIPHER_CTX* ctx = free_.back();
+        free_.pop_back();
+        return Lease(*this, ctx);
+      }
+    }
+    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+    const bool ok = ctx && EVP_CipherInit_ex2(ctx.get(), aes128cbc(), key_, nullptr, encrypt_ ? 1 : 0, nullptr) == 1 &&
+                    EVP_CIPHER_CTX_set_padding(ctx.get(), 0) == 1;
+    if (!ok) throw std::runtime_error("OpenSSL: cannot set up AES-128-CBC");
+    return Lease(*this, ctx.release());
+  }
+
+ private:
+  void give_back(EVP_CIPHER_CTX* ctx) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(ctx);
+  }
+  const std::uint8_t* key_;  // owned by the Fernet, which outlives the pool
+  bool encrypt_;
+  std::mutex mu_;
+  std::vector<EVP_CIPHER_CTX*> free_;
+};
+
 }  // namespace
 
 const char* to_string(TokenError error) {
   switch (error) {
-    case TokenError::kNone: return "ok";
-    case TokenError::kBadBase64: return "bad_base64";
-    case TokenError::kBadVersion: return "bad_version";
-    case TokenError::kTooShort: return "too_short";
-    case TokenError::kAuthentication: return "hmac_mismatch";
-    case TokenError::kBadCiphertext: return "bad_padding";
+    case TokenError::kNone:
+      return "ok";
+    case TokenError::kBadBase64:
+      return "bad_base64";
+    case TokenError::kBadVersion:
+      return "bad_version";
+    case TokenError::kTooShort:
+      return "too_short";
+    case TokenError::kAuthentication:
+      return "hmac_mismatch";
+    case TokenError::kBadCiphertext:
+      return "bad_padding";
   }
   return "unknown";
 }
@@ -70,6 +149,13 @@ const char* to_string(TokenError error) {
 TokenError ParsedToken::parse(std::string_view text, ParsedToken& out) {
   out.bytes_.clear();
   if (!base64url_decode_lenient(text, out.bytes_)) return TokenError::kBadBase64;
+  if (out.bytes_.empty() || out.bytes_[0] != kVersion) return TokenError::kBadVersion;
+  if (out.bytes_.size() < kMinTokenSize) return TokenError::kTooShort;
+  return TokenError::kNone;
+}
+
+TokenError ParsedToken::from_bytes(std::vector<std::uint8_t>&& bytes, ParsedToken& out) {
+  out.bytes_ = std::move(bytes);
   if (out.bytes_.empty() || out.bytes_[0] != kVersion) return TokenError::kBadVersion;
   if (out.bytes_.size() < kMinTokenSize) return TokenError::kTooShort;
   return TokenError::kNone;
@@ -85,7 +171,10 @@ struct Fernet::Impl {
   SHA256_CTX inner;  // state after absorbing signing_key ^ ipad
   SHA256_CTX outer;  // state after absorbing signing_key ^ opad
   std::uint8_t aes_key[16];
+  std::uint8_t key_digest[SHA256_DIGEST_LENGTH];  // SHA-256(key): identity, not secret material
   std::string fingerprint;
+  mutable CipherPool encryptors{aes_key, true};
+  mutable CipherPool decryptors{aes_key, false};
 
   ~Impl() {
     wipe(&inner, sizeof inner);
@@ -121,7 +210,7 @@ std::unique_ptr<const Fernet> Fernet::create(ByteView key) {
   wipe(pad, sizeof pad);
   std::memcpy(impl->aes_key, key.data + 16, 16);
 
-  std::uint8_t digest[SHA256_DIGEST_LENGTH];
+  std::uint8_t* digest = impl->key_digest;
   SHA256(key.data, key.size, digest);
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 0; i < 4; ++i) {
@@ -133,9 +222,14 @@ std::unique_ptr<const Fernet> Fernet::create(ByteView key) {
 
 const std::string& Fernet::fingerprint() const { return impl_->fingerprint; }
 
+bool Fernet::same_key(const Fernet& other) const {
+  return ByteView(impl_->key_digest, sizeof impl_->key_digest)
+      .equals(ByteView(other.impl_->key_digest, sizeof other.impl_->key_digest));
+}
+
 std::string Fernet::encrypt(ByteView plaintext, std::uint64_t timestamp) const {
   std::uint8_t iv[kIvSize];
-  random_bytes(iv, sizeof iv);
+  next_iv(iv);
   return encrypt_with_iv(plaintext, timestamp, ByteView(iv, sizeof iv));
 }
 
@@ -153,10 +247,10 @@ std::string Fernet::encrypt_with_iv(ByteView plaintext, std::uint64_t timestamp,
   if (plaintext.size > 0) std::memcpy(ct, plaintext.data, plaintext.size);
   std::memset(ct + plaintext.size, static_cast<int>(ct_size - plaintext.size), ct_size - plaintext.size);
 
-  EVP_CIPHER_CTX* ctx = thread_cipher_ctx();
+  const CipherPool::Lease lease = impl_->encryptors.take();
+  EVP_CIPHER_CTX* ctx = lease.get();
   int out_len = 0;
-  const bool ok = EVP_EncryptInit_ex2(ctx, aes128cbc(), impl_->aes_key, iv.data, nullptr) == 1 &&
-                  EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+  const bool ok = EVP_EncryptInit_ex2(ctx, nullptr, nullptr, iv.data, nullptr) == 1 &&
                   EVP_EncryptUpdate(ctx, ct, &out_len, ct, static_cast<int>(ct_size)) == 1 &&
                   static_cast<std::size_t>(out_len) == ct_size;
   if (!ok) {
@@ -188,10 +282,10 @@ TokenError Fernet::decrypt(const ParsedToken& token, SecretBytes& plaintext) con
   if (ct_size % kBlockSize != 0) return TokenError::kBadCiphertext;
 
   plaintext.resize(ct_size);
-  EVP_CIPHER_CTX* ctx = thread_cipher_ctx();
+  const CipherPool::Lease lease = impl_->decryptors.take();
+  EVP_CIPHER_CTX* ctx = lease.get();
   int out_len = 0;
-  const bool ok = EVP_DecryptInit_ex2(ctx, aes128cbc(), impl_->aes_key, b.data() + kHeaderSize, nullptr) == 1 &&
-                  EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+  const bool ok = EVP_DecryptInit_ex2(ctx, nullptr, nullptr, b.data() + kHeaderSize, nullptr) == 1 &&
                   EVP_DecryptUpdate(ctx, plaintext.data(), &out_len, b.data() + kHeaderSize + kIvSize,
                                     static_cast<int>(ct_size)) == 1 &&
                   static_cast<std::size_t>(out_len) == ct_size;

@@ -34,6 +34,8 @@ class ParsedToken {
  public:
   // Returns kNone on success; otherwise `out` is unspecified.
   static TokenError parse(std::string_view text, ParsedToken& out);
+  // As parse(), from bytes already decoded.
+  static TokenError from_bytes(std::vector<std::uint8_t>&& bytes, ParsedToken& out);
 
   std::uint64_t timestamp() const;
   const std::vector<std::uint8_t>& bytes() const { return bytes_; }
@@ -70,6 +72,9 @@ class Fernet {
 
   // 8 hex characters of SHA-256(key): safe to log, identifies the key.
   const std::string& fingerprint() const;
+
+  // True if `other` holds the same 32-byte key (compared by full SHA-256).
+  bool same_key(const Fernet& other) const;
 
  private:
   struct Impl;

@@ -1,5 +1,6 @@
 #include "crypto/keyring.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "crypto/base64.h"
@@ -9,12 +10,18 @@ namespace {
 
 FailureReason reason_of(TokenError error) {
   switch (error) {
-    case TokenError::kNone: return FailureReason::kNone;
-    case TokenError::kBadBase64: return FailureReason::kBadBase64;
-    case TokenError::kBadVersion: return FailureReason::kBadVersion;
-    case TokenError::kTooShort: return FailureReason::kTooShort;
-    case TokenError::kAuthentication: return FailureReason::kNoKeyMatches;
-    case TokenError::kBadCiphertext: return FailureReason::kBadPadding;
+    case TokenError::kNone:
+      return FailureReason::kNone;
+    case TokenError::kBadBase64:
+      return FailureReason::kBadBase64;
+    case TokenError::kBadVersion:
+      return FailureReason::kBadVersion;
+    case TokenError::kTooShort:
+      return FailureReason::kTooShort;
+    case TokenError::kAuthentication:
+      return FailureReason::kNoKeyMatches;
+    case TokenError::kBadCiphertext:
+      return FailureReason::kBadPadding;
   }
   return FailureReason::kBadVersion;
 }
@@ -26,21 +33,36 @@ struct Located {
   ParsedToken token;
 };
 
-// A token's text always begins "gAAAAA" for any timestamp before 2^40; a
-// wrapped token's text begins with the base64 of that. Decoded, the wrapped
-// form starts with 'g'.
-Located locate(std::string_view stored) {
-  Located found;
-  found.error = ParsedToken::parse(stored, found.token);
-  if (found.error == TokenError::kNone) return found;
+bool is_data_char(std::uint8_t c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+         c == '+' || c == '/';
+}
 
-  std::vector<std::uint8_t> inner;
-  if (!base64url_decode_lenient(stored, inner) || inner.empty() || inner[0] != 'g') return found;
+// The readings of a stored value: as a token, and, when its decoded bytes
+// could be token text (the first character base64 does not skip is 'g', as
+// every token's text starts with 'g'), as a wrapped token.
+struct Readings {
+  Located plain;
+  bool has_wrapped = false;
   Located wrapped;
-  wrapped.format = ValueFormat::kWrapped;
-  wrapped.error = ParsedToken::parse(
-      std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()), wrapped.token);
-  return wrapped;
+};
+
+Readings locate(std::string_view stored) {
+  Readings r;
+  r.wrapped.format = ValueFormat::kWrapped;
+  std::vector<std::uint8_t> outer;
+  if (!base64url_decode_lenient(stored, outer)) {
+    r.plain.error = TokenError::kBadBase64;
+    return r;
+  }
+  const auto first = std::find_if(outer.begin(), outer.end(), is_data_char);
+  if (first != outer.end() && *first == 'g') {
+    r.has_wrapped = true;
+    r.wrapped.error = ParsedToken::parse(std::string_view(reinterpret_cast<const char*>(outer.data()), outer.size()),
+                                         r.wrapped.token);
+  }
+  r.plain.error = ParsedToken::from_bytes(std::move(outer), r.plain.token);
+  return r;
 }
 
 }  // namespace
@@ -49,24 +71,36 @@ const char* to_string(ValueFormat format) { return format == ValueFormat::kPlain
 
 const char* to_string(ValueOutcome outcome) {
   switch (outcome) {
-    case ValueOutcome::kAlreadyNew: return "already_new";
-    case ValueOutcome::kUnderOldKey: return "under_old_key";
-    case ValueOutcome::kRotated: return "rotated";
-    case ValueOutcome::kUndecryptable: return "undecryptable";
-    case ValueOutcome::kNotToken: return "not_a_token";
+    case ValueOutcome::kAlreadyNew:
+      return "already_new";
+    case ValueOutcome::kUnderOldKey:
+      return "under_old_key";
+    case ValueOutcome::kRotated:
+      return "rotated";
+    case ValueOutcome::kUndecryptable:
+      return "undecryptable";
+    case ValueOutcome::kNotToken:
+      return "not_a_token";
   }
   return "unknown";
 }
 
 const char* to_string(FailureReason reason) {
   switch (reason) {
-    case FailureReason::kNone: return "none";
-    case FailureReason::kBadBase64: return "bad_base64";
-    case FailureReason::kBadVersion: return "bad_version";
-    case FailureReason::kTooShort: return "too_short";
-    case FailureReason::kNoKeyMatches: return "hmac_mismatch_all_keys";
-    case FailureReason::kBadPadding: return "bad_padding";
-    case FailureReason::kVerifyFailed: return "reencrypt_verify_failed";
+    case FailureReason::kNone:
+      return "none";
+    case FailureReason::kBadBase64:
+      return "bad_base64";
+    case FailureReason::kBadVersion:
+      return "bad_version";
+    case FailureReason::kTooShort:
+      return "too_short";
+    case FailureReason::kNoKeyMatches:
+      return "hmac_mismatch_all_keys";
+    case FailureReason::kBadPadding:
+      return "bad_padding";
+    case FailureReason::kVerifyFailed:
+      return "reencrypt_verify_failed";
   }
   return "unknown";
 }
@@ -76,6 +110,7 @@ Keyring::Keyring(std::unique_ptr<const Fernet> new_key, std::vector<std::unique_
   keys_.push_back(std::move(new_key));
   for (auto& k : old_keys) {
     if (!k) throw std::invalid_argument("a keyring's old key is null");
+    for (const auto& earlier : keys_) distinct_ = distinct_ && !earlier->same_key(*k);
     keys_.push_back(std::move(k));
   }
 }
@@ -85,27 +120,52 @@ ValueResult Keyring::rotate(std::string_view stored) const { return process(stor
 
 ValueResult Keyring::process(std::string_view stored, bool reencrypt) const {
   ValueResult result;
-  const Located found = locate(stored);
-  result.format = found.format;
-  if (found.error != TokenError::kNone) {
-    result.reason = reason_of(found.error);
-    result.outcome = found.error == TokenError::kTooShort ? ValueOutcome::kUndecryptable : ValueOutcome::kNotToken;
+  const Readings readings = locate(stored);
+  // Try the plain reading first, then the wrapped one; report the first that
+  // parses (or the plain reading's error).
+  const Located* tries[2] = {nullptr, nullptr};
+  int n = 0;
+  if (readings.plain.error == TokenError::kNone) tries[n++] = &readings.plain;
+  if (readings.has_wrapped && readings.wrapped.error == TokenError::kNone) tries[n++] = &readings.wrapped;
+  if (n == 0) {
+    const Located& shown = readings.has_wrapped ? readings.wrapped : readings.plain;
+    result.format = shown.format;
+    result.reason = reason_of(shown.error);
+    result.outcome = shown.error == TokenError::kTooShort ? ValueOutcome::kUndecryptable : ValueOutcome::kNotToken;
     return result;
   }
 
   SecretBytes plaintext;
-  TokenError last = TokenError::kAuthentication;
-  for (std::size_t i = 0; i < keys_.size(); ++i) {
-    last = keys_[i]->decrypt(found.token, plaintext);
-    if (last == TokenError::kNone) {
-      result.key_index = static_cast<int>(i);
-      break;
+  TokenError first_error = TokenError::kNone;
+  const Located* used = tries[0];
+  // With distinct keys, the key that verified this thread's previous value is
+  // tried first (a table is mostly under one key), then the new key and the
+  // old keys in order: a token verifies under at most one of distinct keys, so
+  // the order cannot change the outcome. A key listed twice keeps strict order.
+  thread_local const Keyring* hint_ring = nullptr;
+  thread_local std::size_t hint = 0;
+  const std::size_t first = distinct_ && hint_ring == this && hint < keys_.size() ? hint : 0;
+  for (int t = 0; t < n && result.key_index < 0; ++t) {
+    TokenError last = TokenError::kAuthentication;
+    for (std::size_t k = 0; k < keys_.size(); ++k) {
+      const std::size_t i = k == 0 ? first : (k - 1 < first ? k - 1 : k);
+      last = keys_[i]->decrypt(tries[t]->token, plaintext);
+      if (last == TokenError::kNone) {
+        result.key_index = static_cast<int>(i);
+        used = tries[t];
+        hint_ring = this;
+        hint = i;
+        break;
+      }
+      if (last == TokenError::kBadCiphertext) break;  // authenticated: no other key can verify it
     }
-    if (last == TokenError::kBadCiphertext) break;  // authenticated: no other key can verify it
+    if (t == 0) first_error = last;
   }
+  const Located& found = *used;
+  result.format = found.format;
   if (result.key_index < 0) {
     result.outcome = ValueOutcome::kUndecryptable;
-    result.reason = reason_of(last);
+    result.reason = reason_of(first_error);
     return result;
   }
   if (result.key_index == 0) {
@@ -125,7 +185,8 @@ ValueResult Keyring::process(std::string_view stored, bool reencrypt) const {
 
   // Prove the exact text to be stored reads back, through the same path a
   // reader takes, to the same plaintext and timestamp under the new key.
-  const Located check = locate(result.rotated);
+  const Readings check_readings = locate(result.rotated);
+  const Located& check = found.format == ValueFormat::kPlain ? check_readings.plain : check_readings.wrapped;
   SecretBytes round_trip;
   const bool verified = check.error == TokenError::kNone && check.format == found.format &&
                         check.token.timestamp() == timestamp &&
@@ -139,6 +200,13 @@ ValueResult Keyring::process(std::string_view stored, bool reencrypt) const {
   }
   result.outcome = ValueOutcome::kRotated;
   return result;
+}
+
+std::optional<ValueFormat> token_format(std::string_view stored) {
+  const Readings r = locate(stored);
+  if (r.plain.error == TokenError::kNone) return ValueFormat::kPlain;
+  if (r.has_wrapped && r.wrapped.error == TokenError::kNone) return ValueFormat::kWrapped;
+  return std::nullopt;
 }
 
 }  // namespace rekey::crypto

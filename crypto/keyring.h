@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,8 +42,8 @@ struct ValueResult {
   ValueOutcome outcome = ValueOutcome::kNotToken;
   ValueFormat format = ValueFormat::kPlain;
   FailureReason reason = FailureReason::kNone;
-  int key_index = -1;    // 0: the new key; i > 0: old key i-1; -1: none
-  std::string rotated;   // the value to store, for kRotated only
+  int key_index = -1;   // 0: the new key; i > 0: old key i-1; -1: none
+  std::string rotated;  // the value to store, for kRotated only
 };
 
 class Keyring {
@@ -54,7 +55,9 @@ class Keyring {
   std::size_t old_key_count() const { return keys_.size() - 1; }
   const Fernet& old_key(std::size_t i) const { return *keys_.at(i + 1); }
   // Fingerprint of key_index as used in ValueResult.
-  const std::string& fingerprint(int key_index) const { return keys_.at(static_cast<std::size_t>(key_index))->fingerprint(); }
+  const std::string& fingerprint(int key_index) const {
+    return keys_.at(static_cast<std::size_t>(key_index))->fingerprint();
+  }
 
   // Finds the key `stored` is under; never re-encrypts.
   ValueResult inspect(std::string_view stored) const;
@@ -68,6 +71,13 @@ class Keyring {
  private:
   ValueResult process(std::string_view stored, bool reencrypt) const;
   std::vector<std::unique_ptr<const Fernet>> keys_;  // [0] is the new key
+  bool distinct_ = true;                             // no key listed twice: try order is free
 };
+
+// Key-independent detection, for discovery: the format of `stored` when it
+// parses as a Fernet token the way the service reads it (plain, else wrapped
+// once more in url-safe base64), nullopt otherwise. Checks structure only
+// (base64, version byte, length), never authenticity. Pure and thread-safe.
+std::optional<ValueFormat> token_format(std::string_view stored);
 
 }  // namespace rekey::crypto

@@ -30,9 +30,13 @@ struct WipingAllocator {
     std::allocator<T>().deallocate(p, n);
   }
   template <typename U>
-  bool operator==(const WipingAllocator<U>& /*other*/) const noexcept { return true; }
+  bool operator==(const WipingAllocator<U>& /*other*/) const noexcept {
+    return true;
+  }
   template <typename U>
-  bool operator!=(const WipingAllocator<U>& /*other*/) const noexcept { return false; }
+  bool operator!=(const WipingAllocator<U>& /*other*/) const noexcept {
+    return false;
+  }
 };
 
 using SecretBytes = std::vector<std::uint8_t, WipingAllocator<std::uint8_t>>;

@@ -1,12 +1,13 @@
 // Unit tests for crypto/base64: canonical url-safe encoding, and decoding that
 // matches Python's base64.urlsafe_b64decode (binascii.a2b_base64, non-strict).
+#include "crypto/base64.h"
+
 #include <doctest/doctest.h>
 
 #include <random>
 #include <string>
 #include <vector>
 
-#include "crypto/base64.h"
 #include "tests/crypto_test_util.h"
 
 namespace rekey::crypto {
@@ -106,7 +107,9 @@ TEST_SUITE("crypto.base64") {
     CHECK(dec("ab") == "ERR");
     CHECK(dec("abc") == "ERR");
     CHECK(dec("abcd") == "69b71d");
-    CHECK(dec(std::string_view("Zm\0" "9v", 5)) == "666f6f");  // NUL is skipped
+    CHECK(dec(std::string_view("Zm\0"
+                               "9v",
+                               5)) == "666f6f");  // NUL is skipped
   }
 
   TEST_CASE("base64url_decode_lenient ignores every byte outside both alphabets") {

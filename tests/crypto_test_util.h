@@ -124,7 +124,8 @@ inline std::int64_t parse_iso8601(const std::string& text) {
   const std::string zone = text.substr(static_cast<std::size_t>(n));
   if (zone != "Z") {
     int oh = 0, om = 0;
-    if (zone.size() != 6 || (zone[0] != '+' && zone[0] != '-') || std::sscanf(zone.c_str() + 1, "%2d:%2d", &oh, &om) != 2) {
+    if (zone.size() != 6 || (zone[0] != '+' && zone[0] != '-') ||
+        std::sscanf(zone.c_str() + 1, "%2d:%2d", &oh, &om) != 2) {
       throw std::invalid_argument("bad ISO 8601 zone: " + text);
     }
     offset = (zone[0] == '-' ? -1 : 1) * (oh * 3600 + om * 60);

@@ -5,17 +5,16 @@
 // directory, and the answers are checked by the test cases below. The whole
 // exchange is built once, on first use, and takes two Python invocations.
 #include <doctest/doctest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -39,9 +38,7 @@ constexpr std::size_t kItems = 2400;
 constexpr std::size_t kMutantBases = 48;
 constexpr std::size_t kMutantsPerBase = 70;
 
-std::string hex_of(std::string_view s) {
-  return to_hex(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
-}
+std::string hex_of(std::string_view s) { return to_hex(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
 std::string str_of_hex(const json& hex) { return testing::string_of(from_hex(hex.get<std::string>())); }
 
 class TempDir {
@@ -79,9 +76,9 @@ json run_peer(const TempDir& dir, const std::string& tag, const json& keys, cons
     f << json{{"keys", keys}, {"ops", ops}}.dump();
     if (!f) throw std::runtime_error("cannot write " + in);
   }
-  const std::string cmd = shell_quote(python) + " " + shell_quote(std::string(REKEY_SOURCE_DIR) +
-                                                                  "/tests/interop/fernet_peer.py") +
-                          " " + shell_quote(in) + " " + shell_quote(out) + " 2>" + shell_quote(err);
+  const std::string cmd = shell_quote(python) + " " +
+                          shell_quote(std::string(REKEY_SOURCE_DIR) + "/tests/interop/fernet_peer.py") + " " +
+                          shell_quote(in) + " " + shell_quote(out) + " 2>" + shell_quote(err);
   const int status = std::system(cmd.c_str());
   if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string stderr_text;
@@ -136,8 +133,8 @@ std::string mutate_once(std::string s, std::mt19937_64& rng) {
       break;
     }
     case 8: {  // trailing junk (after any padding)
-      static const std::vector<std::string> junk = {"=", "==", "junk", "\n", "A", "AAAA", "Zm9v", "=A=", "\x80\xff",
-                                                    "gAAAAA", "+/+/", "AB", "ABC"};
+      static const std::vector<std::string> junk = {"=",   "==",       "junk",   "\n",   "A",  "AAAA", "Zm9v",
+                                                    "=A=", "\x80\xff", "gAAAAA", "+/+/", "AB", "ABC"};
       if (rng() % 2 == 0) {
         s += junk[rng() % junk.size()];
       } else {
@@ -192,7 +189,7 @@ struct Item {
   std::uint64_t ts = 0;
   std::string key;
   bool wrap = false;
-  std::string cxx_value;  // made by C++ under `key`
+  std::string cxx_value;    // made by C++ under `key`
   std::string cxx_rotated;  // C++ Keyring::rotate of cxx_value
   ValueResult cxx_rotate_result;
   std::size_t op_py_encrypt = 0, op_py_decrypt = 0, op_py_decrypt_wrong = 0, op_py_rotate = 0;
@@ -234,8 +231,12 @@ struct InteropRun {
 
 Bytes make_plaintext(std::size_t i, std::mt19937_64& rng) {
   static const std::vector<std::string> specials = {
-      std::string("\xff"),       std::string("\xc3\x28"),         std::string("\xed\xa0\x80"),
-      std::string("\x00\x00", 2), std::string("\xf4\x90\x80\x80"), std::string("\xe2\x82\xac caf\xc3\xa9"),
+      std::string("\xff"),
+      std::string("\xc3\x28"),
+      std::string("\xed\xa0\x80"),
+      std::string("\x00\x00", 2),
+      std::string("\xf4\x90\x80\x80"),
+      std::string("\xe2\x82\xac caf\xc3\xa9"),
       std::string("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80")};
   static const std::size_t kPattern[] = {0, 1, 15, 16, 17, 12, 31, 32, 33, 64};
   if (i % 600 == 599) return testing::random_bytes_of(rng, 10240);
@@ -250,11 +251,16 @@ Bytes make_plaintext(std::size_t i, std::mt19937_64& rng) {
 
 std::uint64_t make_timestamp(std::size_t i, std::mt19937_64& rng) {
   switch (i % 20) {
-    case 0: return 0;
-    case 1: return ~std::uint64_t{0};
-    case 2: return rng();
-    case 3: return std::uint64_t{1} << 36;
-    default: return 1700000000 + rng() % 100000000;
+    case 0:
+      return 0;
+    case 1:
+      return ~std::uint64_t{0};
+    case 2:
+      return rng();
+    case 3:
+      return std::uint64_t{1} << 36;
+    default:
+      return 1700000000 + rng() % 100000000;
   }
 }
 
@@ -312,15 +318,13 @@ std::unique_ptr<InteropRun> build_run() {
     it.cxx_rotated = it.cxx_rotate_result.rotated;
 
     const std::string new_key = run->new_key_for(it.key);
-    it.op_py_encrypt = add({{"op", "encrypt"}, {"key", it.key}, {"pt", to_hex(ByteView(it.pt))}, {"ts", it.ts},
-                            {"wrap", it.wrap}});
+    it.op_py_encrypt =
+        add({{"op", "encrypt"}, {"key", it.key}, {"pt", to_hex(ByteView(it.pt))}, {"ts", it.ts}, {"wrap", it.wrap}});
     it.op_py_decrypt = add({{"op", "decrypt"}, {"key", it.key}, {"value", hex_of(it.cxx_value)}, {"wrap", it.wrap}});
     it.op_py_decrypt_wrong = add(
         {{"op", "decrypt"}, {"key", run->wrong_key_for(it.key)}, {"value", hex_of(it.cxx_value)}, {"wrap", it.wrap}});
-    it.op_py_rotate = add({{"op", "rotate"},
-                           {"keys", run->ring_order.at(new_key)},
-                           {"value", hex_of(it.cxx_value)},
-                           {"wrap", it.wrap}});
+    it.op_py_rotate = add(
+        {{"op", "rotate"}, {"keys", run->ring_order.at(new_key)}, {"value", hex_of(it.cxx_value)}, {"wrap", it.wrap}});
     it.op_rot_new = add({{"op", "decrypt"}, {"key", new_key}, {"value", hex_of(it.cxx_rotated)}, {"wrap", it.wrap}});
     it.op_rot_old = add({{"op", "decrypt"}, {"key", it.key}, {"value", hex_of(it.cxx_rotated)}, {"wrap", it.wrap}});
   }
@@ -343,8 +347,10 @@ std::unique_ptr<InteropRun> build_run() {
       mu.op = add({{"op", "decrypt"}, {"key", mu.key}, {"value", hex_of(mu.value)}, {"wrap", mu.wrap}});
       run->mutants.push_back(std::move(mu));
     }
-    // Every truncation of the value, too.
-    for (std::size_t len = 0; len < base.cxx_value.size(); len += 1 + len / 40) {
+    // Truncations of the value: short ones and a sample in the middle, and every
+    // one of the last 8 (padding removed, partial last quantum).
+    const std::size_t size = base.cxx_value.size();
+    for (std::size_t len = 0; len < size; len = len + 8 >= size ? len + 1 : std::min(size - 8, len + 1 + len / 40)) {
       Mutant mu{base.cxx_value.substr(0, len), base.key, base.wrap, 0};
       mu.op = add({{"op", "decrypt"}, {"key", mu.key}, {"value", hex_of(mu.value)}, {"wrap", mu.wrap}});
       run->mutants.push_back(std::move(mu));
@@ -364,8 +370,8 @@ std::unique_ptr<InteropRun> build_run() {
     const std::string py_value = str_of_hex(run->results1.at(it.op_py_encrypt).at("value"));
     it.py_rotate_result = run->ring_for(it.key).rotate(py_value);
     const std::string& rotated = it.py_rotate_result.rotated;
-    it.op2_new = add2(
-        {{"op", "decrypt"}, {"key", run->new_key_for(it.key)}, {"value", hex_of(rotated)}, {"wrap", it.wrap}});
+    it.op2_new =
+        add2({{"op", "decrypt"}, {"key", run->new_key_for(it.key)}, {"value", hex_of(rotated)}, {"wrap", it.wrap}});
     it.op2_old = add2({{"op", "decrypt"}, {"key", it.key}, {"value", hex_of(rotated)}, {"wrap", it.wrap}});
   }
   run->results2 = run_peer(dir, "run2", run->key_specs, ops2);
@@ -450,7 +456,8 @@ TEST_SUITE("crypto.interop") {
     }
   }
 
-  TEST_CASE("interop: Keyring::rotate keeps the timestamp like MultiFernet.rotate; Python reads it with the new key only") {
+  TEST_CASE(
+      "interop: Keyring::rotate keeps the timestamp like MultiFernet.rotate; Python reads it with the new key only") {
     const InteropRun& run = interop();
     for (const auto& it : run.items) {
       CAPTURE(it.key);
@@ -500,40 +507,92 @@ TEST_SUITE("crypto.interop") {
     }
   }
 
+  // Python unwraps with urlsafe_b64decode and Fernet.decrypt decodes again, so a
+  // wrapped value whose inner token text starts with bytes the decoder skips
+  // (whitespace, NUL, '=', punctuation, non-ASCII) reads fine in Python.
+  // rekey's Keyring does not recognise those (crypto/keyring.cpp locate(): it
+  // requires inner[0] == 'g', and a plain parse that succeeds wins even when
+  // no key verifies it); they are checked separately below.
+  bool inner_has_leading_junk(const Mutant& mu) {
+    if (!mu.wrap) return false;
+    std::vector<std::uint8_t> inner;
+    if (!base64url_decode_lenient(mu.value, inner) || inner.empty() || inner[0] == 'g') return false;
+    for (const std::uint8_t c : inner) {
+      const bool data = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                        c == '_' || c == '+' || c == '/';
+      if (data) return c == 'g';
+    }
+    return false;
+  }
+
+  // Checks one mutant against Python's answer; returns whether Python accepted it.
+  bool check_mutant(const InteropRun& run, const Mutant& mu, bool keyring_level) {
+    const json& py = run.results1.at(mu.op);
+    const bool py_ok = py.at("ok").get<bool>();
+    const Bytes py_pt = from_hex(py.at("pt").get<std::string>());
+    CAPTURE(hex_of(mu.value));
+    CAPTURE(mu.wrap);
+    CAPTURE(py_ok);
+
+    // Fernet level (after unwrapping as urlsafe_b64decode does).
+    const Read direct = cxx_read(*run.fernet(mu.key), mu.value, mu.wrap);
+    CHECK(direct.ok == py_ok);
+    if (py_ok && direct.ok) CHECK(direct.pt == py_pt);
+    if (!keyring_level) return py_ok;
+
+    // Keyring level: the value is rotated, in its own format, exactly when Python reads it.
+    const ValueResult r = run.ring_for(mu.key).rotate(mu.value);
+    const ValueFormat want_format = mu.wrap ? ValueFormat::kWrapped : ValueFormat::kPlain;
+    CHECK((r.outcome == ValueOutcome::kRotated) == py_ok);
+    if (py_ok && r.outcome == ValueOutcome::kRotated) {
+      CHECK(r.format == want_format);
+      CHECK(r.key_index == run.expected_index(mu.key));
+      const Read back = cxx_read(*run.fernet(run.new_key_for(mu.key)), r.rotated, mu.wrap);
+      CHECK(back.ok);
+      CHECK(back.pt == py_pt);
+    }
+    if (!py_ok) CHECK((r.outcome == ValueOutcome::kUndecryptable || r.outcome == ValueOutcome::kNotToken));
+    return py_ok;
+  }
+
   TEST_CASE("interop: lenient base64 differential - C++ accepts exactly the mutated values Python accepts") {
     const InteropRun& run = interop();
     int accepted = 0;
     int rejected = 0;
+    int leading_junk = 0;
     for (const auto& mu : run.mutants) {
-      const json& py = run.results1.at(mu.op);
-      const bool py_ok = py.at("ok").get<bool>();
-      const Bytes py_pt = from_hex(py.at("pt").get<std::string>());
-      CAPTURE(hex_of(mu.value));
-      CAPTURE(mu.wrap);
-      CAPTURE(py_ok);
-      py_ok ? ++accepted : ++rejected;
-
-      // Fernet level (after unwrapping as urlsafe_b64decode does).
-      const Read direct = cxx_read(*run.fernet(mu.key), mu.value, mu.wrap);
-      CHECK(direct.ok == py_ok);
-      if (py_ok && direct.ok) CHECK(direct.pt == py_pt);
-
-      // Keyring level: the value is rotated, in its own format, exactly when Python reads it.
-      const ValueResult r = run.ring_for(mu.key).rotate(mu.value);
-      const ValueFormat want_format = mu.wrap ? ValueFormat::kWrapped : ValueFormat::kPlain;
-      CHECK((r.outcome == ValueOutcome::kRotated) == py_ok);
-      if (py_ok && r.outcome == ValueOutcome::kRotated) {
-        CHECK(r.format == want_format);
-        CHECK(r.key_index == run.expected_index(mu.key));
-        const Read back = cxx_read(*run.fernet(run.new_key_for(mu.key)), r.rotated, mu.wrap);
-        CHECK(back.ok);
-        CHECK(back.pt == py_pt);
-      }
-      if (!py_ok) CHECK((r.outcome == ValueOutcome::kUndecryptable || r.outcome == ValueOutcome::kNotToken));
+      const bool junk = inner_has_leading_junk(mu);
+      leading_junk += junk ? 1 : 0;
+      // Fernet level for every mutant; Keyring level except for the known divergence.
+      check_mutant(run, mu, !junk) ? ++accepted : ++rejected;
     }
-    MESSAGE("mutants accepted by Python: " << accepted << ", rejected: " << rejected);
+    MESSAGE("mutants accepted by Python: " << accepted << ", rejected: " << rejected
+                                           << ", wrapped with leading junk in the token: " << leading_junk);
     CHECK(accepted > 300);
     CHECK(rejected > 300);
+  }
+
+  TEST_CASE("interop: Keyring rotates wrapped values whose inner token has leading junk, as Python reads them") {
+    const InteropRun& run = interop();
+    int count = 0;
+    int python_reads = 0;
+    int disagreements = 0;
+    std::string example;
+    for (const auto& mu : run.mutants) {
+      if (!inner_has_leading_junk(mu)) continue;
+      ++count;
+      const bool py_ok = run.results1.at(mu.op).at("ok").get<bool>();
+      python_reads += py_ok ? 1 : 0;
+      const bool rotated = run.ring_for(mu.key).rotate(mu.value).outcome == ValueOutcome::kRotated;
+      if (rotated != py_ok) {
+        ++disagreements;
+        if (example.empty()) example = mu.value;
+      }
+    }
+    INFO("Python reads " << python_reads << " of " << count << " such values; Keyring disagrees on " << disagreements
+                         << ", e.g. " << example);
+    CHECK(count > 0);
+    CHECK(disagreements == 0);
   }
 }
 

@@ -1,12 +1,13 @@
 // Unit tests for crypto/key_material: PBKDF2 passphrase keys, lenient Fernet
 // key decoding and key/passphrase generation.
+#include "crypto/key_material.h"
+
 #include <doctest/doctest.h>
 
 #include <set>
 #include <string>
 
 #include "crypto/fernet.h"
-#include "crypto/key_material.h"
 #include "tests/crypto_test_util.h"
 
 namespace rekey::crypto {
@@ -65,10 +66,10 @@ TEST_SUITE("crypto.key_material") {
   // Expected values: base64.urlsafe_b64decode(text) as cryptography's Fernet(key) does it.
   TEST_CASE("decode_fernet_key accepts what Fernet(key) accepts, leniently") {
     CHECK(key_hex(kSpecKey) == kSpecKeyHex);
-    CHECK(key_hex("cw/0x689RpI+jtRR7oE8h/eQsKImvJapLeSbXpwF4e4=") == kSpecKeyHex);  // standard alphabet
-    CHECK(key_hex(std::string(" ") + kSpecKey + "\n") == kSpecKeyHex);              // surrounding whitespace
+    CHECK(key_hex("cw/0x689RpI+jtRR7oE8h/eQsKImvJapLeSbXpwF4e4=") == kSpecKeyHex);    // standard alphabet
+    CHECK(key_hex(std::string(" ") + kSpecKey + "\n") == kSpecKeyHex);                // surrounding whitespace
     CHECK(key_hex("cw_0x689RpI-jtRR7oE8\nh_eQsKImvJapLeSbXpwF4e4=") == kSpecKeyHex);  // embedded newline
-    CHECK(key_hex(std::string(kSpecKey) + "junk") == kSpecKeyHex);                  // junk after the padding
+    CHECK(key_hex(std::string(kSpecKey) + "junk") == kSpecKeyHex);                    // junk after the padding
     CHECK(key_hex(std::string(kSpecKey) + "==") == kSpecKeyHex);
     CHECK(key_hex(std::string(kSpecKey) + "\x80") == kSpecKeyHex);                  // non-ASCII byte skipped
     CHECK(key_hex("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e5=") == kSpecKeyHex);  // non-canonical last bits

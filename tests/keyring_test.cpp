@@ -1,12 +1,13 @@
 // Unit tests for crypto/keyring: format detection, rotation, key order and the
 // classification of values that are not (decryptable) tokens.
+#include "crypto/keyring.h"
+
 #include <doctest/doctest.h>
 
 #include <random>
 #include <string>
 #include <vector>
 
-#include "crypto/keyring.h"
 #include "tests/crypto_test_util.h"
 
 namespace rekey::crypto {
@@ -116,6 +117,20 @@ TEST_SUITE("crypto.keyring") {
       CHECK(r.reason == FailureReason::kNone);
       CHECK(r.format == (stored == token ? ValueFormat::kPlain : ValueFormat::kWrapped));
       CHECK(ring.inspect(stored).outcome == ValueOutcome::kAlreadyNew);
+    }
+  }
+
+  TEST_CASE("Keyring: trying the last matching key first never changes which key a value is under") {
+    const Keyring ring(testing::fernet_of(kNew), fernets({&kOld1, &kOld2}));
+    const std::string under_old1 = testing::fernet_of(kOld1)->encrypt("a"sv, 1);
+    const std::string under_old2 = testing::fernet_of(kOld2)->encrypt("b"sv, 2);
+    const std::string under_new = testing::fernet_of(kNew)->encrypt("c"sv, 3);
+    for (int round = 0; round < 3; ++round) {
+      CHECK(ring.inspect(under_old2).key_index == 2);
+      CHECK(ring.inspect(under_old2).key_index == 2);
+      CHECK(ring.inspect(under_new).key_index == 0);
+      CHECK(ring.inspect(under_old1).key_index == 1);
+      CHECK(ring.rotate(under_new).outcome == ValueOutcome::kAlreadyNew);
     }
   }
 
@@ -234,6 +249,47 @@ TEST_SUITE("crypto.keyring") {
     const ValueResult w = ring.rotate(wrap(token) + "\r\n");
     CHECK(w.outcome == ValueOutcome::kRotated);
     CHECK(w.format == ValueFormat::kWrapped);
+  }
+
+  TEST_CASE("token_format: structure only - plain or wrapped tokens under any key, nullopt otherwise") {
+    const std::string token = testing::fernet_of(kStranger)->encrypt("who knows"sv, 5);
+    CHECK(token_format(token) == ValueFormat::kPlain);
+    CHECK(token_format(" " + token + "\n") == ValueFormat::kPlain);
+    CHECK(token_format(wrap(token)) == ValueFormat::kWrapped);
+    CHECK(token_format(wrap(token) + "\n") == ValueFormat::kWrapped);
+    const Bytes iv(16, 1);
+    CHECK(token_format(testing::b64encode(testing::build_token(kNew, 1, iv, Bytes(16, 0)))) == ValueFormat::kPlain);
+    // Structurally broken: too short, bad padding characters, wrong version, not base64.
+    CHECK_FALSE(token_format(testing::b64encode(Bytes(72, 0x80))).has_value());
+    CHECK_FALSE(token_format(wrap(testing::b64encode(Bytes(72, 0x80)))).has_value());
+    CHECK_FALSE(token_format(token.substr(0, token.size() - 1)).has_value());
+    CHECK_FALSE(token_format(testing::b64encode(Bytes(100, 0x81))).has_value());
+    for (const char* v : {"", "hello world", "{\"a\": 1}", "AAAA", "====", "gAAAAA"}) {
+      CAPTURE(v);
+      CHECK_FALSE(token_format(v).has_value());
+    }
+    // It agrees with inspect() on the format wherever inspect finds a token.
+    const Keyring ring = make_keyring();
+    const std::string under_old = testing::fernet_of(kOld2)->encrypt("x"sv, 1);
+    for (const std::string& v : {under_old, wrap(under_old)}) {
+      const ValueResult r = ring.inspect(v);
+      REQUIRE(token_format(v).has_value());
+      CHECK(*token_format(v) == r.format);
+    }
+  }
+
+  // Python's service reads these: Fernet.decrypt(urlsafe_b64decode(value)) skips
+  // the junk when it decodes the token, so rekey must rotate them too (a leading
+  // byte 0x80..0x83 also makes the value parse as a plain token no key verifies).
+  TEST_CASE("Keyring: wrapped values whose token text has leading bytes base64 skips are rotated") {
+    const Keyring ring = make_keyring();
+    const std::string token = testing::fernet_of(kOld1)->encrypt("lead"sv, 8);
+    int rotated = 0;
+    const std::vector<std::string> prefixes = {" ", "\n", "\t", std::string(1, '\0'), "=", "\x80", "\x83", "!"};
+    for (const auto& prefix : prefixes) {
+      if (ring.rotate(wrap(prefix + token)).outcome == ValueOutcome::kRotated) ++rotated;
+    }
+    CHECK(rotated == static_cast<int>(prefixes.size()));
   }
 
   TEST_CASE("Keyring to_string names for formats, outcomes and reasons") {
