@@ -29,7 +29,8 @@ TableShape resolve_table(pqxx::connection& conn, const std::string& schema, cons
       "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
       "WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
       oid);
-  if (pk.empty()) throw CatalogError("table " + name + " has no primary key; rekey needs one to page and to write safely");
+  if (pk.empty())
+    throw CatalogError("table " + name + " has no primary key; rekey needs one to page and to write safely");
   for (const auto& r : pk) {
     shape.key_columns.push_back(r[0].as<std::string>());
     shape.key_types.push_back(r[1].as<std::string>());

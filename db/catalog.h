@@ -4,9 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "migrate/table_port.h"
-
 #include "db/pqxx_fwd.h"
+#include "migrate/table_port.h"
 
 namespace rekey::db {
 

@@ -9,10 +9,10 @@ namespace {
 
 // Reserved words that cannot stand unquoted as a column or table name.
 constexpr std::array<std::string_view, 40> kReserved = {
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "both", "case",
-    "check", "column", "constraint", "create", "default", "desc", "distinct", "do", "else", "end",
-    "false", "for", "foreign", "from", "grant", "group", "having", "in", "into", "limit",
-    "not", "null", "or", "order", "primary", "select", "table", "to", "user", "where"};
+    "all",   "analyse", "analyze",    "and",    "any",     "array",  "as",       "asc", "both", "case",
+    "check", "column",  "constraint", "create", "default", "desc",   "distinct", "do",  "else", "end",
+    "false", "for",     "foreign",    "from",   "grant",   "group",  "having",   "in",  "into", "limit",
+    "not",   "null",    "or",         "order",  "primary", "select", "table",    "to",  "user", "where"};
 
 bool is_plain(std::string_view name) {
   if (name.empty()) return false;
@@ -35,7 +35,9 @@ std::string quote_ident(std::string_view name) {
   return out;
 }
 
-std::string quote_ident_if_needed(std::string_view name) { return is_plain(name) ? std::string(name) : quote_ident(name); }
+std::string quote_ident_if_needed(std::string_view name) {
+  return is_plain(name) ? std::string(name) : quote_ident(name);
+}
 
 std::vector<std::string> split_qualified_name(std::string_view text) {
   const auto bad = [&](const char* why) {

@@ -8,7 +8,6 @@
 #include "db/connection.h"
 #include "migrate/table_port.h"
 
-
 namespace rekey::db {
 
 class PgTableReader final : public TableReader {

@@ -163,11 +163,12 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
     }
 
     for (std::size_t c = 0; c < totals.size() && c < batch.counts.size(); ++c) totals[c] += batch.counts[c];
+    // As the engine counts: changed concurrently once, on the first read only.
     for (std::size_t i : lost) {
       for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
         if (!batch.updates[i].cells[c]) continue;
         totals[c].rotated -= 1;
-        totals[c].changed_concurrently += 1;
+        if (batch.resolved_pending.empty()) totals[c].changed_concurrently += 1;
       }
     }
     const std::optional<std::string> checkpoint =

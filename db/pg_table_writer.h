@@ -10,7 +10,6 @@
 #include "db/connection.h"
 #include "migrate/table_port.h"
 
-
 namespace rekey::db {
 
 struct WriterSettings {

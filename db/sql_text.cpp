@@ -76,7 +76,9 @@ std::string select_rows(const TableShape& shape, std::string_view alias) {
   for (const auto& k : shape.key_columns) sql += prefix + quote_ident(k) + "::text, ";
   for (std::size_t i = 0; i < shape.columns.size(); ++i) {
     if (i > 0) sql += ", ";
-    sql += prefix + quote_ident(shape.columns[i]);
+    // As text: a char(n) value comes without its blank padding, so the
+    // compare-and-swap (bpchar = text compares unpadded) sees the value it read.
+    sql += prefix + quote_ident(shape.columns[i]) + (shape.kinds[i] == ColumnKind::kText ? "::text" : "");
   }
   return sql + " FROM " + qualified(shape) + " AS " + std::string(alias);
 }

@@ -11,7 +11,6 @@
 #include "db/connection.h"
 #include "migrate/table_port.h"
 
-
 namespace rekey::db {
 
 struct RunRecord {

@@ -4,9 +4,8 @@
 // value or a plaintext.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace rekey {
 

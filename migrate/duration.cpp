@@ -1,7 +1,8 @@
 #include "migrate/duration.h"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "migrate/errors.h"
 
@@ -17,10 +18,14 @@ std::chrono::milliseconds parse_duration(const std::string& text, const std::str
   }
   const std::string unit = text.substr(used);
   double ms_per_unit = 0;
-  if (unit.empty() || unit == "s") ms_per_unit = 1000;
-  else if (unit == "ms") ms_per_unit = 1;
-  else if (unit == "m" || unit == "min") ms_per_unit = 60000;
-  else if (unit == "h") ms_per_unit = 3600000;
+  if (unit.empty() || unit == "s")
+    ms_per_unit = 1000;
+  else if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit == "m" || unit == "min")
+    ms_per_unit = 60000;
+  else if (unit == "h")
+    ms_per_unit = 3600000;
   if (used == 0 || ms_per_unit == 0 || !(value >= 0) || std::isinf(value)) {
     throw UsageError(option + ": '" + text + "' is not a duration (examples: 500ms, 90s, 45m, 2h)");
   }

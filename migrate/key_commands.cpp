@@ -34,9 +34,10 @@ int run_keygen(const KeygenOptions& o) {
   } else {
     const crypto::SecretBytes secret = crypto::generate_passphrase(96);
     const crypto::SecretBytes encryption = crypto::generate_passphrase(64);
-    out = o.format == OutputFormat::kJson
-              ? nlohmann::json{{"SECRET_KEY", as_string(secret)}, {"ENCRYPTION_KEY", as_string(encryption)}}.dump() + "\n"
-              : "SECRET_KEY=" + as_string(secret) + "\nENCRYPTION_KEY=" + as_string(encryption) + "\n";
+    out =
+        o.format == OutputFormat::kJson
+            ? nlohmann::json{{"SECRET_KEY", as_string(secret)}, {"ENCRYPTION_KEY", as_string(encryption)}}.dump() + "\n"
+            : "SECRET_KEY=" + as_string(secret) + "\nENCRYPTION_KEY=" + as_string(encryption) + "\n";
   }
   const bool ok = std::fwrite(out.data(), 1, out.size(), stdout) == out.size() && std::fflush(stdout) == 0;
   crypto::wipe(out.data(), out.size());
@@ -57,11 +58,12 @@ struct CheckKeyOptions {
 
 int run_check_key(const CheckKeyOptions& o) {
   const KeyText text = o.key_file.empty() ? read_key_from_env(o.key_env) : read_key_from_file(o.key_file);
-  const std::size_t min_chars = o.kind == KeyKind::kSecret ? crypto::kMinSecretKeyChars : crypto::kMinEncryptionKeyChars;
+  const std::size_t min_chars =
+      o.kind == KeyKind::kSecret ? crypto::kMinSecretKeyChars : crypto::kMinEncryptionKeyChars;
   if (o.kind == KeyKind::kSecret) {
     if (text.text.size() < min_chars) {
-      throw UsageError(fmt::format("{} is too short: {} characters, at least {} required", text.label,
-                                   text.text.size(), min_chars));
+      throw UsageError(
+          fmt::format("{} is too short: {} characters, at least {} required", text.label, text.text.size(), min_chars));
     }
     std::printf("%s: ok, a %zu-character secret\n", text.label.c_str(), text.text.size());
     return to_int(ExitCode::kOk);
@@ -84,8 +86,9 @@ int run_check_key(const CheckKeyOptions& o) {
 
 void add_keygen_command(CLI::App& root, int& exit_code) {
   auto o = std::make_shared<KeygenOptions>();
-  CLI::App* cmd = root.add_subcommand("keygen", "Generate a new SECRET_KEY and ENCRYPTION_KEY in .env form.\n"
-                                                "Example: rekey keygen > new.env && chmod 600 new.env");
+  CLI::App* cmd = root.add_subcommand("keygen",
+                                      "Generate a new SECRET_KEY and ENCRYPTION_KEY in .env form.\n"
+                                      "Example: rekey keygen > new.env && chmod 600 new.env");
   cmd->add_option("--format", o->format, "env or json")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, OutputFormat>{{"env", OutputFormat::kEnv}, {"json", OutputFormat::kJson}}));
@@ -95,9 +98,10 @@ void add_keygen_command(CLI::App& root, int& exit_code) {
 
 void add_check_key_command(CLI::App& root, int& exit_code) {
   auto o = std::make_shared<CheckKeyOptions>();
-  CLI::App* cmd = root.add_subcommand(
-      "check-key", "Check a key's strength, derive it, round-trip a token and print its fingerprint.\n"
-                   "Example: ENCRYPTION_KEY=... rekey check-key --kind encryption");
+  CLI::App* cmd =
+      root.add_subcommand("check-key",
+                          "Check a key's strength, derive it, round-trip a token and print its fingerprint.\n"
+                          "Example: ENCRYPTION_KEY=... rekey check-key --kind encryption");
   cmd->add_option("--key-env", o->key_env, "Environment variable holding the key")->capture_default_str();
   cmd->add_option("--key-file", o->key_file, "File holding the key (instead of --key-env)");
   cmd->add_option("--kind", o->kind, "encryption (ENCRYPTION_KEY, >= 32 chars) or secret (SECRET_KEY, >= 64 chars)")

@@ -13,8 +13,7 @@
 namespace rekey {
 
 void add_key_options(CLI::App& app, KeyOptions& o) {
-  app.add_option("--new-key-env", o.new_key_env, "Environment variable holding the new key")
-      ->capture_default_str();
+  app.add_option("--new-key-env", o.new_key_env, "Environment variable holding the new key")->capture_default_str();
   app.add_option("--new-key-file", o.new_key_file, "File holding the new key (instead of --new-key-env)");
   app.add_option("--old-key-env", o.old_key_envs,
                  "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
@@ -56,8 +55,8 @@ KeyText read_key_from_file(const std::string& path) {
   return key;
 }
 
-crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format,
-                               const crypto::KdfParams& kdf, std::size_t min_chars) {
+crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format, const crypto::KdfParams& kdf,
+                               std::size_t min_chars) {
   if (format == crypto::KeyFormat::kFernet) {
     crypto::SecretBytes raw;
     const std::string_view text(reinterpret_cast<const char*>(key.text.data()), key.text.size());
@@ -67,8 +66,8 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
     return raw;
   }
   if (key.text.size() < min_chars) {
-    const std::string why = fmt::format("{} is too short: {} characters, at least {} required", key.label,
-                                        key.text.size(), min_chars);
+    const std::string why =
+        fmt::format("{} is too short: {} characters, at least {} required", key.label, key.text.size(), min_chars);
     if (role == KeyRole::kNew) throw UsageError(why);
     log::warn("{} (used anyway: it is an old key the data may be under)", why);
   }
@@ -76,7 +75,8 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
 }
 
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy) {
-  const KeyText new_text = o.new_key_file.empty() ? read_key_from_env(o.new_key_env) : read_key_from_file(o.new_key_file);
+  const KeyText new_text =
+      o.new_key_file.empty() ? read_key_from_env(o.new_key_env) : read_key_from_file(o.new_key_file);
   const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
 
   std::vector<KeyText> old_texts;

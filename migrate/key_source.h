@@ -47,8 +47,8 @@ enum class KeyRole { kNew, kOld };
 
 // Derives (passphrase) or decodes (fernet) one key. A new key that is short or
 // malformed is a UsageError; an old key that is short only warns.
-crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format,
-                               const crypto::KdfParams& kdf, std::size_t min_chars = crypto::kMinEncryptionKeyChars);
+crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format, const crypto::KdfParams& kdf,
+                               std::size_t min_chars = crypto::kMinEncryptionKeyChars);
 
 // Loads the new key and the old keys. Old keys default to OLD_ENCRYPTION_KEY
 // when none is named. Throws UsageError if an old key equals the new key, or

@@ -31,9 +31,13 @@ void ProgressReporter::update(std::int64_t rows, double elapsed, bool final) {
   const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0.0;
   const double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
   if (style_ == ProgressStyle::kJsonLines) {
-    const nlohmann::json j{{"event", "progress"},   {"table", label_},       {"rows_done", done},
-                           {"rows_estimated", total}, {"rows_per_second", static_cast<std::int64_t>(rate)},
-                           {"eta_seconds", static_cast<std::int64_t>(eta)}, {"final", final}};
+    const nlohmann::json j{{"event", "progress"},
+                           {"table", label_},
+                           {"rows_done", done},
+                           {"rows_estimated", total},
+                           {"rows_per_second", static_cast<std::int64_t>(rate)},
+                           {"eta_seconds", static_cast<std::int64_t>(eta)},
+                           {"final", final}};
     std::fprintf(stderr, "%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }

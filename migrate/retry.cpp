@@ -8,8 +8,8 @@
 
 namespace rekey {
 
-void with_retries(const RetryPolicy& policy, const std::string& what,
-                  const std::function<void()>& attempt, std::int64_t* retries) {
+void with_retries(const RetryPolicy& policy, const std::string& what, const std::function<void()>& attempt,
+                  std::int64_t* retries) {
   const auto give_up_at = std::chrono::steady_clock::now() + policy.retry_for;
   std::chrono::milliseconds delay = policy.first_delay;
   thread_local std::mt19937 rng{std::random_device{}()};

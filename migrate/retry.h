@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <string>
 
-
 namespace rekey {
 
 struct RetryPolicy {
@@ -28,7 +27,7 @@ class RetriesExhausted : public std::runtime_error {
 // Throws RetriesExhausted once `policy.retry_for` has passed. A stop request
 // does not cut retries short: the batch in flight still gets committed.
 // `retries` counts the retries made.
-void with_retries(const RetryPolicy& policy, const std::string& what,
-                  const std::function<void()>& attempt, std::int64_t* retries = nullptr);
+void with_retries(const RetryPolicy& policy, const std::string& what, const std::function<void()>& attempt,
+                  std::int64_t* retries = nullptr);
 
 }  // namespace rekey

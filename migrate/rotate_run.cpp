@@ -132,11 +132,12 @@ int run_rotate(const RotateOptions& o) {
   const auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
+  StopControl stop;
+  install_signal_handlers(stop);  // before key derivation: a signal at any point stops cleanly
   const std::string conninfo = resolve_conninfo(o.db);
   const auto keyring = load_keyring(o.keys, OldKeyPolicy::kRequired);
   AuditLog audit(o.audit_log);
   MetricsFile metrics(o.metrics_file, "rotate");
-  StopControl stop;
   if (!o.max_duration.empty()) stop.set_deadline(started + parse_duration(o.max_duration, "--max-duration"));
   EngineSettings settings = engine_settings(o);
   db::WriterSettings writer_settings;
@@ -182,7 +183,6 @@ int run_rotate(const RotateOptions& o) {
                              {"new_key_fingerprint", report.new_key_fingerprint},
                              {"old_key_fingerprints", report.old_key_fingerprints},
                              {"command_line", command_line()}});
-  install_signal_handlers(stop);
 
   bool all_completed = true;
   std::map<std::string, std::int64_t> failure_reasons;
@@ -253,7 +253,7 @@ int run_rotate(const RotateOptions& o) {
   report.seconds_throttled = throttle.seconds_throttled();
   report.stop_reason = to_string(stop.reason());
   report.exit_code = exit_code_for(report, stop.reason(), all_completed);
-  report.status = report.exit_code == to_int(ExitCode::kStopped) ? "stopped" : "finished";
+  report.status = stop.reason() != StopReason::kNone || !all_completed ? "stopped" : "finished";
   if (store) {
     try {
       store->set_status(report.run_id, report.status, report.exit_code);

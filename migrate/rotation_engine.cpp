@@ -64,8 +64,7 @@ BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, 
 
 TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
                           TableWriter& writer, const std::optional<KeyValues>& start_after,
-                          const EngineSettings& settings, StopControl& stop,
-                          const ProgressCallback& on_progress) {
+                          const EngineSettings& settings, StopControl& stop, const ProgressCallback& on_progress) {
   TableOutcome outcome;
   outcome.counts.resize(shape.columns.size());
   const auto started = std::chrono::steady_clock::now();
@@ -100,11 +99,14 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
                                       std::chrono::steady_clock::now() - write_started);
     }
     for (std::size_t c = 0; c < outcome.counts.size(); ++c) outcome.counts[c] += write.counts[c];
+    // A lost update is counted as changed concurrently once, when first read;
+    // when a re-read loses again it is simply not rotated yet.
+    const bool first_read = write.resolved_pending.empty();
     for (std::size_t i : lost) {
       for (std::size_t c = 0; c < shape.columns.size(); ++c) {
         if (!write.updates[i].cells[c]) continue;
         --outcome.counts[c].rotated;
-        ++outcome.counts[c].changed_concurrently;
+        if (first_read) ++outcome.counts[c].changed_concurrently;
       }
     }
     failures += static_cast<std::int64_t>(write.failures.size());

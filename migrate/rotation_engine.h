@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <string>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "crypto/keyring.h"
@@ -23,12 +23,12 @@ enum class WriteMode { kWrite, kDryRun };
 
 struct EngineSettings {
   std::size_t batch_size = 2000;
-  std::size_t threads = 2;            // re-encryption threads
-  std::int64_t max_failures = 0;      // stop once this many failures are seen; 0: no limit
-  std::int64_t failures_before = 0;   // failures this run recorded before this table
+  std::size_t threads = 2;           // re-encryption threads
+  std::int64_t max_failures = 0;     // stop once this many failures are seen; 0: no limit
+  std::int64_t failures_before = 0;  // failures this run recorded before this table
   RetryPolicy retry;
-  int pending_rounds = 20;            // times pending rows are read again before giving up
-  Throttle* throttle = nullptr;       // pacing and batch size; null: fixed batch_size, no pacing
+  int pending_rounds = 20;       // times pending rows are read again before giving up
+  Throttle* throttle = nullptr;  // pacing and batch size; null: fixed batch_size, no pacing
   // Called before each write; false means this runner lost its table lock to
   // another, and the run stops (kLockLost) without writing. Null: not checked.
   std::function<bool()> still_locked;
@@ -39,11 +39,11 @@ struct TableOutcome {
   std::int64_t rows_seen = 0;
   std::int64_t batches = 0;
   std::int64_t retries = 0;
-  std::int64_t pending_left = 0;     // rows still changing under us after every round
-  bool completed = false;            // reached the end and settled pending rows
-  double read_seconds = 0;           // time in the reader, writer and re-encryption stages
+  std::int64_t pending_left = 0;  // rows still changing under us after every round
+  bool completed = false;         // reached the end and settled pending rows
+  double read_seconds = 0;        // time in the reader, writer and re-encryption stages
   double write_seconds = 0;
-  double crypto_seconds = 0;         // summed over threads
+  double crypto_seconds = 0;                            // summed over threads
   std::map<std::string, std::int64_t> failure_reasons;  // this invocation's failures by reason
 };
 
@@ -57,8 +57,7 @@ using ProgressCallback = std::function<void(const TableOutcome& so_far, double e
 // exceptions propagate (every committed batch stays consistent).
 TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
                           TableWriter& writer, const std::optional<KeyValues>& start_after,
-                          const EngineSettings& settings, StopControl& stop,
-                          const ProgressCallback& on_progress);
+                          const EngineSettings& settings, StopControl& stop, const ProgressCallback& on_progress);
 
 // Re-encrypts one batch of rows: the pure middle stage, exposed for tests.
 BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows);

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "db/identifier.h"
+
 namespace rekey {
 
 nlohmann::json to_json(const RunReport& r) {
@@ -55,10 +57,10 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
     for (std::size_t c = 0; c < t.columns.size(); ++c) {
       const ColumnCounts& k = t.counts[c];
       std::printf("  %s.%s: %s %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
-                  t.table.c_str(), t.columns[c].c_str(), dry_run ? "would rotate" : "rotated",
-                  static_cast<long long>(k.rotated), static_cast<long long>(k.already_new),
-                  static_cast<long long>(k.null), static_cast<long long>(k.undecryptable),
-                  static_cast<long long>(k.changed_concurrently));
+                  t.table.c_str(), db::quote_ident_if_needed(t.columns[c]).c_str(),
+                  dry_run ? "would rotate" : "rotated", static_cast<long long>(k.rotated),
+                  static_cast<long long>(k.already_new), static_cast<long long>(k.null),
+                  static_cast<long long>(k.undecryptable), static_cast<long long>(k.changed_concurrently));
       estimated += c == 0 ? k.rotated + k.already_new + k.null + k.undecryptable : 0;
     }
   }

@@ -20,12 +20,18 @@ extern "C" void on_signal(int /*signo*/) {
 
 const char* to_string(StopReason reason) {
   switch (reason) {
-    case StopReason::kNone: return "none";
-    case StopReason::kDeadline: return "deadline";
-    case StopReason::kSignal: return "signal";
-    case StopReason::kMaxFailures: return "max_failures";
-    case StopReason::kRetriesExhausted: return "retries_exhausted";
-    case StopReason::kLockLost: return "lock_lost";
+    case StopReason::kNone:
+      return "none";
+    case StopReason::kDeadline:
+      return "deadline";
+    case StopReason::kSignal:
+      return "signal";
+    case StopReason::kMaxFailures:
+      return "max_failures";
+    case StopReason::kRetriesExhausted:
+      return "retries_exhausted";
+    case StopReason::kLockLost:
+      return "lock_lost";
   }
   return "unknown";
 }

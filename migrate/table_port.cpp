@@ -6,7 +6,9 @@
 
 namespace rekey {
 
-std::string TableShape::display_name() const { return db::quote_ident_if_needed(schema) + "." + db::quote_ident_if_needed(table); }
+std::string TableShape::display_name() const {
+  return db::quote_ident_if_needed(schema) + "." + db::quote_ident_if_needed(table);
+}
 
 std::string TableShape::column_display(std::size_t column) const {
   return display_name() + "." + db::quote_ident_if_needed(columns.at(column));

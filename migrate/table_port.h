@@ -72,9 +72,9 @@ struct Failure {
 struct BatchWrite {
   std::vector<RowUpdate> updates;
   std::vector<Failure> failures;
-  std::vector<ColumnCounts> counts;              // deltas, one per column
-  std::optional<KeyValues> checkpoint;           // last key of a keyset batch
-  std::vector<KeyValues> resolved_pending;       // re-read rows this batch settles
+  std::vector<ColumnCounts> counts;         // deltas, one per column
+  std::optional<KeyValues> checkpoint;      // last key of a keyset batch
+  std::vector<KeyValues> resolved_pending;  // re-read rows this batch settles
   std::int64_t rows_seen = 0;
 };
 

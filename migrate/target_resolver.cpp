@@ -5,6 +5,7 @@
 
 #include "db/catalog.h"
 #include "db/connection.h"
+#include "db/identifier.h"
 #include "migrate/discovery.h"
 #include "migrate/errors.h"
 #include "migrate/log.h"
@@ -19,6 +20,12 @@ std::vector<TableShape> resolve_targets(const std::string& conninfo, const std::
     DiscoveryOptions options;
     options.excluded_schemas.push_back(state_schema);
     for (const auto& found : discover_columns(conninfo, options, nullptr)) {
+      if (!found.rotatable) {
+        log::warn("{}.{}.{} holds tokens but cannot be rotated ({}); rotate it separately after fixing that",
+                  db::quote_ident_if_needed(found.schema), db::quote_ident_if_needed(found.table),
+                  db::quote_ident_if_needed(found.column), found.note);
+        continue;
+      }
       auto it = std::find_if(targets.begin(), targets.end(),
                              [&](const TableTarget& t) { return t.schema == found.schema && t.table == found.table; });
       if (it == targets.end()) {

@@ -15,8 +15,8 @@
 namespace rekey {
 
 struct ThrottleSettings {
-  double max_rate = 0;                      // rows per second; 0: no cap
-  std::string pause_file;                   // paused while this file exists
+  double max_rate = 0;     // rows per second; 0: no cap
+  std::string pause_file;  // paused while this file exists
   std::optional<std::chrono::milliseconds> max_replica_lag;
   // Steering: batch size moves toward batch_time between min_batch and max_batch.
   bool adaptive_batch = true;

@@ -1,4 +1,6 @@
 // The rotation engine against an in-memory table: no database, real crypto.
+#include "migrate/rotation_engine.h"
+
 #include <doctest/doctest.h>
 
 #include <map>
@@ -6,7 +8,6 @@
 
 #include "crypto/fernet.h"
 #include "crypto/keyring.h"
-#include "migrate/rotation_engine.h"
 
 namespace rekey {
 namespace {
@@ -31,7 +32,7 @@ class FakeTable final : public TableReader, public TableWriter {
   std::vector<Failure> failures;
   std::vector<KeyValues> pending_rows;
   std::function<void(FakeTable&)> before_write;  // runs inside write(), before the compare-and-swap
-  int fail_next_writes = 0;                       // throw broken_connection this many times
+  int fail_next_writes = 0;                      // throw broken_connection this many times
   int writes = 0;
 
   std::vector<Row> read_after(const std::optional<KeyValues>& after, std::size_t limit) override {
@@ -215,7 +216,8 @@ TEST_SUITE("engine") {
     CHECK(first.rows_seen < 100);
     f.table.before_write = nullptr;
     StopControl fresh;
-    const TableOutcome second = rotate_table(shape(), f.keyring, f.table, f.table, resume_at, f.settings, fresh, nullptr);
+    const TableOutcome second =
+        rotate_table(shape(), f.keyring, f.table, f.table, resume_at, f.settings, fresh, nullptr);
     CHECK(second.completed);
     CHECK(first.rows_seen + second.rows_seen == 100);
     check_all_new(f.table, f.plaintext);

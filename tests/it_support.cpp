@@ -1,0 +1,443 @@
+#include "tests/it_support.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <pqxx/pqxx>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace rekey::it {
+namespace {
+
+std::string make_temp_file(const char* tag) {
+  std::string pattern = std::string("/tmp/rekey-it-") + tag + ".XXXXXX";
+  const int fd = ::mkstemp(pattern.data());
+  if (fd < 0) throw std::runtime_error("mkstemp failed: " + std::string(std::strerror(errno)));
+  ::close(fd);
+  return pattern;
+}
+
+std::string b64(const unsigned char* data, std::size_t size, bool urlsafe) {
+  std::string out(4 * ((size + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+  out.resize(static_cast<std::size_t>(n));
+  if (urlsafe) {
+    for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  }
+  return out;
+}
+
+std::string hex(const unsigned char* data, std::size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < size; ++i) {
+    out += kHex[data[i] >> 4];
+    out += kHex[data[i] & 15];
+  }
+  return out;
+}
+
+std::string sanitize(const std::string& label) {
+  std::string out;
+  for (char c : label) {
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      out += c;
+    } else if (c >= 'A' && c <= 'Z') {
+      out += static_cast<char>(c - 'A' + 'a');
+    } else {
+      out += '_';
+    }
+  }
+  return out.substr(0, 30);
+}
+
+Rows to_rows(const pqxx::result& r) {
+  Rows rows;
+  for (const auto& row : r) {
+    std::vector<Cell> cells;
+    for (const auto& f : row) cells.push_back(f.is_null() ? Cell() : Cell(std::string(f.c_str(), f.size())));
+    rows.push_back(std::move(cells));
+  }
+  return rows;
+}
+
+std::string quote(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- processes
+
+std::string ProcessResult::describe() const {
+  std::ostringstream s;
+  if (timed_out) s << "TIMED OUT, ";
+  if (term_signal != 0) {
+    s << "signal " << term_signal;
+  } else {
+    s << "exit " << exit_code;
+  }
+  s << " after " << seconds << "s\n--- stdout:\n" << out << "\n--- stderr:\n" << err;
+  return s.str();
+}
+
+Process::Process(const std::vector<std::string>& argv, const Env& env) {
+  if (argv.empty()) throw std::runtime_error("Process: empty argv");
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv = *e;
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const char* name : {"NEW_ENCRYPTION_KEY", "OLD_ENCRYPTION_KEY", "DATABASE_URL"}) vars.erase(name);
+  for (const auto& [name, value] : env) {
+    if (value) {
+      vars[name] = *value;
+    } else {
+      vars.erase(name);
+    }
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& [name, value] : vars) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argp;
+  for (auto& s : args) argp.push_back(s.data());
+  argp.push_back(nullptr);
+
+  out_path_ = make_temp_file("out");
+  err_path_ = make_temp_file("err");
+  const int out_fd = ::open(out_path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  const int err_fd = ::open(err_path_.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  const int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (out_fd < 0 || err_fd < 0 || in_fd < 0) throw std::runtime_error("Process: cannot open capture files");
+  started_ = std::chrono::steady_clock::now();
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(in_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::execve(argp[0], argp.data(), envp.data());
+    static constexpr char kMsg[] = "Process: execve failed\n";
+    const ssize_t ignored = ::write(2, kMsg, sizeof kMsg - 1);
+    (void)ignored;
+    ::_exit(127);
+  }
+  ::close(out_fd);
+  ::close(err_fd);
+  ::close(in_fd);
+  if (pid_ < 0) throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status_, 0);
+  }
+  ::unlink(out_path_.c_str());
+  ::unlink(err_path_.c_str());
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    ended_ = std::chrono::steady_clock::now();
+    return false;
+  }
+  return true;
+}
+
+void Process::signal(int sig) {
+  if (running()) ::kill(pid_, sig);
+}
+
+ProcessResult Process::wait(std::chrono::milliseconds timeout) {
+  ProcessResult result;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= until) {
+      result.timed_out = true;
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+      reaped_ = true;
+      ended_ = std::chrono::steady_clock::now();
+      break;
+    }
+    sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFEXITED(status_)) result.exit_code = WEXITSTATUS(status_);
+  if (WIFSIGNALED(status_)) result.term_signal = WTERMSIG(status_);
+  result.out = stdout_so_far();
+  result.err = stderr_so_far();
+  result.seconds = std::chrono::duration<double>(ended_ - started_).count();
+  return result;
+}
+
+std::string Process::stdout_so_far() const { return read_file(out_path_); }
+std::string Process::stderr_so_far() const { return read_file(err_path_); }
+
+ProcessResult run(const std::vector<std::string>& argv, const Env& env, std::chrono::milliseconds timeout) {
+  Process p(argv, env);
+  return p.wait(timeout);
+}
+
+ProcessResult run_rekey(const std::vector<std::string>& args, const Env& env, std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv{REKEY_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, env, timeout);
+}
+
+std::unique_ptr<Process> start_rekey(const std::vector<std::string>& args, const Env& env) {
+  std::vector<std::string> argv{REKEY_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<Process>(argv, env);
+}
+
+ProcessResult run_python(const std::string& script, const std::vector<std::string>& args, const Env& env,
+                         std::chrono::milliseconds timeout) {
+  const char* python = std::getenv("REKEY_PYTHON");
+  std::vector<std::string> argv{python != nullptr && *python != '\0' ? python : "/usr/bin/python3",
+                                source_path(script)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, env, timeout);
+}
+
+std::string source_path(const std::string& relative) { return std::string(REKEY_SOURCE_DIR) + "/" + relative; }
+
+// ---------------------------------------------------------------- keys
+
+Env key_env(const std::string& new_passphrase, const std::string& old_passphrase, const Env& extra) {
+  Env env{{"NEW_ENCRYPTION_KEY", new_passphrase}, {"OLD_ENCRYPTION_KEY", old_passphrase}};
+  for (const auto& [k, v] : extra) env[k] = v;
+  return env;
+}
+
+DerivedKey derive_service_key(const std::string& passphrase) {
+  static constexpr char kSalt[] = "faithful_finances_salt_v1";
+  unsigned char key[32];
+  if (PKCS5_PBKDF2_HMAC(passphrase.data(), static_cast<int>(passphrase.size()),
+                        reinterpret_cast<const unsigned char*>(kSalt), sizeof kSalt - 1, 100000, EVP_sha256(),
+                        sizeof key, key) != 1) {
+    throw std::runtime_error("PBKDF2 failed");
+  }
+  return {b64(key, sizeof key, true), b64(key, sizeof key, false), hex(key, sizeof key)};
+}
+
+std::vector<std::string> secret_forms(const std::string& passphrase) {
+  const DerivedKey k = derive_service_key(passphrase);
+  std::vector<unsigned char> raw;
+  for (std::size_t i = 0; i < k.hex.size(); i += 2) {
+    raw.push_back(static_cast<unsigned char>(std::stoi(k.hex.substr(i, 2), nullptr, 16)));
+  }
+  std::vector<std::string> forms{passphrase, k.urlsafe_b64.substr(0, 43), k.std_b64.substr(0, 43), k.hex};
+  for (int half = 0; half < 2; ++half) {
+    const unsigned char* p = raw.data() + 16 * half;
+    forms.push_back(b64(p, 16, true).substr(0, 22));
+    forms.push_back(b64(p, 16, false).substr(0, 22));
+    forms.push_back(hex(p, 16));
+  }
+  return forms;
+}
+
+// ---------------------------------------------------------------- databases
+
+std::optional<std::string> admin_conninfo() {
+  const char* v = std::getenv("REKEY_TEST_DB");
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+std::string with_dbname(const std::string& conninfo, const std::string& dbname) {
+  static const std::regex uri(R"(^(postgres(?:ql)?://[^/?]*)(/[^?]*)?(\?.*)?$)", std::regex::icase);
+  std::smatch m;
+  if (std::regex_match(conninfo, m, uri)) return m[1].str() + "/" + dbname + m[3].str();
+  static const std::regex kw(R"((^|\s)dbname\s*=\s*('(?:[^'\\]|\\.)*'|\S+))");
+  if (std::regex_search(conninfo, kw)) return std::regex_replace(conninfo, kw, "$1dbname=" + dbname);
+  return conninfo + " dbname=" + dbname;
+}
+
+TestDatabase::TestDatabase(const std::string& label) {
+  static std::atomic<int> counter{0};
+  const auto admin = admin_conninfo();
+  if (!admin) throw std::runtime_error("REKEY_TEST_DB is not set");
+  admin_ = *admin;
+  name_ = "rekey_it_" + sanitize(label) + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+  conninfo_ = with_dbname(admin_, name_);
+  pqxx::connection c(admin_);
+  pqxx::nontransaction tx(c);
+  tx.exec("DROP DATABASE IF EXISTS " + quote(name_) + " WITH (FORCE)");
+  tx.exec("CREATE DATABASE " + quote(name_));
+}
+
+TestDatabase::~TestDatabase() {
+  try {
+    conn_.reset();
+    pqxx::connection c(admin_);
+    pqxx::nontransaction tx(c);
+    tx.exec("DROP DATABASE IF EXISTS " + quote(name_) + " WITH (FORCE)");
+  } catch (...) {
+    // Best effort: a leftover database in a throwaway cluster is harmless.
+  }
+}
+
+pqxx::connection& TestDatabase::conn() {
+  if (!conn_ || !conn_->is_open()) conn_ = std::make_unique<pqxx::connection>(conninfo_ + " application_name=rekey_it");
+  return *conn_;
+}
+
+void TestDatabase::exec(const std::string& sql) {
+  pqxx::nontransaction tx(conn());
+  tx.exec(sql);
+}
+
+Rows TestDatabase::query(const std::string& sql) {
+  pqxx::nontransaction tx(conn());
+  return to_rows(tx.exec(sql));
+}
+
+Cell TestDatabase::value(const std::string& sql) {
+  const Rows rows = query(sql);
+  if (rows.empty() || rows[0].empty()) return std::nullopt;
+  return rows[0][0];
+}
+
+long long TestDatabase::count(const std::string& sql) {
+  const Cell v = value(sql);
+  return v ? std::stoll(*v) : 0;
+}
+
+bool TestDatabase::schema_exists(const std::string& schema) {
+  pqxx::nontransaction tx(conn());
+  return !tx.exec("SELECT 1 FROM pg_namespace WHERE nspname = " + tx.quote(schema)).empty();
+}
+
+std::string TestDatabase::checksum(const std::string& table, const std::string& order_by) {
+  return value("SELECT md5(string_agg(t::text, E'\\n' ORDER BY " + order_by + ")) FROM " + table + " AS t")
+      .value_or("(empty)");
+}
+
+std::string TestDatabase::row_versions(const std::string& table, const std::string& order_by) {
+  return value("SELECT md5(string_agg(t.xmin::text || ':' || t.ctid::text, ',' ORDER BY " + order_by + ")) FROM " +
+               table + " AS t")
+      .value_or("(empty)");
+}
+
+std::string TestDatabase::dump_schema(const std::string& schema) {
+  std::string out;
+  pqxx::nontransaction tx(conn());
+  const auto tables =
+      tx.exec("SELECT tablename FROM pg_tables WHERE schemaname = " + tx.quote(schema) + " ORDER BY tablename");
+  for (const auto& t : tables) {
+    const std::string name = quote(schema) + "." + quote(t[0].c_str());
+    for (const auto& row : tx.exec("SELECT x::text FROM " + name + " AS x")) out += name + ": " + row[0].c_str() + "\n";
+  }
+  return out;
+}
+
+void TestDatabase::disconnect() { conn_.reset(); }
+
+Session::Session(const std::string& conninfo)
+    : conn_(std::make_unique<pqxx::connection>(conninfo + " application_name=rekey_it_session")) {}
+
+Session::~Session() {
+  try {
+    rollback();
+  } catch (...) {
+  }
+}
+
+void Session::exec(const std::string& sql) {
+  pqxx::nontransaction tx(*conn_);
+  if (!open_) {
+    tx.exec("BEGIN");
+    open_ = true;
+  }
+  tx.exec(sql);
+}
+
+void Session::commit() {
+  if (!open_) return;
+  pqxx::nontransaction tx(*conn_);
+  tx.exec("COMMIT");
+  open_ = false;
+}
+
+void Session::rollback() {
+  if (!open_) return;
+  pqxx::nontransaction tx(*conn_);
+  tx.exec("ROLLBACK");
+  open_ = false;
+}
+
+// ---------------------------------------------------------------- test data
+
+void seed_fixture(const std::string& conninfo, const nlohmann::json& spec, const std::string& manifest_path,
+                  const Env& env) {
+  const std::string spec_path = manifest_path + ".spec.json";
+  write_file(spec_path, spec.dump(2));
+  const ProcessResult r = run_python("tests/pg/fixture.py", {"seed", conninfo, spec_path, manifest_path}, env);
+  if (r.exit_code != 0) throw std::runtime_error("fixture.py seed failed: " + r.describe());
+}
+
+nlohmann::json check_fixture(const std::string& conninfo, const std::string& manifest_path,
+                             const nlohmann::json& options, const Env& env) {
+  const std::string options_path = manifest_path + ".check.json";
+  write_file(options_path, options.dump(2));
+  const ProcessResult r = run_python("tests/pg/fixture.py", {"check", conninfo, manifest_path, options_path}, env);
+  if (r.exit_code != 0) throw std::runtime_error("fixture.py check failed: " + r.describe());
+  return nlohmann::json::parse(r.out);
+}
+
+// ---------------------------------------------------------------- files
+
+TempDir::TempDir() {
+  std::string pattern = "/tmp/rekey-it-dir.XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+void sleep_for(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+}  // namespace rekey::it

@@ -1,0 +1,258 @@
+// Helpers for integration tests that run the rekey binary (and Python) as
+// child processes against a real PostgreSQL. Test cases that use a database
+// belong to a doctest TEST_SUITE whose name starts with "db" (ctest's
+// `integration` test runs --test-suite=db*).
+//
+// Typical use:
+//
+//   TEST_CASE("...") {
+//     REKEY_IT_REQUIRE_DB();                    // skips (with a message) when REKEY_TEST_DB is unset
+//     rekey::it::TestDatabase db("mytest");     // CREATE DATABASE; dropped at scope end
+//     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+//     const auto r = rekey::it::run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v"},
+//                                         rekey::it::key_env());
+//     CHECK(r.exit_code == 0);
+//   }
+//
+// Nothing here is thread-safe; use from the test's thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/pqxx_fwd.h"
+
+namespace rekey::it {
+
+// ---------------------------------------------------------------- processes
+
+// Environment changes for a child: a value sets the variable, nullopt unsets
+// it. Everything else is inherited from the test process, except that
+// NEW_ENCRYPTION_KEY, OLD_ENCRYPTION_KEY and DATABASE_URL are always unset
+// unless given here (so the test process's own environment cannot leak in).
+using Env = std::map<std::string, std::optional<std::string>>;
+
+struct ProcessResult {
+  int exit_code = -1;      // -1 when killed by a signal
+  int term_signal = 0;     // the signal that ended it, or 0
+  bool timed_out = false;  // wait() hit its timeout and killed it (SIGKILL)
+  std::string out;         // everything written to stdout
+  std::string err;         // everything written to stderr
+  double seconds = 0;      // from start to exit
+  // "exit 3" / "signal 9" and the output, for doctest INFO/CHECK messages.
+  std::string describe() const;
+};
+
+// A running child with stdin from /dev/null and stdout/stderr captured in
+// temporary files. The destructor kills (SIGKILL) and reaps it if still running.
+class Process {
+ public:
+  // argv[0] is the program path (no PATH search). Throws std::runtime_error.
+  Process(const std::vector<std::string>& argv, const Env& env);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // True while it has not exited (reaps it when it has; wait() still returns the result).
+  bool running();
+  // Sends `sig` (no-op once it has exited).
+  void signal(int sig);
+  // Waits for the exit, up to `timeout` (then SIGKILLs it and sets timed_out).
+  ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
+  // Output so far (the files are flushed by the child as it writes).
+  std::string stdout_so_far() const;
+  std::string stderr_so_far() const;
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point ended_;
+  std::string out_path_;
+  std::string err_path_;
+};
+
+// Runs to completion (or timeout).
+ProcessResult run(const std::vector<std::string>& argv, const Env& env = {},
+                  std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+// The built rekey binary (REKEY_BINARY) with `args`.
+ProcessResult run_rekey(const std::vector<std::string>& args, const Env& env,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(120));
+std::unique_ptr<Process> start_rekey(const std::vector<std::string>& args, const Env& env);
+
+// /usr/bin/python3 (or $REKEY_PYTHON) with `script` (relative to the source
+// tree, e.g. "tests/pg/fixture.py") and `args`.
+ProcessResult run_python(const std::string& script, const std::vector<std::string>& args, const Env& env = {},
+                         std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+std::string source_path(const std::string& relative);  // REKEY_SOURCE_DIR + "/" + relative
+
+// ---------------------------------------------------------------- keys
+
+// Test passphrases (>= 32 characters) and their environment.
+inline constexpr const char* kOldPassphrase = "old-passphrase: correct horse battery staple 0001";
+inline constexpr const char* kNewPassphrase = "new-passphrase: correct horse battery staple 0002";
+inline constexpr const char* kOtherPassphrase = "another-passphrase: tr0ub4dor&3 and more than 32";
+
+// NEW_ENCRYPTION_KEY=new, OLD_ENCRYPTION_KEY=old, plus `extra`.
+Env key_env(const std::string& new_passphrase = kNewPassphrase, const std::string& old_passphrase = kOldPassphrase,
+            const Env& extra = {});
+
+// The Fernet key the service derives from `passphrase` (PBKDF2-HMAC-SHA256,
+// 100000 iterations, salt faithful_finances_salt_v1): url-safe base64 (the
+// form Fernet() takes), standard base64 and hex of the raw 32 bytes.
+struct DerivedKey {
+  std::string urlsafe_b64;
+  std::string std_b64;
+  std::string hex;
+};
+DerivedKey derive_service_key(const std::string& passphrase);
+
+// Every form in which `passphrase` could leak: itself, its derived key in
+// base64 (both alphabets) and hex, and the key's two halves (signing and
+// encryption keys) in the same encodings. For "never appears" checks.
+std::vector<std::string> secret_forms(const std::string& passphrase);
+
+// ---------------------------------------------------------------- databases
+
+// REKEY_TEST_DB (a libpq conninfo of a server where CREATE DATABASE is allowed), or nullopt.
+std::optional<std::string> admin_conninfo();
+
+// `conninfo` with its database replaced by `dbname` (keyword/value or URI form).
+std::string with_dbname(const std::string& conninfo, const std::string& dbname);
+
+// Skips the current test case (returning from it, with a message) when REKEY_TEST_DB is unset.
+#define REKEY_IT_REQUIRE_DB()                                                           \
+  do {                                                                                  \
+    if (!::rekey::it::admin_conninfo()) {                                               \
+      MESSAGE("REKEY_TEST_DB is not set: skipped (scripts/test.sh provides a server)"); \
+      return;                                                                           \
+    }                                                                                   \
+  } while (false)
+
+// Query results as text; NULL is nullopt.
+using Cell = std::optional<std::string>;
+using Rows = std::vector<std::vector<Cell>>;
+
+// A database of its own, created on construction (named rekey_it_<label>_<pid>_<n>)
+// and dropped WITH (FORCE) on destruction. Queries run on one lazily opened
+// connection in autocommit mode.
+class TestDatabase {
+ public:
+  explicit TestDatabase(const std::string& label);
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& conninfo() const { return conninfo_; }
+
+  // Runs `sql` (one or more statements, no parameters).
+  void exec(const std::string& sql);
+  Rows query(const std::string& sql);
+  // First column of the first row; nullopt if no row or NULL.
+  Cell value(const std::string& sql);
+  // Convenience: value() as an integer (0 when NULL / no row).
+  long long count(const std::string& sql);
+  bool schema_exists(const std::string& schema);
+  // md5 over every row of `table` (a quoted, qualified name) ordered by `order_by`.
+  std::string checksum(const std::string& table, const std::string& order_by);
+  // md5 over the xmin (row version) of every row: changes if any row was rewritten, even to the same value.
+  std::string row_versions(const std::string& table, const std::string& order_by);
+  // Every row of every table of `schema`, as text, one line per row (empty if no such schema).
+  std::string dump_schema(const std::string& schema);
+  // Closes the connection (e.g. before dropping or to release locks).
+  void disconnect();
+
+ private:
+  pqxx::connection& conn();
+  std::string name_;
+  std::string admin_;
+  std::string conninfo_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+// A second connection to a database, holding one open transaction: for row
+// locks and concurrent writes while rekey runs. Rolled back on destruction
+// unless commit() was called.
+class Session {
+ public:
+  explicit Session(const std::string& conninfo);
+  ~Session();
+  void exec(const std::string& sql);  // inside the transaction (BEGIN is implicit)
+  void commit();
+  void rollback();
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  bool open_ = false;
+};
+
+// Waits (polling every `poll`) until `pred` is true or `timeout` passes; returns pred's last value.
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(5));
+
+// ---------------------------------------------------------------- test data (tests/pg/fixture.py)
+
+// Seeds `spec` (see tests/pg/fixture.py for its format) into the database of
+// `conninfo` through Python's cryptography, keys taken from `env`; writes the
+// manifest of every value written to `manifest_path`. Throws std::runtime_error
+// (with Python's stderr) on failure.
+void seed_fixture(const std::string& conninfo, const nlohmann::json& spec, const std::string& manifest_path,
+                  const Env& env = key_env());
+
+// Checks every seeded row against the manifest (options: see fixture.py) and
+// returns {"ok", "error_count", "errors", "rows", "counts"}. Throws on a crash.
+nlohmann::json check_fixture(const std::string& conninfo, const std::string& manifest_path,
+                             const nlohmann::json& options, const Env& env = key_env());
+
+// ---------------------------------------------------------------- files
+
+// A temporary directory, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+
+// True if `haystack` contains `needle`.
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// ---------------------------------------------------------------- implementation of templates
+
+void sleep_for(std::chrono::milliseconds d);
+
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= until) return pred();
+    sleep_for(poll);
+  }
+}
+
+}  // namespace rekey::it
