@@ -22,13 +22,20 @@ struct DiscoveredColumn {
   std::string column;
   std::string type;
   crypto::ValueFormat format = crypto::ValueFormat::kPlain;
-  std::int64_t estimated_rows = 0;
+  std::int64_t estimated_rows = 0;  // -1: unknown (the table was never analyzed)
   std::int64_t sampled = 0;
   std::int64_t tokens = 0;
   std::vector<std::pair<std::string, std::int64_t>> keys;  // fingerprint -> sampled values, when keys are given
+  // False when `rekey rotate` cannot handle the column (no primary key, or part
+  // of it); `note` then says why.
+  bool rotatable = true;
+  std::string note;
 };
 
-// Read-only. `keyring` may be null (then no key attribution).
+// Read-only. `keyring` may be null (then no key attribution). A column is
+// reported when at least half of its sampled non-NULL values (and at least
+// one) parse as Fernet tokens (crypto::token_format). Throws UsageError when a
+// schema in options.schemas does not exist.
 std::vector<DiscoveredColumn> discover_columns(const std::string& conninfo, const DiscoveryOptions& options,
                                                const crypto::Keyring* keyring);
 

@@ -1,0 +1,202 @@
+#include "migrate/discover_command.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "db/identifier.h"
+#include "migrate/config_file.h"
+#include "migrate/db_options.h"
+#include "migrate/errors.h"
+#include "migrate/key_source.h"
+#include "migrate/log.h"
+#include "migrate/verify_command.h"
+
+namespace rekey {
+namespace {
+
+enum class OutputFormat { kTable, kJson };
+
+struct DiscoverOptions {
+  std::string db;
+  std::vector<std::string> schemas;
+  std::size_t sample = 200;
+  OutputFormat format = OutputFormat::kTable;
+  std::string emit_config;
+  std::string state_schema = "rekey";
+  KeyOptions keys;
+};
+
+std::string spec_of(const DiscoveredColumn& c) {
+  return db::quote_ident_if_needed(c.schema) + "." + db::quote_ident_if_needed(c.table) + "." +
+         db::quote_ident_if_needed(c.column);
+}
+
+bool has_password(const std::string& db) {
+  // redacted_command hides a password only in the argument after --db.
+  const std::string hidden = redacted_command({"--db", db});
+  const std::string plain = redacted_command({"-x", db});
+  return hidden.substr(hidden.find(' ')) != plain.substr(plain.find(' '));
+}
+
+// "fp:n" per key, the new key's marked, then values no key decrypts.
+std::string keys_text(const DiscoveredColumn& c, const std::string& new_fp) {
+  std::string out;
+  std::int64_t attributed = 0;
+  for (const auto& [fp, n] : c.keys) {
+    out += (out.empty() ? "" : ", ") + fp + (fp == new_fp ? " (new)" : "") + ":" + std::to_string(n);
+    attributed += n;
+  }
+  if (c.tokens > attributed)
+    out += (out.empty() ? "" : ", ") + std::string("no key:") + std::to_string(c.tokens - attributed);
+  return out;
+}
+
+nlohmann::json to_json(const std::vector<DiscoveredColumn>& found, bool with_keys) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : found) {
+    nlohmann::json j{
+        {"schema", c.schema},
+        {"table", c.table},
+        {"column", c.column},
+        {"spec", spec_of(c)},
+        {"type", c.type},
+        {"format", crypto::to_string(c.format)},
+        {"estimated_rows", c.estimated_rows >= 0 ? nlohmann::json(c.estimated_rows) : nlohmann::json(nullptr)},
+        {"sampled", c.sampled},
+        {"tokens", c.tokens},
+        {"rotatable", c.rotatable}};
+    if (!c.note.empty()) j["note"] = c.note;
+    if (with_keys) {
+      nlohmann::json keys = nlohmann::json::object();
+      for (const auto& [fp, n] : c.keys) keys[fp] = n;
+      j["keys"] = keys;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// `new_fp` empty: no keys were given.
+void print_table(const std::vector<DiscoveredColumn>& found, const std::string& new_fp) {
+  const bool with_keys = !new_fp.empty();
+  if (found.empty()) {
+    std::printf("no column holds Fernet tokens\n");
+    std::fflush(stdout);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows{{"COLUMN", "TYPE", "FORMAT", "EST. ROWS", "SAMPLED", "TOKENS"}};
+  if (with_keys) rows[0].push_back("KEYS (fingerprint:sampled)");
+  rows[0].push_back("NOTE");
+  for (const auto& c : found) {
+    rows.push_back({spec_of(c), c.type, crypto::to_string(c.format),
+                    c.estimated_rows >= 0 ? std::to_string(c.estimated_rows) : "?", std::to_string(c.sampled),
+                    std::to_string(c.tokens)});
+    if (with_keys) rows.back().push_back(keys_text(c, new_fp));
+    rows.back().push_back(c.rotatable ? "" : "not rotatable: " + c.note);
+  }
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) line += r[i] + std::string(width[i] - r[i].size() + 2, ' ');
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+}
+
+void write_private_file(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw UsageError("cannot write " + path);
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  if (::close(fd) != 0 || !ok) throw UsageError("cannot write " + path);
+}
+
+int run_discover(const DiscoverOptions& o, bool keys_given) {
+  force_read_only_sessions();
+  const std::string conninfo = resolve_conninfo(o.db);
+  std::unique_ptr<crypto::Keyring> keyring;
+  if (keys_given) keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
+  DiscoveryOptions options;
+  options.schemas = o.schemas;
+  options.excluded_schemas.push_back(o.state_schema);
+  options.sample = o.sample;
+  const std::vector<DiscoveredColumn> found = discover_columns(conninfo, options, keyring.get());
+  if (o.format == OutputFormat::kJson) {
+    std::printf(
+        "%s\n",
+        to_json(found, keyring != nullptr).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+  } else {
+    print_table(found, keyring != nullptr ? keyring->new_key().fingerprint() : std::string());
+  }
+  if (!o.emit_config.empty()) {
+    write_private_file(o.emit_config, rotate_config_text(found, o.db, o.state_schema));
+    log::info("wrote {}: run `rekey rotate --config {}` (keys from the environment, as usual)", o.emit_config,
+              o.emit_config);
+  }
+  return to_int(ExitCode::kOk);
+}
+
+}  // namespace
+
+std::string rotate_config_text(const std::vector<DiscoveredColumn>& columns, const std::string& db,
+                               const std::string& state_schema) {
+  std::string out = "# rekey rotate configuration written by `rekey discover`.\n# Use: rekey rotate --config FILE\n";
+  if (!db.empty()) {
+    out += has_password(db) ? "# db omitted: the connection string holds a password; pass --db or set DATABASE_URL\n"
+                            : "db = " + config_string(db) + "\n";
+  }
+  if (state_schema != "rekey") out += "state-schema = " + config_string(state_schema) + "\n";
+  std::string list;
+  std::string skipped;
+  for (const auto& c : columns) {
+    if (c.rotatable) {
+      list += "  " + config_string(spec_of(c)) + ",\n";
+    } else {
+      skipped += "#   " + spec_of(c) + " (" + c.note + ")\n";
+    }
+  }
+  if (!list.empty()) out += "column = [\n" + list + "]\n";
+  if (!skipped.empty()) out += "# Found, but rotate cannot handle them:\n" + skipped;
+  return out;
+}
+
+void add_discover_command(CLI::App& root, int& exit_code) {
+  auto o = std::make_shared<DiscoverOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "discover",
+      "Find, read-only, the columns holding Fernet tokens by sampling every text and bytea column.\n"
+      "Example: rekey discover --db \"$DATABASE_URL\" --emit-config rotate.toml");
+  cmd->add_option("--db", o->db,
+                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  cmd->add_option("--schema", o->schemas, "Only this schema (repeatable; exact name); default: all but system schemas");
+  cmd->add_option("--sample", o->sample, "Non-NULL values sampled per column")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--format", o->format, "table or json (on stdout)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+  cmd->add_option("--emit-config", o->emit_config, "Write a `rekey rotate --config` file listing the columns found");
+  cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, never sampled")->capture_default_str();
+  add_key_options(*cmd, o->keys);
+  cmd->footer(
+      "Keys are optional here: when the new key is set (or named), each column shows which key its sampled "
+      "values decrypt with.\n");
+  cmd->callback([o, cmd, &exit_code] {
+    const char* env = std::getenv(o->keys.new_key_env.c_str());
+    const bool keys_given =
+        !o->keys.new_key_file.empty() || cmd->count("--new-key-env") > 0 || (env != nullptr && *env != '\0');
+    exit_code = run_discover(*o, keys_given);
+  });
+}
+
+}  // namespace rekey

@@ -1,0 +1,208 @@
+#include "migrate/verify_command.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "db/pg_table_reader.h"
+#include "migrate/census_engine.h"
+#include "migrate/db_options.h"
+#include "migrate/errors.h"
+#include "migrate/key_source.h"
+#include "migrate/log.h"
+#include "migrate/progress.h"
+#include "migrate/run_report.h"
+#include "migrate/target_resolver.h"
+
+namespace rekey {
+namespace {
+
+enum class OutputFormat { kTable, kJson };
+
+struct VerifyOptions {
+  std::string db;
+  std::vector<std::string> columns;
+  bool discover = false;
+  KeyOptions keys;
+  bool require_new = false;
+  std::int64_t sample = 0;
+  std::string report;
+  OutputFormat format = OutputFormat::kTable;
+  std::string state_schema = "rekey";
+  std::size_t batch_size = 5000;
+  std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
+};
+
+struct TableCensus {
+  TableShape shape;
+  CensusOutcome outcome;
+};
+
+nlohmann::json to_json(const std::vector<TableCensus>& tables, const crypto::Keyring& keyring, const VerifyOptions& o,
+                       int exit_code, bool complete, double seconds) {
+  nlohmann::json columns = nlohmann::json::array();
+  for (const auto& t : tables) {
+    for (std::size_t c = 0; c < t.shape.columns.size(); ++c) {
+      const CensusCounts& k = t.outcome.counts[c];
+      nlohmann::json old = nlohmann::json::object();
+      for (std::size_t i = 0; i < k.under_old.size(); ++i) old[keyring.old_key(i).fingerprint()] = k.under_old[i];
+      nlohmann::json examples = nlohmann::json::array();
+      for (const auto& f : t.outcome.examples) {
+        if (f.column == c) examples.push_back({{"primary_key", key_display(f.key)}, {"reason", f.reason}});
+      }
+      columns.push_back({{"schema", t.shape.schema},
+                         {"table", t.shape.table},
+                         {"column", t.shape.columns[c]},
+                         {"display", t.shape.column_display(c)},
+                         {"total", k.total},
+                         {"null", k.null},
+                         {"new_key", k.under_new},
+                         {"old_keys", old},
+                         {"undecryptable", k.undecryptable},
+                         {"not_token", k.not_token},
+                         {"not_new", k.not_new()},
+                         {"complete", t.outcome.completed},
+                         {"examples", examples}});
+    }
+  }
+  nlohmann::json old_fps = nlohmann::json::array();
+  for (std::size_t i = 0; i < keyring.old_key_count(); ++i) old_fps.push_back(keyring.old_key(i).fingerprint());
+  return {{"new_key_fingerprint", keyring.new_key().fingerprint()},
+          {"old_key_fingerprints", old_fps},
+          {"require_new", o.require_new},
+          {"sample", o.sample > 0 ? nlohmann::json(o.sample) : nlohmann::json(nullptr)},
+          {"complete", complete},
+          {"duration_seconds", seconds},
+          {"exit_code", exit_code},
+          {"columns", columns}};
+}
+
+void print_text(const std::vector<TableCensus>& tables, const crypto::Keyring& keyring, const VerifyOptions& o,
+                int exit_code, double seconds) {
+  std::printf("verify (read-only%s): new key %s\n",
+              o.sample > 0 ? (", first " + std::to_string(o.sample) + " rows per table").c_str() : "",
+              keyring.new_key().fingerprint().c_str());
+  std::int64_t rows = 0;
+  for (const auto& t : tables) {
+    rows += t.outcome.rows_seen;
+    for (std::size_t c = 0; c < t.shape.columns.size(); ++c) {
+      const CensusCounts& k = t.outcome.counts[c];
+      std::string old;
+      for (std::size_t i = 0; i < k.under_old.size(); ++i) {
+        old += fmt::format(", old key {} {}", keyring.old_key(i).fingerprint(), k.under_old[i]);
+      }
+      std::printf("  %s: %lld rows, NULL %lld, new key %lld%s, undecryptable %lld, not a token %lld%s\n",
+                  t.shape.column_display(c).c_str(), static_cast<long long>(k.total), static_cast<long long>(k.null),
+                  static_cast<long long>(k.under_new), old.c_str(), static_cast<long long>(k.undecryptable),
+                  static_cast<long long>(k.not_token), t.outcome.completed ? "" : " (incomplete)");
+    }
+    // The first few per column; --format json and --report hold up to CensusSettings::examples.
+    std::vector<std::size_t> shown(t.shape.columns.size(), 0);
+    for (const auto& f : t.outcome.examples) {
+      if (++shown[f.column] > 5) continue;
+      std::printf("    %s primary key %s: %s\n", t.shape.column_display(f.column).c_str(), key_display(f.key).c_str(),
+                  f.reason.c_str());
+    }
+  }
+  const char* verdict = exit_code == to_int(ExitCode::kOk)        ? "ok"
+                        : exit_code == to_int(ExitCode::kStopped) ? "stopped before the end"
+                        : o.require_new                           ? "some values are not under the new key"
+                                                                  : "some values cannot be decrypted";
+  std::printf("  %lld rows in %.1fs: %s (exit %d)\n", static_cast<long long>(rows), seconds, verdict, exit_code);
+  std::fflush(stdout);
+}
+
+// 3 when a value fails the check (see add_verify_command), 75 when stopped.
+int exit_code_for(const std::vector<TableCensus>& tables, bool require_new, bool complete) {
+  for (const auto& t : tables) {
+    for (const auto& k : t.outcome.counts) {
+      if (k.undecryptable > 0 || (require_new && k.not_new() > 0)) return to_int(ExitCode::kUndecryptable);
+    }
+  }
+  return complete ? to_int(ExitCode::kOk) : to_int(ExitCode::kStopped);
+}
+
+int run_verify(const VerifyOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  force_read_only_sessions();
+  const std::string conninfo = resolve_conninfo(o.db);
+  const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
+  const std::vector<TableShape> shapes = resolve_targets(conninfo, o.columns, o.discover, o.state_schema);
+
+  CensusSettings settings;
+  settings.batch_size = o.batch_size;
+  settings.threads = o.threads;
+  settings.max_rows = o.sample;
+  StopControl stop;
+  install_signal_handlers(stop);
+  const ProgressStyle style = default_progress_style(!log::enabled(log::Level::kInfo));
+  std::vector<TableCensus> tables;
+  bool complete = true;
+  for (const auto& shape : shapes) {
+    db::PgTableReader reader(conninfo, shape);
+    const auto estimate = static_cast<std::int64_t>(shape.estimated_rows);
+    ProgressReporter progress(style, shape.display_name(), 0, o.sample > 0 ? std::min(o.sample, estimate) : estimate);
+    TableCensus t{shape, census_table(shape, *keyring, reader, settings, stop,
+                                      [&](std::int64_t rows, double s) { progress.update(rows, s); })};
+    progress.finish(t.outcome.rows_seen,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    complete = complete && t.outcome.completed;
+    tables.push_back(std::move(t));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int code = exit_code_for(tables, o.require_new, complete);
+  const nlohmann::json j = to_json(tables, *keyring, o, code, complete, seconds);
+  if (o.format == OutputFormat::kJson) {
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+  } else {
+    print_text(tables, *keyring, o, code, seconds);
+  }
+  if (!o.report.empty()) write_json_file(o.report, j);
+  return code;
+}
+
+}  // namespace
+
+void force_read_only_sessions() {
+  const char* existing = std::getenv("PGOPTIONS");
+  std::string options = existing != nullptr && *existing != '\0' ? std::string(existing) + " " : "";
+  options += "-c default_transaction_read_only=on";
+  ::setenv("PGOPTIONS", options.c_str(), 1);
+}
+
+void add_verify_command(CLI::App& root, int& exit_code) {
+  auto o = std::make_shared<VerifyOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "verify",
+      "Count, read-only, which key each value is under; exit 3 on undecryptable values (or, with --require-new, "
+      "on any value not under the new key).\n"
+      "Example: NEW_ENCRYPTION_KEY=... rekey verify --db \"$DATABASE_URL\" --discover --require-new");
+  cmd->add_option("--db", o->db,
+                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to check (repeatable; SQL identifier rules)");
+  cmd->add_flag("--discover", o->discover, "Check every column that `rekey discover` finds");
+  add_key_options(*cmd, o->keys);
+  cmd->add_flag("--require-new", o->require_new,
+                "Exit 3 unless every non-NULL value is under the new key (old key, undecryptable and not-a-token "
+                "values all fail); without it only undecryptable values exit 3");
+  cmd->add_option("--sample", o->sample, "Check only the first N rows (key order) of each table; 0: all")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--report", o->report, "Write the JSON result to this file too");
+  cmd->add_option("--format", o->format, "table or json (on stdout)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+  cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, left out of --discover")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size, "Rows per read")->check(CLI::Range(1, 1000000))->capture_default_str();
+  cmd->add_option("--threads", o->threads, "Decryption threads")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd->callback([o, &exit_code] {
+    if (o->columns.empty() && !o->discover) throw UsageError("verify: name at least one --column, or use --discover");
+    exit_code = run_verify(*o);
+  });
+}
+
+}  // namespace rekey

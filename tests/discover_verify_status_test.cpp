@@ -1,0 +1,345 @@
+// Tests of `rekey discover`, `rekey verify` and `rekey status`: pure parts
+// (token detection, the census of a batch, config files) in memory, the
+// commands against a real PostgreSQL (REKEY_TEST_DB) seeded by Python's
+// cryptography the way the service writes, with decoy columns beside the
+// encrypted ones.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "crypto/keyring.h"
+#include "db/discovery_queries.h"
+#include "migrate/census_engine.h"
+#include "migrate/config_file.h"
+#include "migrate/discover_command.h"
+#include "migrate/errors.h"
+#include "migrate/status_command.h"
+#include "tests/crypto_test_util.h"
+#include "tests/it_support.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace rekey;
+using namespace std::string_view_literals;
+namespace t = rekey::crypto::testing;
+
+// The encrypted columns of the seeded database (schema, table, column, format).
+using ColumnId = std::tuple<std::string, std::string, std::string>;
+const std::set<ColumnId> kEncrypted = {{"public", "users", "phone_enc"},
+                                       {"Vault Data", "Accounts", "Routing Enc"},
+                                       {"Vault Data", "Accounts", "Blob"},
+                                       {"Vault Data", "Accounts", "Sparse Enc"},
+                                       {"billing", "Invoice Lines", "card_enc"}};
+
+constexpr const char* kFixture = "tests/pg/dvs_fixture.py";
+
+// A database seeded by tests/pg/dvs_fixture.py.
+struct Seeded {
+  it::TestDatabase db;
+  it::TempDir dir;
+  Seeded(const std::string& label, int rows) : db(label) {
+    const auto r = it::run_python(kFixture, {"seed", db.conninfo(), std::to_string(rows)}, it::key_env());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+  }
+  json census() const {
+    const auto r = it::run_python(kFixture, {"census", db.conninfo()}, it::key_env());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    return json::parse(r.out);
+  }
+  it::ProcessResult rekey(std::vector<std::string> args, const it::Env& env = it::key_env()) const {
+    args.insert(args.begin() + 1, {"--db", db.conninfo()});
+    return it::run_rekey(args, env);
+  }
+};
+
+std::int64_t sum_values(const json& object) {
+  std::int64_t sum = 0;
+  for (const auto& [k, v] : object.items()) sum += v.get<std::int64_t>();
+  return sum;
+}
+
+}  // namespace
+
+TEST_SUITE("migrate.discover_verify_status") {
+  TEST_CASE("token_format: plain and wrapped tokens, not decoys") {
+    const auto fernet = t::fernet_of(t::seeded_key(7));
+    const std::string token = fernet->encrypt("4111 1111"sv, 1700000000);
+    CHECK(crypto::token_format(token) == crypto::ValueFormat::kPlain);
+    CHECK(crypto::token_format(t::b64encode(token)) == crypto::ValueFormat::kWrapped);
+    for (const char* decoy : {"", "hello world", "user@example.com", "{\"a\": 1}", "gAAAAA", "Z0FBQUFB",
+                              "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7"}) {
+      CAPTURE(decoy);
+      CHECK_FALSE(crypto::token_format(decoy).has_value());
+    }
+  }
+
+  TEST_CASE("census_rows counts each outcome and keeps the first failing keys per column") {
+    const auto key = [](int seed) { return t::fernet_of(t::seeded_key(seed)); };
+    std::vector<std::unique_ptr<const crypto::Fernet>> old;
+    old.push_back(key(2));
+    const crypto::Keyring ring(key(1), std::move(old));
+    TableShape shape;
+    shape.columns = {"a", "b"};
+    std::vector<Row> rows;
+    const auto token = [&](int seed) { return key(seed)->encrypt("x"sv, 1); };
+    rows.push_back({{"1"}, {token(1), std::nullopt}});
+    rows.push_back({{"2"}, {token(2), t::b64encode(token(2))}});
+    rows.push_back({{"3"}, {token(3), "plain text"}});
+    rows.push_back({{"4"}, {token(3), "more text"}});
+    const CensusOutcome out = census_rows(shape, ring, rows, 1);
+    CHECK(out.rows_seen == 4);
+    CHECK(out.counts[0].total == 4);
+    CHECK(out.counts[0].under_new == 1);
+    CHECK(out.counts[0].under_old == std::vector<std::int64_t>{1});
+    CHECK(out.counts[0].undecryptable == 2);
+    CHECK(out.counts[0].not_new() == 3);
+    CHECK(out.counts[1].null == 1);
+    CHECK(out.counts[1].under_old == std::vector<std::int64_t>{1});
+    CHECK(out.counts[1].not_token == 2);
+    REQUIRE(out.examples.size() == 2);  // one per column
+    CHECK(out.examples[0].key == KeyValues{"3"});
+    CHECK(out.examples[0].reason == "hmac_mismatch_all_keys");
+    CHECK(out.examples[1].reason == "not_a_token");
+  }
+
+  TEST_CASE("config files: TOML strings, arrays over lines, comments; errors name the line") {
+    const auto entries = parse_config_text(
+        "# comment\ndb = \"host=/tmp port=5 # not a comment\"  # a comment\n"
+        "column = [\n  '\"Vault Data\".\"Accounts\".\"Routing Enc\"', # first\n  \"a.\\\"b\\\\c\\\".d\",\n]\n"
+        "dry-run = true\nbatch-size=100\n",
+        "test.toml");
+    REQUIRE(entries.size() == 4);
+    CHECK(entries[0].values == std::vector<std::string>{"host=/tmp port=5 # not a comment"});
+    CHECK(entries[1].values == std::vector<std::string>{"\"Vault Data\".\"Accounts\".\"Routing Enc\"", "a.\"b\\c\".d"});
+    CHECK(entries[2].values == std::vector<std::string>{"true"});
+    CHECK(entries[3].key == "batch-size");
+    CHECK(entries[3].line == 8);
+    for (const std::string weird : {"it's", "a\"b'c", "tab\there", "line\nbreak", "#hash", "\\"}) {
+      CAPTURE(weird);
+      const auto back = parse_config_text("k = " + config_string(weird) + "\n", "x");
+      REQUIRE(back.size() == 1);
+      CHECK(back[0].values == std::vector<std::string>{weird});
+    }
+    CHECK_THROWS_AS(parse_config_text("[rotate]\ncolumn = 'a'\n", "x"), UsageError);
+    CHECK_THROWS_WITH_AS(parse_config_text("a = 'b'\nc = 'd\n", "x"), "config file x, line 2: unterminated string",
+                         UsageError);
+    CHECK_THROWS_AS(parse_config_text("a = ['b' 'c']\n", "x"), UsageError);
+  }
+
+  TEST_CASE("rotate_config_text lists rotatable columns, reads back exactly, and never holds a password") {
+    const auto column = [](const char* schema, const char* table, const char* name) {
+      DiscoveredColumn d;
+      d.schema = schema;
+      d.table = table;
+      d.column = name;
+      return d;
+    };
+    const DiscoveredColumn a = column("Vault Data", "Accounts", "Routing Enc");
+    const DiscoveredColumn b = column("public", "users", "phone_enc");
+    DiscoveredColumn c = column("public", "log", "x");
+    c.rotatable = false;
+    c.note = "table has no primary key";
+    const std::string text = rotate_config_text({a, b, c}, "host=/tmp dbname=app", "rekey");
+    CHECK(it::contains(text, "'\"Vault Data\".\"Accounts\".\"Routing Enc\"'"));
+    CHECK(it::contains(text, "#   public.log.x (table has no primary key)"));
+    const auto entries = parse_config_text(text, "x");
+    REQUIRE(entries.size() == 2);
+    CHECK(entries[0].key == "db");
+    CHECK(entries[1].values ==
+          std::vector<std::string>{"\"Vault Data\".\"Accounts\".\"Routing Enc\"", "public.users.phone_enc"});
+    const std::string secret = rotate_config_text({b}, "postgresql://app:s3cret@db/app", "other");
+    CHECK_FALSE(it::contains(secret, "s3cret"));
+    CHECK(it::contains(secret, "state-schema = 'other'"));
+  }
+
+  TEST_CASE("status helpers: target tables and the resume command") {
+    CHECK(target_tables(
+              "\"Vault Data\".\"Accounts\".\"Blob\"\n\"Vault Data\".\"Accounts\".x\npublic.users.phone_enc\n") ==
+          std::vector<std::string>{"\"Vault Data\".\"Accounts\"", "public.users"});
+    CHECK(resume_command("rekey rotate --restart --column a.b --restart-x") == "rekey rotate --column a.b --restart-x");
+    CHECK(resume_command("rekey rotate --column a.b --restart") == "rekey rotate --column a.b");
+  }
+}
+
+TEST_SUITE("db.discover_verify_status") {
+  TEST_CASE("discover finds exactly the encrypted columns and writes a config rotate accepts") {
+    REKEY_IT_REQUIRE_DB();
+    Seeded s("discover", 2000);
+    const auto r = s.rekey({"discover", "--format", "json"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    const json found = json::parse(r.out);
+    std::set<ColumnId> ids;
+    for (const auto& c : found) {
+      ids.insert({c["schema"].get<std::string>(), c["table"].get<std::string>(), c["column"].get<std::string>()});
+      CHECK(c["tokens"].get<int>() == c["sampled"].get<int>());
+      CHECK(c["format"] == (c["column"] == "Routing Enc" ? "wrapped" : "plain"));
+      CHECK(c["keys"].size() >= 1);                                // keys were in the environment
+      if (c["column"] == "Sparse Enc") CHECK(c["sampled"] == 40);  // 98% NULL, still found
+    }
+    CHECK(ids == kEncrypted);
+    CHECK_FALSE(s.db.schema_exists("rekey"));
+
+    const auto only = s.rekey({"discover", "--format", "json", "--schema", "billing"}, {});  // no keys: no attribution
+    REQUIRE_MESSAGE(only.exit_code == 0, only.describe());
+    REQUIRE(json::parse(only.out).size() == 1);
+    CHECK_FALSE(json::parse(only.out)[0].contains("keys"));
+    CHECK(s.rekey({"discover", "--schema", "nope"}).exit_code == 2);
+
+    const std::string config = s.dir.file("rotate.toml");
+    const auto emitted = s.rekey({"discover", "--emit-config", config});
+    REQUIRE_MESSAGE(emitted.exit_code == 0, emitted.describe());
+    CHECK(it::contains(it::read_file(config), "'\"Vault Data\".\"Accounts\".\"Routing Enc\"'"));
+    const auto dry = it::run_rekey({"rotate", "--config", config, "--dry-run"}, it::key_env());
+    REQUIRE_MESSAGE(dry.exit_code == 0, dry.describe());
+    for (const char* column : {"Routing Enc", "Sparse Enc", "card_enc", "phone_enc", "Blob"})
+      CHECK(it::contains(dry.out, column));
+  }
+
+  TEST_CASE("verify matches a Python census, writes nothing, and --require-new passes only after rotation") {
+    REKEY_IT_REQUIRE_DB();
+    Seeded s("verify", 2000);
+    const json expected = s.census();
+    const std::string before = s.db.row_versions("public.users", "id");
+    const auto r = s.rekey({"verify", "--discover", "--format", "json", "--report", s.dir.file("verify.json")});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    const json got = json::parse(r.out);
+    CHECK(got == json::parse(it::read_file(s.dir.file("verify.json"))));
+    REQUIRE(got["columns"].size() == kEncrypted.size());
+    for (const auto& c : got["columns"]) {
+      const std::string id =
+          c["schema"].get<std::string>() + "|" + c["table"].get<std::string>() + "|" + c["column"].get<std::string>();
+      CAPTURE(id);
+      const json& e = expected.at(id);
+      CHECK(c["total"] == e["total"]);
+      CHECK(c["null"] == e["null"]);
+      CHECK(c["new_key"] == e["new"]);
+      CHECK(sum_values(c["old_keys"]) == e["old"].get<std::int64_t>());
+      CHECK(c["undecryptable"].get<int>() + c["not_token"].get<int>() == e["other"].get<int>());
+    }
+    const auto decoys = s.rekey({"verify", "--column", "public.users.email", "--format", "json"});
+    CHECK(json::parse(decoys.out)["columns"][0]["not_token"] == expected["public|users|email"]["other"]);
+    CHECK(decoys.exit_code == 0);  // not-a-token fails only --require-new
+    CHECK(s.rekey({"verify", "--column", "public.users.email", "--require-new"}).exit_code == 3);
+    CHECK(s.db.row_versions("public.users", "id") == before);
+    CHECK_FALSE(s.db.schema_exists("rekey"));
+
+    const auto sample = s.rekey({"verify", "--discover", "--sample", "7", "--format", "json"});
+    for (const auto& c : json::parse(sample.out)["columns"]) CHECK(c["total"] == 7);
+    CHECK(s.rekey({"verify", "--column", "public.users.nope"}).exit_code == 2);
+    CHECK(s.rekey({"verify"}).exit_code == 2);
+
+    CHECK(s.rekey({"verify", "--discover", "--require-new"}).exit_code == 3);
+    const auto rotated = s.rekey({"rotate", "--discover"});
+    REQUIRE_MESSAGE(rotated.exit_code == 0, rotated.describe());
+    const auto after = s.rekey({"verify", "--discover", "--require-new"});
+    CHECK_MESSAGE(after.exit_code == 0, after.describe());
+    const json census = s.census();
+    for (const auto& [id, c] : census.items()) {
+      if (id.find("email") != std::string::npos || id.find("Random") != std::string::npos) continue;
+      CAPTURE(id);
+      CHECK(c["new"].get<int>() == c["total"].get<int>() - c["null"].get<int>());
+    }
+  }
+
+  TEST_CASE("verify: undecryptable values exit 3 and are named by primary key") {
+    REKEY_IT_REQUIRE_DB();
+    it::TestDatabase db("verify_bad");
+    const auto key = it::derive_service_key(it::kOtherPassphrase).urlsafe_b64;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    it::TempDir dir;
+    const std::string script = dir.file("one.py");
+    it::write_file(script,
+                   "import base64,os,sys,psycopg2\nfrom cryptography.fernet import Fernet\n"
+                   "c=psycopg2.connect(sys.argv[1]);k=Fernet(os.environ['K'].encode())\n"
+                   "c.cursor().execute('INSERT INTO t VALUES (1,%s),(2,%s),(3,NULL)',"
+                   "(k.encrypt(b'x').decode(),'not a token'));c.commit()\n");
+    const auto seeded = it::run({"/usr/bin/python3", script, db.conninfo()}, {{"K", key}});
+    REQUIRE_MESSAGE(seeded.exit_code == 0, seeded.describe());
+    const auto r =
+        it::run_rekey({"verify", "--db", db.conninfo(), "--column", "t.v", "--format", "json"}, it::key_env());
+    CHECK(r.exit_code == 3);
+    const json c = json::parse(r.out)["columns"][0];
+    CHECK(c["undecryptable"] == 1);
+    CHECK(c["not_token"] == 1);
+    CHECK(c["null"] == 1);
+    REQUIRE(c["examples"].size() == 2);
+    CHECK(c["examples"][0] == json{{"primary_key", "1"}, {"reason", "hmac_mismatch_all_keys"}});
+    for (const auto& form : it::secret_forms(it::kNewPassphrase)) CHECK_FALSE(it::contains(r.out + r.err, form));
+  }
+
+  TEST_CASE("status: no runs, a stopped run and how to resume it, an interrupted run, a running one") {
+    REKEY_IT_REQUIRE_DB();
+    Seeded s("status", 300);
+    const auto none = s.rekey({"status"});
+    CHECK(none.exit_code == 0);
+    CHECK(it::contains(none.out, "no runs yet"));
+    CHECK_FALSE(s.db.schema_exists("rekey"));
+
+    CHECK(s.rekey({"rotate", "--discover", "--max-duration", "1ms", "--restart"}).exit_code == 75);
+    const auto shown = s.rekey({"status", "--format", "json"});
+    REQUIRE_MESSAGE(shown.exit_code == 0, shown.describe());
+    json run = json::parse(shown.out)["runs"][0];
+    CHECK(run["state"] == "stopped");
+    CHECK(run["targets"].size() == kEncrypted.size());
+    const std::string resume = run["resume_command"];
+    CHECK(it::contains(resume, "rotate --db"));
+    CHECK(it::contains(resume, "--discover --max-duration 1ms"));
+    CHECK_FALSE(it::contains(resume, "--restart"));
+    const auto text = s.rekey({"status"});
+    CHECK(it::contains(text.out, "run 1: stopped"));
+    CHECK(it::contains(text.out, resume));
+
+    // A runner that died mid-run leaves "running" behind, but not its locks.
+    s.db.exec("UPDATE rekey.runs SET status = 'running', finished_at = NULL");
+    run = json::parse(s.rekey({"status", "--run-id", "1", "--format", "json"}).out)["runs"][0];
+    CHECK(run["state"] == "stopped (interrupted)");
+    CHECK(run["resume_command"].is_string());
+    {
+      it::Session runner(s.db.conninfo());
+      runner.exec("SELECT pg_advisory_lock(7497067, hashtext('public.users'))");
+      run = json::parse(s.rekey({"status", "--run-id", "1", "--format", "json"}).out)["runs"][0];
+      CHECK(run["state"] == "running");
+    }
+    CHECK(s.rekey({"status", "--run-id", "99"}).exit_code == 2);
+
+    const auto finished = s.rekey({"rotate", "--discover"});
+    REQUIRE_MESSAGE(finished.exit_code == 0, finished.describe());
+    run = json::parse(s.rekey({"status", "--format", "json"}).out)["runs"][0];
+    CHECK(run["state"] == "finished");
+    CHECK(run["resume_command"].is_null());
+    for (const auto& table : run["tables"]) {
+      CHECK(table["done"] == true);
+      CHECK(table["percent"] == 100.0);
+    }
+  }
+
+  TEST_CASE("discovery sampling: TABLESAMPLE first on a big table, then a bounded scan for sparse values") {
+    REKEY_IT_REQUIRE_DB();
+    it::TestDatabase db("sampling");
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, sparse text, dense text);"
+        "INSERT INTO t SELECT g, CASE WHEN g % 500 = 0 THEN 'v' || g END, 'd' || g FROM generate_series(1, 20000) g;"
+        "ANALYZE t");
+    db::DiscoveryQueries q(db.conninfo());
+    const auto columns = q.list_candidate_columns({}, {});
+    REQUIRE(columns.size() == 2);
+    CHECK(columns[0].column == "sparse");
+    CHECK(columns[0].table_has_primary_key);
+    CHECK(columns[0].estimated_rows == 20000);
+    db::SampleSettings settings;
+    settings.limit = 50;
+    settings.big_table_pages = 1;  // every table is "big"
+    settings.sample_pages = 1;
+    const auto dense = q.sample_column(columns[1], settings);
+    CHECK(dense.values.size() == 50);
+    const auto sparse = q.sample_column(columns[0], settings);  // too few in the sample: scanned
+    CHECK(sparse.values.size() == 40);
+    CHECK_FALSE(sparse.cut_short);
+  }
+}
