@@ -10,10 +10,17 @@ source "$REKEY_ROOT/scripts/lib/deps.sh"
 source "$REKEY_ROOT/scripts/lib/pg.sh"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "install what is missing and build"
-rekey_install_deps
-rekey_build "${REKEY_BUILD_DIR:-$REKEY_ROOT/build}" >/dev/null
-REKEY="${REKEY_BUILD_DIR:-$REKEY_ROOT/build}/rekey"
+if [ -f "$REKEY_ROOT/CMakeLists.txt" ]; then
+  step "install what is missing and build"
+  rekey_install_deps
+  rekey_build "${REKEY_BUILD_DIR:-$REKEY_ROOT/build}" >/dev/null
+  REKEY="${REKEY_BUILD_DIR:-$REKEY_ROOT/build}/rekey"
+else  # the installed copy (share/rekey/scripts): the installed rekey, and what the demo itself needs
+  step "install what is missing"
+  rekey_install_packages postgresql python3-cryptography python3-psycopg2
+  REKEY="$REKEY_ROOT/../../bin/rekey"
+  [ -x "$REKEY" ] || REKEY=$(command -v rekey)
+fi
 
 step "start a throwaway PostgreSQL"
 WORK=$(mktemp -d /tmp/rekey-demo.XXXXXX)

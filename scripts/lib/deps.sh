@@ -4,9 +4,12 @@ REKEY_PACKAGES=(build-essential cmake pkg-config libpqxx-dev libssl-dev libcli11
   doctest-dev nlohmann-json3-dev postgresql python3-cryptography python3-psycopg2
   python3-cryptography-vectors time)
 
-rekey_install_deps() {
+rekey_install_deps() { rekey_install_packages "${REKEY_PACKAGES[@]}" "$@"; }
+
+# Installs those of the named Debian packages that are missing.
+rekey_install_packages() {
   local missing=() pkg
-  for pkg in "${REKEY_PACKAGES[@]}" "$@"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

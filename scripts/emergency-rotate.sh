@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Emergency key rotation, for a suspected compromise of ENCRYPTION_KEY:
+#
+#   ENCRYPTION_KEY=<current key> scripts/emergency-rotate.sh --db CONNINFO --state-dir DIR
+#       [--column [SCHEMA.]TABLE.COLUMN ...] [--deploy-hook CMD] [--rekey PATH] [--rotate-arg ARG ...]
+#
+#   1. DIR/NEW_ENCRYPTION_KEY: a new key from `rekey keygen`, saved (mode 600, fsynced, never
+#      overwritten) BEFORE any data is touched; an existing one is reused, so rerunning the script
+#      after an interruption continues the same rotation with the same key.
+#   2. `rekey check-key` on both keys, `rekey rotate` old -> new (resumable; exit 75: rerun this
+#      script), then `rekey verify --require-new` over the same columns.
+#   3. Exit 0 only when verification passed; then the optional --deploy-hook runs (with
+#      REKEY_NEW_KEY_FILE=DIR/NEW_ENCRYPTION_KEY) and the next steps are printed.
+#
+# Without --column, every column `rekey discover` finds is rotated and verified.
+# Keys travel only through the environment and the key file: never on a command line, never printed.
+# Exit codes: 0 rotated and verified; 1 failure; 2 usage or configuration; 3 values that are not under
+# the new key (undecryptable, or written under the old key meanwhile); 75 stopped, rerun to continue.
+set -euo pipefail
+
+PROG=emergency-rotate
+REKEY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+usage() {
+  cat <<'EOF'
+usage: ENCRYPTION_KEY=<current key> emergency-rotate.sh --db CONNINFO --state-dir DIR [options]
+
+  --db CONNINFO        libpq connection string or postgresql:// URI of the database
+  --state-dir DIR      where the new key is kept (DIR/NEW_ENCRYPTION_KEY, mode 600) and the reports;
+                       created (mode 700) if missing. Rerun with the same DIR to continue a rotation.
+  --column SPEC        [SCHEMA.]TABLE.COLUMN to rotate (repeatable); default: every column that
+                       `rekey discover` finds
+  --deploy-hook CMD    run CMD (bash -c) after verification passed, with REKEY_NEW_KEY_FILE set
+  --rekey PATH         the rekey binary (default: $REKEY_BUILD_DIR/rekey, build/rekey, the installed
+                       one next to this script, then rekey on PATH)
+  --rotate-arg ARG     pass ARG on to `rekey rotate` (repeatable), e.g. --rotate-arg=--max-rate=5000
+  -h, --help           this help
+
+The current (compromised) key is read from the environment variable ENCRYPTION_KEY.
+EOF
+}
+
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+usage_error() {
+  say "$*"
+  echo "run '$0 --help' for usage" >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------- arguments
+
+db="" state_dir="" deploy_hook="" rekey_bin=""
+columns=() rotate_args=()
+need_value() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --db) need_value "$1" $#; db=$2; shift 2 ;;
+    --db=*) db=${1#*=}; shift ;;
+    --state-dir) need_value "$1" $#; state_dir=$2; shift 2 ;;
+    --state-dir=*) state_dir=${1#*=}; shift ;;
+    --column) need_value "$1" $#; columns+=("$2"); shift 2 ;;
+    --column=*) columns+=("${1#*=}"); shift ;;
+    --deploy-hook) need_value "$1" $#; deploy_hook=$2; shift 2 ;;
+    --deploy-hook=*) deploy_hook=${1#*=}; shift ;;
+    --rekey) need_value "$1" $#; rekey_bin=$2; shift 2 ;;
+    --rekey=*) rekey_bin=${1#*=}; shift ;;
+    --rotate-arg) need_value "$1" $#; rotate_args+=("$2"); shift 2 ;;
+    --rotate-arg=*) rotate_args+=("${1#*=}"); shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+if [ -z "$db" ]; then usage_error "--db CONNINFO is required (the database to rotate)"; fi
+if [ -z "$state_dir" ]; then
+  usage_error "--state-dir DIR is required (where the new key is saved; reuse it to continue a rotation)"
+fi
+[ -n "${ENCRYPTION_KEY:-}" ] || usage_error "ENCRYPTION_KEY is not set or empty: export the current (old) key in it"
+export ENCRYPTION_KEY
+for c in ${columns[@]+"${columns[@]}"}; do
+  [ -n "$c" ] || usage_error "--column needs a non-empty [SCHEMA.]TABLE.COLUMN"
+done
+
+if [ -z "$rekey_bin" ]; then
+  # A build tree's rekey, or the one installed with this script (PREFIX/share/rekey/scripts -> PREFIX/bin).
+  for candidate in ${REKEY_BUILD_DIR:+"$REKEY_BUILD_DIR/rekey"} "$REKEY_ROOT/build/rekey" "$REKEY_ROOT/../../bin/rekey"; do
+    if [ -x "$candidate" ]; then rekey_bin=$candidate; break; fi
+  done
+  [ -n "$rekey_bin" ] || rekey_bin=$(command -v rekey || true)
+  [ -n "$rekey_bin" ] || usage_error "no rekey binary: build it (cmake) or pass --rekey PATH"
+fi
+if [ ! -f "$rekey_bin" ] || [ ! -x "$rekey_bin" ]; then usage_error "--rekey $rekey_bin is not an executable file"; fi
+
+# The columns: the same targets for rotate and verify.
+targets=()
+if [ ${#columns[@]} -eq 0 ]; then
+  targets=(--discover)
+else
+  for c in "${columns[@]}"; do targets+=(--column "$c"); done
+fi
+
+# ---------------------------------------------------------------- running rekey
+
+# Runs rekey with "$@" and sets `rc` to its exit code. SIGTERM/SIGHUP sent to this script are passed
+# on to rekey, which then stops after the batch in flight (progress saved, exit 75). SIGINT from the
+# terminal reaches rekey directly (same process group), so it is not sent twice.
+child=""
+interrupted=0
+default_traps() {
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+}
+run_rekey() {
+  "$rekey_bin" "$@" &
+  child=$!
+  trap 'interrupted=1; kill -TERM "$child" 2>/dev/null || true' TERM HUP
+  trap 'interrupted=1' INT
+  while :; do
+    interrupted=0
+    rc=0
+    wait "$child" || rc=$?
+    if [ "$interrupted" -eq 1 ] && [ "$rc" -gt 128 ]; then
+      # wait returned early because a signal arrived: wait again while rekey still runs, else
+      # take its exit code if the shell still holds it.
+      if kill -0 "$child" 2>/dev/null; then continue; fi
+      local again=0
+      wait "$child" 2>/dev/null || again=$?
+      [ "$again" -eq 127 ] || rc=$again
+    fi
+    break
+  done
+  child=""
+  default_traps
+}
+default_traps
+
+# ---------------------------------------------------------------- 1. the new key, saved first
+
+umask 077
+key_file="$state_dir/NEW_ENCRYPTION_KEY"
+tmp_key=""
+cleanup() { if [ -n "$tmp_key" ]; then rm -f -- "$tmp_key"; fi; }
+trap cleanup EXIT
+
+say "checking the current key (ENCRYPTION_KEY)"
+run_rekey check-key --key-env ENCRYPTION_KEY
+if [ "$rc" -ne 0 ]; then
+  # Not fatal: rotate accepts a short old key (with a warning), and a value no key decrypts is never
+  # changed (it is counted as undecryptable and the script stops with exit 3).
+  say "warning: rekey check-key did not accept ENCRYPTION_KEY (see above); rotating anyway, as the data is under it"
+fi
+
+if [ ! -d "$state_dir" ]; then
+  mkdir -p -- "$(dirname -- "$state_dir")"
+  mkdir -m 0700 -- "$state_dir"
+  sync -- "$(dirname -- "$state_dir")"
+  say "created $state_dir (mode 700)"
+fi
+dir_mode=$(stat -c %a -- "$state_dir")
+if (((8#$dir_mode & 8#077) != 0)); then
+  say "warning: $state_dir is accessible by group or others (mode $dir_mode); chmod 700 it"
+fi
+
+if [ -e "$key_file" ] || [ -L "$key_file" ]; then
+  say "reusing the new key in $key_file: continuing the same rotation"
+else
+  # Written under a temporary name, fsynced, then linked into place: `ln` fails rather than replace
+  # a key file (one another run may have created meanwhile), and the key is on disk before any row
+  # is re-encrypted under it. SECRET_KEY from keygen's output is not kept.
+  tmp_key=$(mktemp -- "$state_dir/.NEW_ENCRYPTION_KEY.tmp.XXXXXX")
+  "$rekey_bin" keygen | sed -n 's/^ENCRYPTION_KEY=//p' >"$tmp_key"
+  if [ "$(wc -l <"$tmp_key")" -ne 1 ] || ! "$rekey_bin" check-key --key-file "$tmp_key" >/dev/null; then
+    say "rekey keygen did not give a usable ENCRYPTION_KEY line; nothing was changed"
+    exit 1
+  fi
+  sync -- "$tmp_key"
+  if ! ln -- "$tmp_key" "$key_file" 2>/dev/null; then
+    if [ -e "$key_file" ] || [ -L "$key_file" ]; then
+      say "$key_file appeared meanwhile (another run?): using that one"
+    else
+      mv -n -- "$tmp_key" "$key_file"  # a file system without hard links
+      [ ! -e "$tmp_key" ] || { say "cannot create $key_file"; exit 1; }
+    fi
+  fi
+  rm -f -- "$tmp_key"
+  tmp_key=""
+  sync -- "$state_dir"
+  say "new key generated and saved to $key_file (mode 600) before any data is touched"
+fi
+
+if [ -L "$key_file" ] || [ ! -f "$key_file" ]; then
+  say "$key_file is not a regular file: refusing (it is never replaced; move it away yourself if it is wrong)"
+  exit 2
+fi
+key_mode=$(stat -c %a -- "$key_file")
+if (((8#$key_mode & 8#077) != 0)); then
+  say "$key_file is readable by group or others (mode $key_mode): refusing; chmod 600 it and rerun"
+  exit 2
+fi
+
+say "checking the new key ($key_file)"
+run_rekey check-key --key-file "$key_file"
+[ "$rc" -eq 0 ] || { say "the new key in $key_file is not usable (see above); nothing was changed"; exit 2; }
+
+# ---------------------------------------------------------------- 2. rotate, then verify
+
+say "rotating ${targets[*]} from ENCRYPTION_KEY to the new key"
+run_rekey rotate --db "$db" "${targets[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+  --report "$state_dir/rotate-report.json" ${rotate_args[@]+"${rotate_args[@]}"}
+case "$rc" in
+  0) say "rotation finished" ;;
+  75)
+    say "rotation stopped before the end; its progress is saved."
+    say "rerun this script to continue (same --state-dir: it reuses the same new key)"
+    exit 75
+    ;;
+  3)
+    say "rotation finished, but some values could not be decrypted with ENCRYPTION_KEY or the new key;"
+    say "they were left exactly as they were. Their primary keys are listed by 'rekey status' (below) and"
+    say "in $state_dir/rotate-report.json. Do NOT retire the old key until they are explained."
+    "$rekey_bin" status --db "$db" --limit 1 >&2 || true
+    exit 3
+    ;;
+  2)
+    say "rekey rotate refused to run (see its message above); nothing more was changed."
+    say "if an earlier emergency rotation used another --state-dir, rerun with that one to use its key;"
+    say "if ENCRYPTION_KEY already is the key in $key_file (that rotation is done), a new rotation needs a"
+    say "new --state-dir."
+    exit 2
+    ;;
+  *)
+    say "rekey rotate failed (exit $rc). Batches already written are saved with their checkpoint:"
+    say "fix the cause and rerun this script to continue (same --state-dir)."
+    exit 1
+    ;;
+esac
+
+say "verifying that every value is under the new key"
+run_rekey verify --db "$db" "${targets[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+  --require-new --report "$state_dir/verify-report.json"
+case "$rc" in
+  0) say "verification passed: every value is under the new key" ;;
+  3)
+    say "verification FAILED: some values are not under the new key (see the counts above and"
+    say "$state_dir/verify-report.json): undecryptable values (see 'rekey status'), or values the"
+    say "service wrote with the old key while the rotation ran. Rerun this script to rotate the latter."
+    exit 3
+    ;;
+  2) say "rekey verify refused to run (see its message above)"; exit 2 ;;
+  *) say "rekey verify failed (exit $rc); rerun this script"; exit 1 ;;
+esac
+
+# ---------------------------------------------------------------- 3. deploy hook, next steps
+
+hook_rc=0
+if [ -n "$deploy_hook" ]; then
+  say "running the deploy hook"
+  REKEY_NEW_KEY_FILE=$key_file bash -c "$deploy_hook" || hook_rc=$?
+  if [ "$hook_rc" -ne 0 ]; then
+    say "the deploy hook failed (exit $hook_rc). The data IS rotated and verified: deploy by hand (below)."
+  fi
+fi
+
+cat <<EOF
+
+Emergency rotation done: every encrypted value is under the new key (verified).
+The new key is in $key_file (mode 600). Copy it into your secret store now; this script never prints it.
+
+Next steps:
+  1. Deploy the service with the new key first and the old key second (new key for encryption,
+     old key still accepted for reading), so instances not yet restarted keep working.
+  2. Rerun this script with the same --state-dir: it reuses the key and re-encrypts anything the
+     service wrote with the old key in the meantime. It must exit 0 again.
+  3. Deploy the service with the new key alone.
+  4. Retire the old key: remove it from every secret store, .env file, CI variable and backup of
+     them. Treat data encrypted under it (old backups, exports) as exposed.
+EOF
+[ "$hook_rc" -eq 0 ] || exit 1

@@ -1,0 +1,390 @@
+// Integration tests of the shell scripts against a real PostgreSQL (REKEY_TEST_DB):
+// scripts/emergency-rotate.sh end to end, interrupted and rerun, with an existing key file and
+// with undecryptable values, and scripts/demo.sh as a whole. Data is seeded and checked by
+// Python's cryptography (tests/pg/fixture.py).
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/it_support.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace rekey::it;
+using namespace std::chrono_literals;
+
+const std::string kScript = source_path("scripts/emergency-rotate.sh");
+
+// Two tables, plain and wrapped tokens under the old key (and NULLs); `garbage` adds undecryptable values.
+json emergency_spec(int rows, bool garbage = false) {
+  json mix = json{{"old", 9}, {"null", 1}};
+  if (garbage) mix["garbage"] = 1;
+  const json big_mix = json{{"old", 1}};
+  return json{{"seed", 3},
+              {"keys", {{"old", "OLD_ENCRYPTION_KEY"}}},
+              {"tables",
+               {{{"schema", "public"},
+                 {"table", "users"},
+                 {"rows", rows},
+                 {"pk", {{{"name", "id"}, {"type", "bigint"}, {"gen", "int"}}}},
+                 {"columns",
+                  {{{"name", "phone_enc"}, {"type", "text"}, {"format", "plain"}, {"mix", mix}},
+                   {{"name", "account_enc"}, {"type", "text"}, {"format", "wrapped"}, {"mix", big_mix}}}}},
+                {{"schema", "billing"},
+                 {"table", "cards"},
+                 {"rows", rows / 4 + 1},
+                 {"pk", {{{"name", "card_id"}, {"type", "uuid"}, {"gen", "uuid"}}}},
+                 {"columns", {{{"name", "number_enc"}, {"type", "text"}, {"format", "wrapped"}, {"mix", mix}}}}}}}};
+}
+
+Env seed_env() { return Env{{"OLD_ENCRYPTION_KEY", std::string(kOldPassphrase)}}; }
+
+// The script's environment: the current key in ENCRYPTION_KEY and nothing that could pick another binary.
+Env script_env() { return Env{{"ENCRYPTION_KEY", std::string(kOldPassphrase)}, {"REKEY_BUILD_DIR", std::nullopt}}; }
+
+std::vector<std::string> script_argv(const TestDatabase& db, const std::string& state_dir,
+                                     const std::vector<std::string>& more = {}) {
+  std::vector<std::string> argv{kScript, "--db", db.conninfo(), "--state-dir", state_dir, "--rekey", REKEY_BINARY};
+  argv.insert(argv.end(), more.begin(), more.end());
+  return argv;
+}
+
+std::string strip_newlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// Checks every seeded row: rotated values decrypt under `new_key` to the same plaintext and timestamp,
+// and no longer under the old key.
+json check_rotated(const TestDatabase& db, const std::string& manifest, const std::string& new_key) {
+  return check_fixture(db.conninfo(), manifest,
+                       json{{"final", "NEW_ENCRYPTION_KEY"}, {"dead", {"OLD_ENCRYPTION_KEY"}}, {"mode", "final"}},
+                       Env{{"NEW_ENCRYPTION_KEY", new_key}, {"OLD_ENCRYPTION_KEY", std::string(kOldPassphrase)}});
+}
+
+#define REQUIRE_DATA_OK(result)                \
+  do {                                         \
+    const json& r_ = (result);                 \
+    INFO("data check errors: " << r_.dump(1)); \
+    REQUIRE(r_.at("ok").get<bool>());          \
+  } while (false)
+
+// No form of either key (passphrase, derived key, its halves) in the output.
+void check_no_key_in(const ProcessResult& r, const std::string& new_key) {
+  for (const std::string& passphrase : {new_key, std::string(kOldPassphrase)}) {
+    for (const auto& form : secret_forms(passphrase)) {
+      CHECK_MESSAGE(!contains(r.out, form), "a key appears on stdout");
+      CHECK_MESSAGE(!contains(r.err, form), "a key appears on stderr");
+    }
+  }
+}
+
+struct FileId {
+  ino_t inode = 0;
+  mode_t mode = 0;
+  bool exists = false;
+};
+
+FileId file_id(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};
+  return {st.st_ino, static_cast<mode_t>(st.st_mode & 07777), true};
+}
+
+long long rows_seen(TestDatabase& db) {
+  try {
+    return db.count("SELECT coalesce(sum(rows_seen), 0) FROM rekey.table_progress");
+  } catch (const std::exception&) {
+    return 0;  // the state schema is not there yet
+  }
+}
+
+// Waits until no other session is connected to the database (a killed rekey's backends are gone).
+void wait_for_no_sessions(TestDatabase& db) {
+  const bool gone = wait_until(
+      [&] {
+        return db.count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND pid <> pg_backend_pid()") == 0;
+      },
+      20s, 20ms);
+  REQUIRE_MESSAGE(gone, "the killed rekey's sessions did not go away");
+}
+
+// The rekey process the script runs (a direct child of `parent` running REKEY_BINARY), or -1.
+pid_t rekey_child_of(pid_t parent) {
+  const std::string rekey = std::filesystem::canonical(REKEY_BINARY).string();
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces, so parse after the last ')'.
+    const std::string stat = read_file(entry.path().string() + "/stat");
+    const auto paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(paren + 1));
+    std::string state;
+    long ppid = 0;
+    if (!(rest >> state >> ppid) || ppid != parent) continue;
+    std::error_code ec;
+    if (std::filesystem::read_symlink(entry.path() / "exe", ec).string() == rekey) return std::stoi(name);
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_SUITE("db.scripts") {
+  TEST_CASE("emergency-rotate.sh: usage errors exit 2 and touch nothing") {
+    TempDir dir;
+    const std::string state = dir.file("state");
+    struct Case {
+      std::vector<std::string> argv;
+      Env env;
+      std::string message;
+    };
+    const std::vector<Case> cases{
+        {{kScript, "--state-dir", state}, script_env(), "--db"},
+        {{kScript, "--db", "dbname=nowhere"}, script_env(), "--state-dir"},
+        {{kScript, "--db", "dbname=nowhere", "--state-dir", state},
+         Env{{"ENCRYPTION_KEY", std::nullopt}, {"REKEY_BUILD_DIR", std::nullopt}},
+         "ENCRYPTION_KEY"},
+        {{kScript, "--db", "dbname=nowhere", "--state-dir", state, "--bogus"}, script_env(), "--bogus"},
+        {{kScript, "--db", "dbname=nowhere", "--state-dir"}, script_env(), "--state-dir"},
+    };
+    for (const auto& c : cases) {
+      const ProcessResult r = run(c.argv, c.env, 30s);
+      INFO(r.describe());
+      CHECK(r.exit_code == 2);
+      CHECK(contains(r.err, c.message));
+      CHECK(!std::filesystem::exists(state));
+    }
+    const ProcessResult help = run({kScript, "--help"}, script_env(), 30s);
+    CHECK(help.exit_code == 0);
+    CHECK(contains(help.out, "--deploy-hook"));
+  }
+
+  TEST_CASE("emergency-rotate.sh: end to end with --discover, key saved first, deploy hook") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_e2e");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(400), manifest, seed_env());
+    const std::string state = dir.file("secrets/emergency");  // neither directory exists yet
+    const std::string key_path = state + "/NEW_ENCRYPTION_KEY";
+    const std::string hook_out = dir.file("hook.out");
+
+    const ProcessResult r =
+        run(script_argv(db, state, {"--deploy-hook", "printf '%s' \"$REKEY_NEW_KEY_FILE\" > '" + hook_out + "'"}),
+            script_env(), 120s);
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+
+    const FileId key = file_id(key_path);
+    REQUIRE(key.exists);
+    CHECK(key.mode == 0600);
+    CHECK(file_id(state).mode == 0700);
+    const std::string new_key = strip_newlines(read_file(key_path));
+    REQUIRE(new_key.size() >= 32);
+    CHECK(new_key != kOldPassphrase);
+    for (const auto& entry : std::filesystem::directory_iterator(state)) {
+      CHECK_MESSAGE(entry.path().filename().string().rfind(".NEW_ENCRYPTION_KEY", 0) != 0,
+                    "a temporary key file was left behind: " << entry.path());
+    }
+
+    REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
+    CHECK(db.count("SELECT count(*) FROM public.users") == 400);
+    CHECK(read_file(hook_out) == key_path);  // the hook ran, after verify, with the key's path
+    check_no_key_in(r, new_key);
+    CHECK(contains(r.out, "Next steps"));
+    CHECK(contains(r.out, key_path));
+    CHECK(contains(r.err, "verification passed"));
+  }
+
+  TEST_CASE("emergency-rotate.sh: killed midway (rekey, then the whole process group) and rerun") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_kill");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    constexpr int kRows = 40000;
+    json spec = emergency_spec(kRows);
+    spec["tables"].erase(1);  // one big table
+    seed_fixture(db.conninfo(), spec, manifest, seed_env());
+    const std::string state = dir.file("state");
+    const std::string key_path = state + "/NEW_ENCRYPTION_KEY";
+    const std::vector<std::string> slow{"--column",
+                                        "public.users.phone_enc",
+                                        "--column",
+                                        "public.users.account_enc",
+                                        "--rotate-arg=--batch-size=500",
+                                        "--rotate-arg",
+                                        "--max-rate=5000"};
+    std::vector<ProcessResult> results;
+
+    // 1. SIGKILL to the rekey the script runs: the script reports it and says to rerun.
+    {
+      Process p(script_argv(db, state, slow), script_env());
+      REQUIRE(wait_until([&] { return rows_seen(db) >= 2000 || !p.running(); }, 60s, 20ms));
+      REQUIRE(p.running());
+      const pid_t rekey = rekey_child_of(p.pid());
+      REQUIRE(rekey > 0);
+      ::kill(rekey, SIGKILL);
+      const ProcessResult r = p.wait(60s);
+      INFO(r.describe());
+      CHECK(r.exit_code == 1);
+      CHECK(contains(r.err, "rerun this script"));
+      results.push_back(r);
+    }
+    const std::string key_text = read_file(key_path);
+    const FileId key = file_id(key_path);
+    REQUIRE(key.exists);
+    wait_for_no_sessions(db);
+    const long long after_first = rows_seen(db);
+    CHECK(after_first > 0);
+    CHECK(after_first < kRows);
+
+    // 2. SIGKILL to the whole process group (a crash): nothing gets to clean up.
+    {
+      std::vector<std::string> argv{"/usr/bin/setsid"};
+      const auto script = script_argv(db, state, slow);
+      argv.insert(argv.end(), script.begin(), script.end());
+      Process p(argv, script_env());
+      REQUIRE(wait_until([&] { return rows_seen(db) >= after_first + 2000 || !p.running(); }, 60s, 20ms));
+      REQUIRE(p.running());
+      REQUIRE(::getpgid(p.pid()) == p.pid());
+      ::kill(-p.pid(), SIGKILL);
+      const ProcessResult r = p.wait(60s);
+      INFO(r.describe());
+      CHECK(r.term_signal == SIGKILL);
+      CHECK(contains(r.err, "reusing the new key"));
+      CHECK(contains(r.err, "resuming run"));
+      results.push_back(r);
+    }
+    wait_for_no_sessions(db);
+    const long long after_second = rows_seen(db);
+    CHECK(after_second > after_first);
+    CHECK(after_second < kRows);
+    CHECK(read_file(key_path) == key_text);
+
+    // 3. Rerun to the end: same key, same run continued, everything verified.
+    {
+      const std::vector<std::string> columns(slow.begin(), slow.begin() + 4);
+      const ProcessResult r = run(script_argv(db, state, columns), script_env(), 120s);
+      INFO(r.describe());
+      REQUIRE(r.exit_code == 0);
+      CHECK(contains(r.err, "resuming run"));
+      results.push_back(r);
+    }
+    CHECK(read_file(key_path) == key_text);
+    CHECK(file_id(key_path).inode == key.inode);
+    CHECK(file_id(key_path).mode == 0600);
+    CHECK(db.count("SELECT count(*) FROM rekey.runs") == 1);
+    const std::string new_key = strip_newlines(key_text);
+    REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
+    for (const auto& r : results) check_no_key_in(r, new_key);
+  }
+
+  TEST_CASE("emergency-rotate.sh: an existing key file is used, never overwritten; a readable one is refused") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_existing");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(200), manifest, seed_env());
+    const std::string state = dir.file("state");
+    const std::string key_path = state + "/NEW_ENCRYPTION_KEY";
+    REQUIRE(::mkdir(state.c_str(), 0700) == 0);
+    const std::string key_text = std::string(kNewPassphrase) + "\n";
+    write_file(key_path, key_text);
+
+    // Readable by others: refused before any data is touched.
+    REQUIRE(::chmod(key_path.c_str(), 0644) == 0);
+    const FileId before = file_id(key_path);
+    {
+      const ProcessResult r = run(script_argv(db, state), script_env(), 60s);
+      INFO(r.describe());
+      CHECK(r.exit_code == 2);
+      CHECK(contains(r.err, "readable by group or others"));
+      CHECK(!db.schema_exists("rekey"));
+      const json untouched = check_fixture(db.conninfo(), manifest, json{{"mode", "untouched"}, {"final", "NEW"}},
+                                           Env{{"NEW", std::string(kNewPassphrase)}});
+      REQUIRE_DATA_OK(untouched);
+    }
+    CHECK(file_id(key_path).mode == 0644);  // not "fixed" behind the operator's back either
+
+    REQUIRE(::chmod(key_path.c_str(), 0600) == 0);
+    for (int i = 0; i < 2; ++i) {
+      // The second run (nothing left to rotate) has a failing deploy hook: exit 1, next steps still shown.
+      const ProcessResult r =
+          run(script_argv(db, state,
+                          i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"--deploy-hook", "exit 7"}),
+              script_env(), 120s);
+      INFO(r.describe());
+      REQUIRE(r.exit_code == (i == 0 ? 0 : 1));
+      CHECK(contains(r.err, "reusing the new key"));
+      CHECK(contains(r.err, "verification passed"));
+      CHECK(contains(r.out, "Next steps"));
+      if (i == 1) CHECK(contains(r.err, "deploy hook failed (exit 7)"));
+      check_no_key_in(r, kNewPassphrase);
+      CHECK(read_file(key_path) == key_text);
+      CHECK(file_id(key_path).inode == before.inode);
+    }
+    REQUIRE_DATA_OK(check_rotated(db, manifest, kNewPassphrase));
+
+    // Once deployed, ENCRYPTION_KEY is the key in the file: that rotation is done; rekey refuses "rotating" to it.
+    const ProcessResult again =
+        run(script_argv(db, state),
+            Env{{"ENCRYPTION_KEY", std::string(kNewPassphrase)}, {"REKEY_BUILD_DIR", std::nullopt}}, 60s);
+    INFO(again.describe());
+    CHECK(again.exit_code == 2);
+    CHECK(contains(again.err, "new --state-dir"));
+    CHECK(read_file(key_path) == key_text);
+    REQUIRE_DATA_OK(check_rotated(db, manifest, kNewPassphrase));
+  }
+
+  TEST_CASE("emergency-rotate.sh: undecryptable values stop it with exit 3, before verify and the deploy hook") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_garbage");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(300, true), manifest, seed_env());
+    const std::string state = dir.file("state");
+    const std::string hook_out = dir.file("hook.out");
+    const ProcessResult r =
+        run(script_argv(db, state,
+                        {"--column", "public.users.phone_enc", "--column", "public.users.account_enc", "--column",
+                         "billing.cards.number_enc", "--deploy-hook", "touch '" + hook_out + "'"}),
+            script_env(), 120s);
+    INFO(r.describe());
+    CHECK(r.exit_code == 3);
+    CHECK(contains(r.err, "could not be decrypted"));
+    CHECK(contains(r.err, "Do NOT retire the old key"));
+    CHECK(!contains(r.err, "verification passed"));
+    CHECK(!std::filesystem::exists(hook_out));
+    CHECK(!contains(r.out, "Next steps"));
+    const std::string new_key = strip_newlines(read_file(state + "/NEW_ENCRYPTION_KEY"));
+    REQUIRE(!new_key.empty());
+    check_no_key_in(r, new_key);
+    // Everything decryptable is rotated; the undecryptable values are untouched and listed.
+    REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
+  }
+
+  TEST_CASE("demo.sh runs end to end") {
+    REKEY_IT_REQUIRE_DB();  // demo.sh starts a server of its own, but needs the same setup (root, PostgreSQL)
+    const std::string build_dir = std::filesystem::path(REKEY_BINARY).parent_path().string();
+    const ProcessResult r = run({"/bin/bash", source_path("scripts/demo.sh")},
+                                Env{{"REKEY_BUILD_DIR", build_dir}, {"DEMO_USERS", "300"}}, 300s);
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.out, "demo finished"));
+    CHECK(contains(r.out, "read all"));
+    CHECK(!contains(r.out + r.err, "demo-current-key-from-the-services-dotenv-0001"));
+  }
+}
