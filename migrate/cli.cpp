@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 
+#include "migrate/cli_choices.h"
 #include "migrate/command_registry.h"
 #include "migrate/db_options.h"
 #include "migrate/errors.h"
@@ -23,8 +24,8 @@ int run_cli(int argc, char** argv) {
   bool quiet = false;
   bool verbose = false;
   app.add_option("--log-format", log_format, "text or json")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, log::Format>{{"text", log::Format::kText}, {"json", log::Format::kJson}}));
+      ->transform(
+          choices(std::map<std::string, log::Format>{{"text", log::Format::kText}, {"json", log::Format::kJson}}));
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors");
   app.add_flag("-v,--verbose", verbose, "Debug messages too");
   app.parse_complete_callback([&] {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db/identifier.h"
+#include "migrate/cli_choices.h"
 #include "migrate/config_file.h"
 #include "migrate/db_options.h"
 #include "migrate/errors.h"
@@ -183,8 +184,8 @@ void add_discover_command(CLI::App& root, int& exit_code) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--format", o->format, "table or json (on stdout)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+      ->transform(
+          choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
   cmd->add_option("--emit-config", o->emit_config, "Write a `rekey rotate --config` file listing the columns found");
   cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, never sampled")->capture_default_str();
   add_key_options(*cmd, o->keys);

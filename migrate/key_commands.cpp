@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/fernet.h"
+#include "migrate/cli_choices.h"
 #include "migrate/errors.h"
 #include "migrate/key_source.h"
 #include "migrate/log.h"
@@ -90,8 +91,8 @@ void add_keygen_command(CLI::App& root, int& exit_code) {
                                       "Generate a new SECRET_KEY and ENCRYPTION_KEY in .env form.\n"
                                       "Example: rekey keygen > new.env && chmod 600 new.env");
   cmd->add_option("--format", o->format, "env or json")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"env", OutputFormat::kEnv}, {"json", OutputFormat::kJson}}));
+      ->transform(
+          choices(std::map<std::string, OutputFormat>{{"env", OutputFormat::kEnv}, {"json", OutputFormat::kJson}}));
   cmd->add_flag("--fernet", o->fernet, "Print a raw Fernet key (Fernet.generate_key() form) instead");
   cmd->callback([o, &exit_code] { exit_code = run_keygen(*o); });
 }
@@ -105,11 +106,11 @@ void add_check_key_command(CLI::App& root, int& exit_code) {
   cmd->add_option("--key-env", o->key_env, "Environment variable holding the key")->capture_default_str();
   cmd->add_option("--key-file", o->key_file, "File holding the key (instead of --key-env)");
   cmd->add_option("--kind", o->kind, "encryption (ENCRYPTION_KEY, >= 32 chars) or secret (SECRET_KEY, >= 64 chars)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, KeyKind>{{"encryption", KeyKind::kEncryption}, {"secret", KeyKind::kSecret}}));
+      ->transform(
+          choices(std::map<std::string, KeyKind>{{"encryption", KeyKind::kEncryption}, {"secret", KeyKind::kSecret}}));
   cmd->add_option("--key-format", o->format, "passphrase or fernet")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, crypto::KeyFormat>{
-          {"passphrase", crypto::KeyFormat::kPassphrase}, {"fernet", crypto::KeyFormat::kFernet}}));
+      ->transform(choices(std::map<std::string, crypto::KeyFormat>{{"passphrase", crypto::KeyFormat::kPassphrase},
+                                                                   {"fernet", crypto::KeyFormat::kFernet}}));
   cmd->add_option("--kdf-iterations", o->kdf.iterations, "PBKDF2 iterations")->check(CLI::Range(1u, 100000000u));
   cmd->add_option("--kdf-salt", o->kdf.salt, "PBKDF2 salt");
   cmd->callback([o, &exit_code] { exit_code = run_check_key(*o); });

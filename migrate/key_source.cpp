@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "migrate/cli_choices.h"
 #include "migrate/errors.h"
 #include "migrate/log.h"
 
@@ -19,11 +20,9 @@ void add_key_options(CLI::App& app, KeyOptions& o) {
                  "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
   app.add_option("--old-key-file", o.old_key_files, "File holding an old key (repeatable)");
   app.add_option("--key-format", o.format, "passphrase (PBKDF2, as the service) or fernet (Fernet.generate_key())")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, crypto::KeyFormat>{{"passphrase", crypto::KeyFormat::kPassphrase},
-                                                   {"fernet", crypto::KeyFormat::kFernet}},
-          CLI::ignore_case))
-      ->capture_default_str();
+      ->transform(choices(std::map<std::string, crypto::KeyFormat>{{"passphrase", crypto::KeyFormat::kPassphrase},
+                                                                   {"fernet", crypto::KeyFormat::kFernet}}))
+      ->default_str("passphrase");
   app.add_option("--kdf-iterations", o.kdf.iterations, "PBKDF2 iterations")
       ->check(CLI::Range(1u, 100000000u))
       ->capture_default_str();

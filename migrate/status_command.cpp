@@ -12,6 +12,7 @@
 
 #include "db/identifier.h"
 #include "db/state_store.h"
+#include "migrate/cli_choices.h"
 #include "migrate/db_options.h"
 #include "migrate/errors.h"
 #include "migrate/verify_command.h"
@@ -213,8 +214,8 @@ void add_status_command(CLI::App& root, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--state-schema", o->state_schema, "Schema of rekey's state tables")->capture_default_str();
   cmd->add_option("--format", o->format, "table or json (on stdout)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+      ->transform(
+          choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
   cmd->callback([o, &exit_code] { exit_code = run_status(*o); });
 }
 

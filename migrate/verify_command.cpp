@@ -9,6 +9,7 @@
 
 #include "db/pg_table_reader.h"
 #include "migrate/census_engine.h"
+#include "migrate/cli_choices.h"
 #include "migrate/db_options.h"
 #include "migrate/errors.h"
 #include "migrate/key_source.h"
@@ -193,8 +194,8 @@ void add_verify_command(CLI::App& root, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--report", o->report, "Write the JSON result to this file too");
   cmd->add_option("--format", o->format, "table or json (on stdout)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+      ->transform(
+          choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
   cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, left out of --discover")
       ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Rows per read")->check(CLI::Range(1, 1000000))->capture_default_str();
