@@ -65,12 +65,7 @@ PgTableWriter::~PgTableWriter() = default;
 std::string PgTableWriter::counts_json(const std::vector<ColumnCounts>& totals) const {
   nlohmann::json j = nlohmann::json::object();
   for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
-    const ColumnCounts& t = totals[c];
-    j[shape_.columns[c]] = {{"rotated", t.rotated},
-                            {"already_new", t.already_new},
-                            {"null", t.null},
-                            {"undecryptable", t.undecryptable},
-                            {"changed_concurrently", t.changed_concurrently}};
+    j[shape_.columns[c]] = totals[c];
   }
   return j.dump();
 }

@@ -32,16 +32,6 @@ RunRecord to_run(const pqxx::row& r) {
   return run;
 }
 
-ColumnCounts to_counts(const nlohmann::json& j) {
-  ColumnCounts c;
-  c.rotated = j.value("rotated", std::int64_t{0});
-  c.already_new = j.value("already_new", std::int64_t{0});
-  c.null = j.value("null", std::int64_t{0});
-  c.undecryptable = j.value("undecryptable", std::int64_t{0});
-  c.changed_concurrently = j.value("changed_concurrently", std::int64_t{0});
-  return c;
-}
-
 TableProgress to_progress(const pqxx::row& r) {
   TableProgress p;
   p.table_name = r[0].as<std::string>();
@@ -51,7 +41,7 @@ TableProgress to_progress(const pqxx::row& r) {
   p.estimated_rows = r[4].as<std::int64_t>();
   const nlohmann::json all = nlohmann::json::parse(r[5].c_str());
   for (const auto& [column, counts] : all.items()) {
-    p.counts.emplace_back(column, to_counts(counts));
+    p.counts.emplace_back(column, counts.get<ColumnCounts>());
   }
   return p;
 }

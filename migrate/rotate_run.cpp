@@ -114,12 +114,7 @@ nlohmann::json counts_json(const RunReport& report) {
   nlohmann::json tables = nlohmann::json::object();
   for (const auto& t : report.tables) {
     for (std::size_t c = 0; c < t.columns.size(); ++c) {
-      const ColumnCounts& k = t.counts[c];
-      tables[t.table][t.columns[c]] = {{"rotated", k.rotated},
-                                       {"already_new", k.already_new},
-                                       {"null", k.null},
-                                       {"undecryptable", k.undecryptable},
-                                       {"changed_concurrently", k.changed_concurrently}};
+      tables[t.table][t.columns[c]] = t.counts[c];
     }
   }
   return tables;

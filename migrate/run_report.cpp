@@ -15,13 +15,9 @@ nlohmann::json to_json(const RunReport& r) {
     rows += t.rows_seen;
     nlohmann::json columns = nlohmann::json::array();
     for (std::size_t c = 0; c < t.columns.size(); ++c) {
-      const ColumnCounts& k = t.counts.at(c);
-      columns.push_back({{"column", t.columns[c]},
-                         {"rotated", k.rotated},
-                         {"already_new", k.already_new},
-                         {"null", k.null},
-                         {"undecryptable", k.undecryptable},
-                         {"changed_concurrently", k.changed_concurrently}});
+      nlohmann::json column = t.counts.at(c);
+      column["column"] = t.columns[c];
+      columns.push_back(std::move(column));
     }
     tables.push_back({{"table", t.table},
                       {"rows_seen", t.rows_seen},

@@ -31,14 +31,6 @@ struct StatusOptions {
   OutputFormat format = OutputFormat::kTable;
 };
 
-nlohmann::json counts_json(const ColumnCounts& c) {
-  return {{"rotated", c.rotated},
-          {"already_new", c.already_new},
-          {"null", c.null},
-          {"undecryptable", c.undecryptable},
-          {"changed_concurrently", c.changed_concurrently}};
-}
-
 // One run as shown: its recorded status, or "stopped (interrupted)" for a
 // "running" run none of whose tables is locked by a runner any more.
 nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::size_t failure_limit) {
@@ -53,7 +45,7 @@ nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::si
   nlohmann::json progress = nlohmann::json::array();
   for (const auto& p : store.progress(run.id)) {
     nlohmann::json counts = nlohmann::json::object();
-    for (const auto& [column, c] : p.counts) counts[column] = counts_json(c);
+    for (const auto& [column, c] : p.counts) counts[column] = nlohmann::json(c);
     double percent =
         p.done ? 100.0
         : p.estimated_rows > 0

@@ -19,6 +19,22 @@ std::string key_display(const KeyValues& key) {
   return nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+void to_json(nlohmann::json& j, const ColumnCounts& c) {
+  j = nlohmann::json{{"rotated", c.rotated},
+                     {"already_new", c.already_new},
+                     {"null", c.null},
+                     {"undecryptable", c.undecryptable},
+                     {"changed_concurrently", c.changed_concurrently}};
+}
+
+void from_json(const nlohmann::json& j, ColumnCounts& c) {
+  c.rotated = j.value("rotated", std::int64_t{0});
+  c.already_new = j.value("already_new", std::int64_t{0});
+  c.null = j.value("null", std::int64_t{0});
+  c.undecryptable = j.value("undecryptable", std::int64_t{0});
+  c.changed_concurrently = j.value("changed_concurrently", std::int64_t{0});
+}
+
 ColumnCounts& ColumnCounts::operator+=(const ColumnCounts& o) {
   rotated += o.rotated;
   already_new += o.already_new;

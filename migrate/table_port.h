@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,11 @@ struct ColumnCounts {
   ColumnCounts& operator+=(const ColumnCounts& o);
   friend ColumnCounts operator+(ColumnCounts a, const ColumnCounts& b) { return a += b; }
 };
+
+// JSON form {rotated, already_new, null, undecryptable, changed_concurrently},
+// as the state schema, reports and status use it; missing fields read as 0.
+void to_json(nlohmann::json& j, const ColumnCounts& c);
+void from_json(const nlohmann::json& j, ColumnCounts& c);
 
 // An update of one row: for each column, nothing, or the value read (for the
 // compare-and-swap) and its replacement.

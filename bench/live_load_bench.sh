@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Rotation beside a live application, on a throwaway PostgreSQL: pgbench plays
+# the service (a fixed offered load of point reads and writes by primary key
+# on the table being rotated) for LOAD_SECONDS without rekey, then again while
+# `rekey rotate` runs at its default settings. Prints the application's
+# latency p50/p99 for both, the ratio, and rekey's rate.
+# Usage: bench/live_load_bench.sh [ROWS]   (default 1000000)
+# Env: TPS (offered application load, default 400), CLIENTS (default 4), LOAD_SECONDS (default 20).
+set -euo pipefail
+REKEY_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$REKEY_ROOT/scripts/lib/deps.sh"
+source "$REKEY_ROOT/scripts/lib/pg.sh"
+rekey_install_deps
+rekey_build "$REKEY_ROOT/build" >/dev/null
+REKEY="$REKEY_ROOT/build/rekey"
+ROWS=${1:-1000000}
+TPS=${TPS:-400}
+CLIENTS=${CLIENTS:-4}
+LOAD_SECONDS=${LOAD_SECONDS:-20}
+WORK=$(mktemp -d /tmp/rekey-live.XXXXXX)
+chmod 777 "$WORK"
+trap 'pg_stop; rm -rf "$WORK"' EXIT
+pg_start
+export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
+export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
+/usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" accounts "$ROWS" >&2
+
+# The service's traffic: read a row, and one time in four rewrite its phone
+# number (the same token: latency is what is measured here).
+cat > "$WORK/app.sql" <<SQL
+\set id random(1, $ROWS)
+SELECT phone_enc, account_enc FROM accounts WHERE id = :id;
+\set w random(1, 4)
+UPDATE accounts SET phone_enc = phone_enc WHERE id = :id AND :w = 1;
+SQL
+
+load() {  # $1: label; pgbench writes per-transaction latencies (µs) to $WORK/$1.*
+  (cd "$WORK" && pgbench -n -q "$REKEY_TEST_DB" -f app.sql -c "$CLIENTS" -j 2 -R "$TPS" -T "$LOAD_SECONDS" \
+    -l --log-prefix="$1" >/dev/null 2>"$WORK/$1.err") || { cat "$WORK/$1.err" >&2; return 1; }
+}
+percentiles() {
+  cat "$WORK/$1".* | /usr/bin/python3 -c '
+import sys
+lat = sorted(int(line.split()[2]) for line in sys.stdin if line.strip())
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000
+print(f"{len(lat)} {p(0.50):.2f} {p(0.99):.2f}")'
+}
+
+load baseline
+read -r base_n base_p50 base_p99 <<<"$(percentiles baseline)"
+
+"$REKEY" -q rotate --db "$REKEY_TEST_DB" --column accounts.phone_enc --column accounts.account_enc \
+  --report "$WORK/report.json" >/dev/null &
+rekey_pid=$!
+sleep 1
+load during
+wait "$rekey_pid"
+read -r dur_n dur_p50 dur_p99 <<<"$(percentiles during)"
+rate=$(/usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(round(r['rows_seen']/r['duration_seconds']))" "$WORK/report.json")
+
+echo "| rows | app load | app p50 / p99 ms without rekey | app p50 / p99 ms with rekey | p99 ratio | rekey rows/s under load |"
+echo "|---|---|---|---|---|---|"
+/usr/bin/python3 - "$ROWS" "$TPS" "$base_p50" "$base_p99" "$dur_p50" "$dur_p99" "$rate" "$base_n" "$dur_n" <<'PY'
+import sys
+rows, tps, bp50, bp99, dp50, dp99, rate, bn, dn = sys.argv[1:]
+print(f"| {int(rows):,} | {tps} tps ({bn} / {dn} tx) | {bp50} / {bp99} | {dp50} / {dp99} | "
+      f"{float(dp99) / float(bp99):.2f}x | {int(rate):,} |")
+PY
