@@ -38,6 +38,11 @@ bool is_broken_connection(const std::exception& e) {
   return false;
 }
 
+bool is_lock_timeout(const std::exception& e) {
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+  return sql != nullptr && (sql->sqlstate() == "55P03" || sql->sqlstate() == "57014");
+}
+
 bool is_transient(const std::exception& e) {
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) return true;
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) return true;

@@ -54,6 +54,9 @@ bool is_transient(const std::exception& e);
 
 bool is_broken_connection(const std::exception& e);
 
+// True for a lock wait or statement that hit its timeout (55P03, 57014).
+bool is_lock_timeout(const std::exception& e);
+
 template <typename Work>
 auto Session::run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>())) {
   for (int attempt = 0;; ++attempt) {

@@ -37,6 +37,7 @@ class PgTableWriter final : public TableWriter {
   WriterSettings settings_;
   std::vector<ColumnCounts> totals_;
   std::string update_sql_;
+  std::string update_skip_locked_sql_;
   Session session_;
 };
 

@@ -14,6 +14,12 @@ namespace rekey::db {
 std::string text_array(const std::vector<std::optional<std::string>>& values);
 std::string text_array(const std::vector<std::string>& values);
 
+// The same as a binary-format text[] parameter (PostgreSQL's array_send
+// layout): the server copies the elements instead of parsing a literal,
+// which measured several times faster for thousands of tokens.
+std::string binary_text_array(const std::vector<std::optional<std::string>>& values);
+std::string binary_text_array(const std::vector<std::string>& values);
+
 // Lower-case hex of raw bytes, for decode(x, 'hex').
 std::string to_hex(std::string_view bytes);
 

@@ -5,7 +5,9 @@
 #include <tbb/task_arena.h>
 
 #include <chrono>
+#include <thread>
 
+#include "db/connection.h"
 #include "migrate/log.h"
 
 namespace rekey {
@@ -92,7 +94,18 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
     std::vector<std::size_t> lost;
     const auto write_started = std::chrono::steady_clock::now();
     with_retries(
-        settings.retry, where + ": writing a batch", [&] { lost = writer.write(write); }, &outcome.retries);
+        settings.retry, where + ": writing a batch",
+        [&] {
+          try {
+            lost = writer.write(write);
+          } catch (const std::exception& e) {
+            // A row the application holds locked: write around it from now on;
+            // the rows left out come back as not applied and are read again later.
+            if (db::is_lock_timeout(e)) write.skip_locked = true;
+            throw;
+          }
+        },
+        &outcome.retries);
     outcome.write_seconds += seconds_since(write_started);
     if (settings.throttle != nullptr) {
       settings.throttle->record_write(static_cast<std::size_t>(write.rows_seen),
@@ -101,7 +114,7 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
     for (std::size_t c = 0; c < outcome.counts.size(); ++c) outcome.counts[c] += write.counts[c];
     // A lost update is counted as changed concurrently once, when first read;
     // when a re-read loses again it is simply not rotated yet.
-    const bool first_read = write.resolved_pending.empty();
+    const bool first_read = !write.reread;
     for (std::size_t i : lost) {
       for (std::size_t c = 0; c < shape.columns.size(); ++c) {
         if (!write.updates[i].cells[c]) continue;
@@ -183,14 +196,26 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
 
   // Rows whose compare-and-swap failed, read again until they settle.
   try {
-    for (int round = 0; round < settings.pending_rounds; ++round) {
+    std::chrono::milliseconds pause{100};
+    // Rows the application keeps locked or rewriting are read again for at
+    // most --retry-for; what is left then stays pending for the next run.
+    const auto give_up_at = std::chrono::steady_clock::now() + settings.retry.retry_for;
+    for (int round = 0; round < settings.pending_rounds && std::chrono::steady_clock::now() < give_up_at; ++round) {
+      if (round > 0) {
+        // Rows still held or rewritten by the application: give it a moment.
+        const auto until = std::chrono::steady_clock::now() + pause;
+        while (!stop.should_stop() && std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        pause = std::min<std::chrono::milliseconds>(pause * 2, std::chrono::seconds(5));
+      }
       std::vector<KeyValues> keys;
       with_retries(
           settings.retry, where + ": listing pending rows", [&] { keys = writer.pending(); }, &outcome.retries);
       outcome.pending_left = static_cast<std::int64_t>(keys.size());
       if (keys.empty() || stop.should_stop()) break;
-      log::info("{}: reading again {} row(s) the application changed during the run", shape.display_name(),
-                keys.size());
+      log::info("{}: reading again {} row(s) the application changed or held locked during the run",
+                shape.display_name(), keys.size());
       for (std::size_t from = 0; from < keys.size(); from += settings.batch_size) {
         const std::vector<KeyValues> chunk(
             keys.begin() + static_cast<std::ptrdiff_t>(from),
@@ -204,6 +229,8 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
         write.rows_seen = 0;
         for (auto& counts : write.counts) counts = ColumnCounts{counts.rotated, 0, 0, 0, 0};
         write.resolved_pending = chunk;
+        write.reread = true;
+        write.skip_locked = true;
         commit(write);
       }
     }

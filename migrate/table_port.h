@@ -81,6 +81,10 @@ struct BatchWrite {
   std::vector<ColumnCounts> counts;         // deltas, one per column
   std::optional<KeyValues> checkpoint;      // last key of a keyset batch
   std::vector<KeyValues> resolved_pending;  // re-read rows this batch settles
+  bool reread = false;                      // a batch of pending rows, read again
+  // Leave out rows the application holds locked (they come back as not
+  // applied, and are read again later) instead of waiting for their locks.
+  bool skip_locked = false;
   std::int64_t rows_seen = 0;
 };
 
@@ -98,8 +102,9 @@ class TableWriter {
  public:
   virtual ~TableWriter() = default;
   // Applies `batch` in one transaction: each update only where every changed
-  // cell still holds its old value, the failures, counts, checkpoint, and the
-  // rows whose update did not apply (kept as pending, to be read again).
+  // cell still holds its old value, the failures, counts and checkpoint;
+  // removes resolved_pending from the pending rows, then adds the rows whose
+  // update did not apply (to be read again).
   // Returns the indexes of updates that did not apply. On an exception nothing
   // of the batch was committed, or (commit outcome unknown) all of it was.
   virtual std::vector<std::size_t> write(const BatchWrite& batch) = 0;
