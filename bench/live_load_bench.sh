@@ -20,7 +20,7 @@ LOAD_SECONDS=${LOAD_SECONDS:-20}
 WORK=$(mktemp -d /tmp/rekey-live.XXXXXX)
 chmod 777 "$WORK"
 trap 'pg_stop; rm -rf "$WORK"' EXIT
-pg_start
+PG_DURABLE=1 pg_start
 export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
 export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
 /usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" accounts "$ROWS" >&2

@@ -19,7 +19,7 @@ SIZES=("$@")
 [ ${#SIZES[@]} -eq 0 ] && SIZES=(1000000 3000000)
 
 trap pg_stop EXIT
-pg_start
+PG_DURABLE=1 pg_start
 export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
 export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
 export PGAPPNAME=rekey-bench

@@ -1,5 +1,6 @@
 # A throwaway PostgreSQL cluster: temp dir, Unix socket, free port, run as the
 # unprivileged `postgres` user (PostgreSQL refuses root). Sourced.
+# PG_DURABLE=1 keeps PostgreSQL's durable defaults (fsync, full page writes).
 # pg_start sets PG_TMP, PG_PORT, PG_BIN and REKEY_TEST_DB (a libpq conninfo);
 # pg_stop stops the cluster and removes its directory.
 
@@ -30,10 +31,13 @@ pg_start() {
   chmod 755 "$PG_TMP"
   [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_TMP"
   PG_PORT=$(pg_free_port) || { echo "rekey: no free port" >&2; return 1; }
+  # Tests trade durability for speed; PG_DURABLE=1 (the benchmarks) keeps the server's defaults.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-0}" = 1 ] && durability=""
   pg_as_owner "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -A trust --no-sync -E UTF8 >"$PG_TMP/initdb.log" 2>&1 \
     || { cat "$PG_TMP/initdb.log" >&2; return 1; }
   pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start \
-    -o "-k $PG_TMP -p $PG_PORT -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+    -o "-k $PG_TMP -p $PG_PORT -c listen_addresses='' $durability -c max_connections=100" \
     >/dev/null || { cat "$PG_TMP/server.log" >&2; return 1; }
   REKEY_TEST_DB="host=$PG_TMP port=$PG_PORT user=postgres dbname=postgres"
   export PG_TMP PG_PORT PG_BIN REKEY_TEST_DB
