@@ -80,50 +80,52 @@ void next_iv(std::uint8_t iv[kIvSize]) {
 class CipherPool {
  public:
   CipherPool(const std::uint8_t* key, bool encrypt) : key_(key), encrypt_(encrypt) {}
-  ~CipherPool() {
-    for (EVP_CIPHER_CTX* ctx : free_) EVP_CIPHER_CTX_free(ctx);
-  }
   CipherPool(const CipherPool&) = delete;
   CipherPool& operator=(const CipherPool&) = delete;
 
+  // A context on loan; back to the pool when the lease ends.
   class Lease {
    public:
-    Lease(CipherPool& pool, EVP_CIPHER_CTX* ctx) : pool_(pool), ctx_(ctx) {}
-    ~Lease() { pool_.give_back(ctx_); }
+    Lease(CipherPool& pool, CipherCtxPtr ctx) : pool_(pool), ctx_(std::move(ctx)) {}
+    ~Lease() { pool_.give_back(std::move(ctx_)); }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
-    EVP_CIPHER_CTX* get() const { return ctx_; }
+    EVP_CIPHER_CTX* get() const { return ctx_.get(); }
 
    private:
     CipherPool& pool_;
-    EVP_CIPHER_CTX* ctx_;
+    CipherCtxPtr ctx_;
   };
 
   Lease take() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!free_.empty()) {
-        EVP_CIPHER_CTX* ctx = free_.back();
+        CipherCtxPtr ctx = std::move(free_.back());
         free_.pop_back();
-        return Lease(*this, ctx);
+        return Lease(*this, std::move(ctx));
       }
     }
     CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
     const bool ok = ctx && EVP_CipherInit_ex2(ctx.get(), aes128cbc(), key_, nullptr, encrypt_ ? 1 : 0, nullptr) == 1 &&
                     EVP_CIPHER_CTX_set_padding(ctx.get(), 0) == 1;
     if (!ok) throw std::runtime_error("OpenSSL: cannot set up AES-128-CBC");
-    return Lease(*this, ctx.release());
+    return Lease(*this, std::move(ctx));
   }
 
  private:
-  void give_back(EVP_CIPHER_CTX* ctx) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(ctx);
+  // Never throws: a context that cannot be kept is freed instead.
+  void give_back(CipherCtxPtr ctx) noexcept {
+    try {
+      std::lock_guard<std::mutex> lock(mu_);
+      free_.push_back(std::move(ctx));
+    } catch (...) {
+    }
   }
   const std::uint8_t* key_;  // owned by the Fernet, which outlives the pool
   bool encrypt_;
   std::mutex mu_;
-  std::vector<EVP_CIPHER_CTX*> free_;
+  std::vector<CipherCtxPtr> free_;
 };
 
 }  // namespace
