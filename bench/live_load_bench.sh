@@ -5,7 +5,8 @@
 # `rekey rotate` runs at its default settings. Prints the application's
 # latency p50/p99 for both, the ratio, and rekey's rate.
 # Usage: bench/live_load_bench.sh [ROWS]   (default 1000000)
-# Env: TPS (offered application load, default 400), CLIENTS (default 4), LOAD_SECONDS (default 20).
+# Env: TPS (offered application load, default 400), CLIENTS (default 4), LOAD_SECONDS (default 20),
+# REKEY_ARGS (extra rotate options, e.g. "--max-rate 20000").
 set -euo pipefail
 REKEY_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$REKEY_ROOT/scripts/lib/deps.sh"
@@ -35,7 +36,7 @@ UPDATE accounts SET phone_enc = phone_enc WHERE id = :id AND :w = 1;
 SQL
 
 load() {  # $1: label; pgbench writes per-transaction latencies (µs) to $WORK/$1.*
-  (cd "$WORK" && pgbench -n -q "$REKEY_TEST_DB" -f app.sql -c "$CLIENTS" -j 2 -R "$TPS" -T "$LOAD_SECONDS" \
+  (cd "$WORK" && pgbench -n "$REKEY_TEST_DB" -f app.sql -c "$CLIENTS" -j 2 -R "$TPS" -T "$LOAD_SECONDS" \
     -l --log-prefix="$1" >/dev/null 2>"$WORK/$1.err") || { cat "$WORK/$1.err" >&2; return 1; }
 }
 percentiles() {
@@ -50,7 +51,7 @@ load baseline
 read -r base_n base_p50 base_p99 <<<"$(percentiles baseline)"
 
 "$REKEY" -q rotate --db "$REKEY_TEST_DB" --column accounts.phone_enc --column accounts.account_enc \
-  --report "$WORK/report.json" >/dev/null &
+  --report "$WORK/report.json" ${REKEY_ARGS:-} >/dev/null &
 rekey_pid=$!
 sleep 1
 load during

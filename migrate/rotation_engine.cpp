@@ -200,7 +200,13 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
     // Rows the application keeps locked or rewriting are read again for at
     // most --retry-for; what is left then stays pending for the next run.
     const auto give_up_at = std::chrono::steady_clock::now() + settings.retry.retry_for;
-    for (int round = 0; round < settings.pending_rounds && std::chrono::steady_clock::now() < give_up_at; ++round) {
+    for (int round = 0;; ++round) {
+      std::vector<KeyValues> keys;
+      with_retries(
+          settings.retry, where + ": listing pending rows", [&] { keys = writer.pending(); }, &outcome.retries);
+      outcome.pending_left = static_cast<std::int64_t>(keys.size());
+      if (keys.empty() || stop.should_stop()) break;
+      if (round >= settings.pending_rounds || std::chrono::steady_clock::now() >= give_up_at) break;
       if (round > 0) {
         // Rows still held or rewritten by the application: give it a moment.
         const auto until = std::chrono::steady_clock::now() + pause;
@@ -208,12 +214,8 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         pause = std::min<std::chrono::milliseconds>(pause * 2, std::chrono::seconds(5));
+        if (stop.should_stop()) break;
       }
-      std::vector<KeyValues> keys;
-      with_retries(
-          settings.retry, where + ": listing pending rows", [&] { keys = writer.pending(); }, &outcome.retries);
-      outcome.pending_left = static_cast<std::int64_t>(keys.size());
-      if (keys.empty() || stop.should_stop()) break;
       log::info("{}: reading again {} row(s) the application changed or held locked during the run",
                 shape.display_name(), keys.size());
       for (std::size_t from = 0; from < keys.size(); from += settings.batch_size) {

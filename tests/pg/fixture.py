@@ -12,6 +12,10 @@ faithful_finances_salt_v1).
       object: {"ok", "error_count", "errors", "rows", "counts"}.
   fixture.py encrypt ENV PLAINTEXT TIMESTAMP
       Prints a token of PLAINTEXT under the key in environment variable ENV.
+  fixture.py tokens ENV COUNT PREFIX TIMESTAMP FORMAT
+      Prints a JSON array of COUNT stored values, the i-th a token of the
+      plaintext PREFIX + str(i) under the key in ENV, in FORMAT (plain or
+      wrapped): what an application writes (tests/fault_injection_test.cpp).
 
 Keys never travel on the command line: SPEC and OPTIONS name environment
 variables holding passphrases.
@@ -385,6 +389,20 @@ def check(conninfo: str, manifest_path: str, options_path: str) -> dict:
             "counts": counts}
 
 
+def tokens(env: str, count: int, prefix: str, ts: int, fmt: str) -> list:
+    """COUNT stored values of the plaintexts PREFIX0, PREFIX1, ... under the key in ENV."""
+    if fmt not in ("plain", "wrapped"):
+        raise ValueError("unknown format " + fmt)
+    f = fernet_from_env(env)
+    out = []
+    for i in range(count):
+        v = f.encrypt_at_time((prefix + str(i)).encode(), ts)
+        if fmt == "wrapped":
+            v = base64.urlsafe_b64encode(v)
+        out.append(v.decode())
+    return out
+
+
 def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "seed" and len(sys.argv) == 5:
@@ -393,6 +411,8 @@ def main() -> None:
         json.dump(check(sys.argv[2], sys.argv[3], sys.argv[4]), sys.stdout)
     elif cmd == "encrypt" and len(sys.argv) == 5:
         sys.stdout.write(fernet_from_env(sys.argv[2]).encrypt_at_time(sys.argv[3].encode(), int(sys.argv[4])).decode())
+    elif cmd == "tokens" and len(sys.argv) == 7:
+        json.dump(tokens(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]), sys.stdout)
     else:
         sys.exit(__doc__)
 
