@@ -111,6 +111,10 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
     // a scan of the whole table, whatever the planner guesses for large batches.
     tx.exec("SET LOCAL enable_hashjoin = off");
     tx.exec("SET LOCAL enable_mergejoin = off");
+    // No wait for the WAL flush at commit: the application's commits do not
+    // queue behind rekey's. A crash can lose the last batches, but each one
+    // together with its checkpoint, so a rerun simply redoes them.
+    tx.exec("SET LOCAL synchronous_commit = off");
 
     // Settled pending rows go first, so that a row lost again is added back below.
     if (!batch.resolved_pending.empty()) {
