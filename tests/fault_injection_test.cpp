@@ -88,12 +88,6 @@ struct Seeded {
 };
 
 // Requires the checker's verdict to be ok, showing its first errors otherwise.
-#define REQUIRE_DATA_OK(result)                \
-  do {                                         \
-    const json& r_ = (result);                 \
-    INFO("data check errors: " << r_.dump(1)); \
-    REQUIRE(r_.at("ok").get<bool>());          \
-  } while (false)
 
 // rekey rotate over both columns of public.accounts, plus `more`.
 std::vector<std::string> rotate_args(const TestDatabase& db, const std::vector<std::string>& more) {
@@ -101,34 +95,6 @@ std::vector<std::string> rotate_args(const TestDatabase& db, const std::vector<s
                                 "accounts.a_enc", "--column", "accounts.b_enc"};
   args.insert(args.end(), more.begin(), more.end());
   return args;
-}
-
-json read_report(const std::string& path) {
-  const std::string text = read_file(path);
-  INFO("report: " << text);
-  REQUIRE(!text.empty());
-  return json::parse(text);
-}
-
-// Every column of the report has the counts the checker derived from what was
-// seeded; changed_concurrently is 0.
-void check_report_counts(const json& report, const json& expected) {
-  REQUIRE(report.at("tables").size() == expected.size());
-  for (const auto& t : report.at("tables")) {
-    const std::string name = t.at("table").get<std::string>();
-    REQUIRE(expected.contains(name));
-    for (const auto& c : t.at("columns")) {
-      const std::string column = c.at("column").get<std::string>();
-      INFO("table " << name << " column " << column << ": report " << c.dump() << ", seeded "
-                    << expected.at(name).dump());
-      const json& e = expected.at(name).at(column);
-      CHECK(c.at("rotated") == e.at("rotated"));
-      CHECK(c.at("already_new") == e.at("already_new"));
-      CHECK(c.at("null") == e.at("null"));
-      CHECK(c.at("undecryptable") == e.at("undecryptable"));
-      CHECK(c.at("changed_concurrently") == 0);
-    }
-  }
 }
 
 // rows_seen of the latest run; -1 before the state schema or the run exists.

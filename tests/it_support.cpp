@@ -1,5 +1,6 @@
 #include "tests/it_support.h"
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -439,5 +440,34 @@ void write_file(const std::string& path, const std::string& content) {
 }
 
 void sleep_for(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+nlohmann::json read_report(const std::string& path) {
+  const std::string text = read_file(path);
+  INFO("report: " << text);
+  REQUIRE(!text.empty());
+  return nlohmann::json::parse(text);
+}
+
+// Every column of the report has the counts the checker derived from what was
+// seeded; changed_concurrently is 0.
+void check_report_counts(const nlohmann::json& report, const nlohmann::json& expected) {
+  REQUIRE(report.at("tables").size() == expected.size());
+  for (const auto& t : report.at("tables")) {
+    const std::string name = t.at("table").get<std::string>();
+    REQUIRE_MESSAGE(expected.contains(name), "unexpected table in report: " << name);
+    for (const auto& c : t.at("columns")) {
+      const std::string column = c.at("column").get<std::string>();
+      INFO("table " << name << " column " << column << ": report " << c.dump() << ", seeded "
+                    << expected.at(name).dump());
+      REQUIRE(expected.at(name).contains(column));
+      const nlohmann::json& e = expected.at(name).at(column);
+      CHECK(c.at("rotated") == e.at("rotated"));
+      CHECK(c.at("already_new") == e.at("already_new"));
+      CHECK(c.at("null") == e.at("null"));
+      CHECK(c.at("undecryptable") == e.at("undecryptable"));
+      CHECK(c.at("changed_concurrently") == 0);
+    }
+  }
+}
 
 }  // namespace rekey::it

@@ -241,6 +241,21 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// The JSON report rekey wrote to `path` (fails the test case if it is empty).
+nlohmann::json read_report(const std::string& path);
+
+// Every column of `report` has the counts the Python checker derived from what
+// was seeded (`expected`: {table: {column: counts}}); changed_concurrently is 0.
+void check_report_counts(const nlohmann::json& report, const nlohmann::json& expected);
+
+// Fails the test case unless a check_fixture() result says ok, showing its errors.
+#define REQUIRE_DATA_OK(result)                \
+  do {                                         \
+    const nlohmann::json& r_ = (result);       \
+    INFO("data check errors: " << r_.dump(1)); \
+    REQUIRE(r_.at("ok").get<bool>());          \
+  } while (false)
+
 // ---------------------------------------------------------------- implementation of templates
 
 void sleep_for(std::chrono::milliseconds d);

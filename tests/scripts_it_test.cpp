@@ -71,13 +71,6 @@ json check_rotated(const TestDatabase& db, const std::string& manifest, const st
                        Env{{"NEW_ENCRYPTION_KEY", new_key}, {"OLD_ENCRYPTION_KEY", std::string(kOldPassphrase)}});
 }
 
-#define REQUIRE_DATA_OK(result)                \
-  do {                                         \
-    const json& r_ = (result);                 \
-    INFO("data check errors: " << r_.dump(1)); \
-    REQUIRE(r_.at("ok").get<bool>());          \
-  } while (false)
-
 // No form of either key (passphrase, derived key, its halves) in the output.
 void check_no_key_in(const ProcessResult& r, const std::string& new_key) {
   for (const std::string& passphrase : {new_key, std::string(kOldPassphrase)}) {
