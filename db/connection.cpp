@@ -38,6 +38,16 @@ bool is_broken_connection(const std::exception& e) {
   return false;
 }
 
+std::string error_summary(const std::exception& e) {
+  std::string text = e.what();
+  text = text.substr(0, text.find('\n'));
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.pop_back();
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e); sql != nullptr && !sql->sqlstate().empty()) {
+    text += " [SQLSTATE " + sql->sqlstate() + "]";
+  }
+  return text;
+}
+
 bool is_lock_timeout(const std::exception& e) {
   const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
   return sql != nullptr && (sql->sqlstate() == "55P03" || sql->sqlstate() == "57014");

@@ -54,6 +54,11 @@ bool is_transient(const std::exception& e);
 
 bool is_broken_connection(const std::exception& e);
 
+// What an error says, fit for a log line: the first line of the message (a
+// server's DETAIL or CONTEXT lines can quote a row's values), with the
+// SQLSTATE for database errors.
+std::string error_summary(const std::exception& e);
+
 // True for a lock wait or statement that hit its timeout (55P03, 57014).
 bool is_lock_timeout(const std::exception& e);
 

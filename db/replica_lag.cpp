@@ -18,7 +18,7 @@ double ReplicaLagProbe::max_lag_seconds() {
         .as<double>();
   } catch (const std::exception& e) {
     conn_.reset();
-    log::warn("cannot read replica lag: {}", e.what());
+    log::warn("cannot read replica lag: {}", error_summary(e));
     return 0;
   }
 }

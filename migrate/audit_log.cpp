@@ -1,12 +1,12 @@
 #include "migrate/audit_log.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <ctime>
 
+#include "migrate/db_options.h"
 #include "migrate/errors.h"
 #include "migrate/log.h"
 
@@ -42,13 +42,10 @@ AuditLog::AuditLog(std::string path) : path_(std::move(path)) {
 void AuditLog::record(const std::string& event, const nlohmann::json& fields) {
   if (path_.empty()) return;
   nlohmann::json j = fields;
-  char host[256] = "unknown";
-  ::gethostname(host, sizeof host - 1);
-  const passwd* pw = ::getpwuid(::geteuid());
   j["time"] = utc_now();
   j["event"] = event;
-  j["user"] = pw != nullptr ? pw->pw_name : std::to_string(::geteuid());
-  j["host"] = host;
+  j["user"] = current_user();
+  j["host"] = host_name();
   j["pid"] = ::getpid();
   if (!append_line(path_, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n")) {
     log::error("cannot append to the audit log {}", path_);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 
+#include "db/connection.h"
 #include "migrate/cli_choices.h"
 #include "migrate/command_registry.h"
 #include "migrate/db_options.h"
@@ -49,7 +50,7 @@ int run_cli(int argc, char** argv) {
     log::error("{}", e.what());
     return to_int(ExitCode::kUsage);
   } catch (const std::exception& e) {
-    log::error("{}", e.what());
+    log::error("{}", db::error_summary(e));
     return to_int(ExitCode::kFailure);
   }
   return exit_code;

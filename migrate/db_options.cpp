@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <regex>
 
@@ -57,12 +58,22 @@ void remember_command_line(int argc, char** argv) {
 
 const std::string& command_line() { return g_command_line; }
 
-std::string runner_identity() {
+void add_db_option(CLI::App& app, std::string& db) {
+  app.add_option("--db", db,
+                 "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+}
+
+std::string current_user() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? pw->pw_name : "uid" + std::to_string(::geteuid());
+}
+
+std::string host_name() {
   char host[256] = "unknown";
   ::gethostname(host, sizeof host - 1);
-  const passwd* pw = ::getpwuid(::geteuid());
-  return std::string(pw != nullptr ? pw->pw_name : "uid" + std::to_string(::geteuid())) + "@" + host + " pid " +
-         std::to_string(::getpid());
+  return host;
 }
+
+std::string runner_identity() { return current_user() + "@" + host_name() + " pid " + std::to_string(::getpid()); }
 
 }  // namespace rekey

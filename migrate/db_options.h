@@ -4,7 +4,14 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
 namespace rekey {
+
+// Registers --db (a libpq conninfo or URI) on `app`, stored in `db`.
+void add_db_option(CLI::App& app, std::string& db);
 
 // --db, else DATABASE_URL, else "" (libpq's PG* variables and defaults).
 std::string resolve_conninfo(const std::string& db_option);
@@ -16,6 +23,10 @@ std::string redacted_command(const std::vector<std::string>& args);
 // The process's own command line, redacted; run_cli records it at start.
 void remember_command_line(int argc, char** argv);
 const std::string& command_line();
+
+// The effective user's name and this host's name, for the runs table and the audit log.
+std::string current_user();
+std::string host_name();
 
 // user@host pid, for the runs table.
 std::string runner_identity();

@@ -177,8 +177,7 @@ void add_discover_command(CLI::App& root, int& exit_code) {
       "discover",
       "Find, read-only, the columns holding Fernet tokens by sampling every text and bytea column.\n"
       "Example: rekey discover --db \"$DATABASE_URL\" --emit-config rotate.toml");
-  cmd->add_option("--db", o->db,
-                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  add_db_option(*cmd, o->db);
   cmd->add_option("--schema", o->schemas, "Only this schema (repeatable; exact name); default: all but system schemas");
   cmd->add_option("--sample", o->sample, "Non-NULL values sampled per column")
       ->check(CLI::Range(1, 1000000))

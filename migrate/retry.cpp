@@ -21,11 +21,11 @@ void with_retries(const RetryPolicy& policy, const std::string& what, const std:
       if (!db::is_transient(e)) throw;
       if (std::chrono::steady_clock::now() >= give_up_at) {
         throw RetriesExhausted(what + ": still failing after " + std::to_string(policy.retry_for.count() / 1000) +
-                               "s of retries: " + e.what());
+                               "s of retries: " + db::error_summary(e));
       }
       std::uniform_int_distribution<long> jitter(delay.count() / 2, delay.count());
       const std::chrono::milliseconds wait{jitter(rng)};
-      log::warn("{}: {} (attempt {}; retrying in {} ms)", what, e.what(), n, wait.count());
+      log::warn("{}: {} (attempt {}; retrying in {} ms)", what, db::error_summary(e), n, wait.count());
       if (retries != nullptr) ++*retries;
       const auto until = std::chrono::steady_clock::now() + wait;
       while (std::chrono::steady_clock::now() < until) {

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <memory>
 
+#include "migrate/db_options.h"
 #include "migrate/errors.h"
 #include "migrate/rotate_options.h"
 
@@ -16,8 +17,7 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
                           "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate --db \"$DATABASE_URL\" "
                           "--column public.users.phone_enc --report rotate.json");
   cmd->set_config("--config", "", "Read options from a TOML/INI file (CLI11 format)");
-  cmd->add_option("--db", o->db,
-                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  add_db_option(*cmd, o->db);
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to rotate (repeatable; SQL identifier rules)");
   cmd->add_flag("--discover", o->discover, "Rotate every column that `rekey discover` finds");
   add_key_options(*cmd, o->keys);

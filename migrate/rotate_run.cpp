@@ -258,7 +258,7 @@ int run_rotate(const RotateOptions& o) {
       }
     } catch (const std::exception& e) {
       // The data and its checkpoints are committed; only the run's summary row is stale.
-      log::warn("could not record the run's status: {}", e.what());
+      log::warn("could not record the run's status: {}", db::error_summary(e));
     }
   }
   metrics.update(report, true);

@@ -195,8 +195,7 @@ void add_status_command(CLI::App& root, int& exit_code) {
       "status",
       "Show rotation runs (latest first): state, per-table progress, failures, and how to resume a stopped run.\n"
       "Example: rekey status --db \"$DATABASE_URL\" --run-id 3 --format json");
-  cmd->add_option("--db", o->db,
-                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  add_db_option(*cmd, o->db);
   cmd->add_option("--run-id", o->run_id, "Show only this run")->check(CLI::PositiveNumber);
   cmd->add_option("--limit", o->limit, "Show at most this many runs")
       ->check(CLI::Range(1, 100000))

@@ -182,8 +182,7 @@ void add_verify_command(CLI::App& root, int& exit_code) {
       "Count, read-only, which key each value is under; exit 3 on undecryptable values (or, with --require-new, "
       "on any value not under the new key).\n"
       "Example: NEW_ENCRYPTION_KEY=... rekey verify --db \"$DATABASE_URL\" --discover --require-new");
-  cmd->add_option("--db", o->db,
-                  "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+  add_db_option(*cmd, o->db);
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to check (repeatable; SQL identifier rules)");
   cmd->add_flag("--discover", o->discover, "Check every column that `rekey discover` finds");
   add_key_options(*cmd, o->keys);

@@ -1,6 +1,7 @@
 // Pure helpers of the CLI front: identifiers, durations, redaction, metrics text.
 #include <doctest/doctest.h>
 
+#include "db/connection.h"
 #include "db/identifier.h"
 #include "migrate/db_options.h"
 #include "migrate/duration.h"
@@ -64,6 +65,13 @@ TEST_SUITE("options") {
     CHECK(uri.find("hunter2") == std::string::npos);
     CHECK(uri.find("@db/prod") != std::string::npos);
     CHECK(redacted_command({"rekey", "--column", "\"Vault Data\".t.c"}) == "rekey --column '\"Vault Data\".t.c'");
+  }
+
+  TEST_CASE("error_summary keeps the first line of an error, never a server DETAIL that quotes a row") {
+    const std::runtime_error e("ERROR:  new row violates check constraint \"c\"\nDETAIL:  Failing row contains (7, secret)");
+    const std::string s = db::error_summary(e);
+    CHECK(s == "ERROR:  new row violates check constraint \"c\"");
+    CHECK(s.find("secret") == std::string::npos);
   }
 
   TEST_CASE("render_metrics writes Prometheus text with fingerprints and per-outcome values") {
