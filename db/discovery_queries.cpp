@@ -1,8 +1,6 @@
 #include "db/discovery_queries.h"
 
-#include <fmt/format.h>
-
-#include <algorithm>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "db/connection.h"
@@ -12,28 +10,110 @@
 namespace rekey::db {
 namespace {
 
-std::vector<std::string> read_values(const pqxx::result& result, ColumnKind kind) {
-  std::vector<std::string> values;
-  values.reserve(result.size());
-  for (const auto& r : result) {
-    if (r[0].is_null()) continue;
-    if (kind == ColumnKind::kBytea) {
-      values.push_back(pqxx::binarystring(r[0]).str());
-    } else {
-      values.emplace_back(r[0].c_str(), r[0].size());
-    }
-  }
-  return values;
+// The relations that store rows, in the schemas asked for ($1; empty: all
+// user schemas), less the excluded ones ($2).
+constexpr const char* kScopeRelations =
+    "rel AS (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "  WHERE c.relkind IN ('r', 'm', 'f') AND NOT (n.nspname = ANY ($2::text[])) "
+    "  AND (CASE WHEN cardinality($1::text[]) > 0 THEN n.nspname = ANY ($1::text[]) "
+    "       ELSE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' END))";
+
+// The relations of the hierarchies of the tables named by $1 (schemas) and
+// $2 (tables), pairwise: each table and everything that inherits from it
+// (partitions included), less those that store no rows.
+constexpr const char* kHierarchyRelations =
+    "tree AS (SELECT c.oid FROM unnest($1::text[], $2::text[]) AS x(s, t) "
+    "  JOIN pg_catalog.pg_namespace n ON n.nspname = x.s "
+    "  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = x.t "
+    "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid), "
+    "rel AS (SELECT tree.oid FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid "
+    "  WHERE c.relkind IN ('r', 'm', 'f'))";
+
+// The primary key's key columns (never its INCLUDE columns) of relation c:
+// the FROM and the WHERE of a subquery.
+constexpr const char* kKeyColumnsFrom =
+    "pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ";
+constexpr const char* kKeyColumnsWhere = " WHERE i.indrelid = c.oid AND i.indisprimary AND k.ord <= i.indnkeyatts";
+
+constexpr const char* kTextTypes = "('text', 'varchar', 'bpchar', 'json', 'jsonb', 'xml', 'citext')";
+
+std::string scope_select() {
+  return std::string(
+             "SELECT n.nspname, c.relname, c.relkind::text, "
+             "  CASE WHEN c.relkind = 'r' THEN pg_catalog.row_security_active(c.oid) ELSE false END, "
+             "  c.reltuples::float8, "
+             "  (SELECT COALESCE(json_agg(json_build_array(ka.attname, "
+             "     pg_catalog.format_type(ka.atttypid, ka.atttypmod)) ORDER BY k.ord), '[]')::text FROM ") +
+         kKeyColumnsFrom + "JOIN pg_catalog.pg_attribute ka ON ka.attrelid = c.oid AND ka.attnum = k.attnum" +
+         kKeyColumnsWhere +
+         "), "
+         "  a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), b.typname::text, "
+         "  b.typname IN ('text', 'varchar', 'bpchar', 'bytea'), a.attgenerated <> '', "
+         "  EXISTS (SELECT 1 FROM " +
+         kKeyColumnsFrom + kKeyColumnsWhere +
+         " AND k.attnum = a.attnum), "
+         "  pg_catalog.has_schema_privilege(n.oid, 'USAGE') "
+         "    AND pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT') "
+         "FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid "
+         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+         "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+         "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+         "JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
+         "LEFT JOIN pg_catalog.pg_type e ON e.oid = b.typelem AND b.typcategory = 'A' "
+         "WHERE b.typname IN " +
+         kTextTypes + " OR b.typname = 'bytea' OR e.typname IN " + kTextTypes +
+         " ORDER BY n.nspname, c.relname, a.attnum";
 }
 
-std::string select_sample(const CandidateColumn& c, bool tablesample, std::size_t limit) {
-  const std::string col = quote_ident(c.column);
-  return "SELECT " + col + " FROM " + quote_ident(c.schema) + "." + quote_ident(c.table) +
-         (tablesample ? " TABLESAMPLE SYSTEM ($1::float8)" : "") + " WHERE " + col + " IS NOT NULL LIMIT " +
-         std::to_string(limit);
+RelationKind relation_kind_of(const std::string& relkind) {
+  if (relkind == "m") return RelationKind::kMaterializedView;
+  if (relkind == "f") return RelationKind::kForeignTable;
+  return RelationKind::kTable;
+}
+
+ScopeColumn column_of(const pqxx::row& r) {
+  ScopeColumn c;
+  c.name = r[6].as<std::string>();
+  c.type = r[7].as<std::string>();
+  c.kind = r[8].as<std::string>() == "bytea" ? ColumnKind::kBytea : ColumnKind::kText;
+  c.rotatable_type = r[9].as<bool>();
+  c.generated = r[10].as<bool>();
+  c.in_key = r[11].as<bool>();
+  c.readable = r[12].as<bool>();
+  return c;
+}
+
+ScopeRelation relation_of(const pqxx::row& r) {
+  ScopeRelation rel;
+  rel.schema = r[0].as<std::string>();
+  rel.table = r[1].as<std::string>();
+  rel.kind = relation_kind_of(r[2].as<std::string>());
+  rel.row_security = r[3].as<bool>();
+  rel.estimated_rows = r[4].as<double>();
+  for (const auto& key : nlohmann::json::parse(r[5].c_str())) {
+    rel.key_columns.push_back(key.at(0).get<std::string>());
+    rel.key_types.push_back(key.at(1).get<std::string>());
+  }
+  return rel;
 }
 
 }  // namespace
+
+TableShape ScopeRelation::shape(ValuePolicy policy) const {
+  TableShape s;
+  s.schema = schema;
+  s.table = table;
+  s.key_columns = key_columns;
+  s.key_types = key_types;
+  s.estimated_rows = estimated_rows;
+  for (const auto& c : columns) {
+    s.columns.push_back(c.name);
+    s.kinds.push_back(c.kind);
+    s.policies.push_back(policy);
+  }
+  return s;
+}
 
 DiscoveryQueries::DiscoveryQueries(const std::string& conninfo) : conn_(connect(conninfo)) {}
 DiscoveryQueries::~DiscoveryQueries() = default;
@@ -43,86 +123,84 @@ std::vector<std::string> DiscoveryQueries::missing_schemas(const std::vector<std
   pqxx::read_transaction tx(*conn_);
   const pqxx::result r = tx.exec_params(
       "SELECT s.name FROM unnest($1::text[]) WITH ORDINALITY AS s(name, ord) "
-      "WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s.name) ORDER BY s.ord",
+      "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = s.name) ORDER BY s.ord",
       text_array(schemas));
   std::vector<std::string> out;
   for (const auto& row : r) out.push_back(row[0].as<std::string>());
   return out;
 }
 
-std::vector<CandidateColumn> DiscoveryQueries::list_candidate_columns(const std::vector<std::string>& schemas,
-                                                                      const std::vector<std::string>& excluded) {
+std::vector<ScopeRelation> DiscoveryQueries::list(const std::string& relations_cte, const std::string& param1,
+                                                  const std::string& param2) {
   pqxx::read_transaction tx(*conn_);
-  const pqxx::result r = tx.exec_params(
-      // The tables first; a partitioned table's size is that of its leaf partitions.
-      "WITH rel AS (SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = "
-      "c.relnamespace "
-      "  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND NOT (n.nspname = ANY ($2::text[])) "
-      "  AND (CASE WHEN cardinality($1::text[]) > 0 THEN n.nspname = ANY ($1::text[]) "
-      "       ELSE n.nspname NOT IN ('pg_catalog', 'information_schema') "
-      "            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' END) "
-      "  AND has_schema_privilege(n.oid, 'USAGE')), "
-      "size AS (SELECT rel.oid, "
-      "  COALESCE(CASE WHEN bool_or(pc.reltuples < 0) THEN -1 ELSE sum(pc.reltuples) END, 0)::float8 AS tuples, "
-      "  COALESCE(sum(GREATEST(pc.relpages, 0)), 0)::int8 AS pages FROM rel "
-      "  LEFT JOIN LATERAL (SELECT rel.oid AS relid WHERE rel.relkind = 'r' UNION ALL "
-      "    SELECT relid FROM pg_partition_tree(rel.oid) WHERE isleaf AND rel.relkind = 'p') AS leaf ON true "
-      "  LEFT JOIN pg_class pc ON pc.oid = leaf.relid GROUP BY rel.oid) "
-      "SELECT rel.nspname, rel.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
-      "  COALESCE(bt.typname, t.typname), size.tuples, size.pages, "
-      "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary), "
-      "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
-      "FROM rel JOIN size ON size.oid = rel.oid "
-      "JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped "
-      "JOIN pg_type t ON t.oid = a.atttypid "
-      "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
-      "WHERE COALESCE(bt.typname, t.typname) IN ('text', 'varchar', 'bpchar', 'bytea') "
-      "  AND has_column_privilege(rel.oid, a.attnum, 'SELECT') "
-      "ORDER BY rel.nspname, rel.relname, a.attnum",
-      text_array(schemas), text_array(excluded));
-  std::vector<CandidateColumn> out;
-  out.reserve(r.size());
+  const pqxx::result r = tx.exec_params("WITH RECURSIVE " + relations_cte + " " + scope_select(), param1, param2);
+  std::vector<ScopeRelation> out;
   for (const auto& row : r) {
-    CandidateColumn c;
-    c.schema = row[0].as<std::string>();
-    c.table = row[1].as<std::string>();
-    c.column = row[2].as<std::string>();
-    c.type = row[3].as<std::string>();
-    c.kind = row[4].as<std::string>() == "bytea" ? ColumnKind::kBytea : ColumnKind::kText;
-    c.estimated_rows = row[5].as<double>();
-    c.pages = row[6].as<std::int64_t>();
-    c.table_has_primary_key = row[7].as<bool>();
-    c.in_primary_key = row[8].as<bool>();
-    out.push_back(std::move(c));
+    if (out.empty() || out.back().schema != row[0].c_str() || out.back().table != row[1].c_str()) {
+      out.push_back(relation_of(row));
+    }
+    out.back().columns.push_back(column_of(row));
   }
   return out;
 }
 
-ColumnSample DiscoveryQueries::sample_column(const CandidateColumn& column, const SampleSettings& settings) {
-  ColumnSample sample;
-  const bool big = column.pages > settings.big_table_pages;
-  if (big) {
-    const double percent =
-        std::min(100.0, 100.0 * static_cast<double>(settings.sample_pages) / static_cast<double>(column.pages));
-    try {
-      pqxx::read_transaction tx(*conn_);
-      sample.values = read_values(tx.exec_params(select_sample(column, true, settings.limit), percent), column.kind);
-    } catch (const pqxx::sql_error&) {
-      // TABLESAMPLE is not possible on every relation; the plain scan below decides.
-      sample.values.clear();
-    }
-    if (sample.values.size() >= settings.limit) return sample;
+std::vector<ScopeRelation> DiscoveryQueries::list_scope(const std::vector<std::string>& schemas,
+                                                        const std::vector<std::string>& excluded) {
+  return list(kScopeRelations, text_array(schemas), text_array(excluded));
+}
+
+std::vector<ScopeRelation> DiscoveryQueries::list_hierarchies(
+    const std::vector<std::pair<std::string, std::string>>& tables) {
+  std::vector<std::string> schemas;
+  std::vector<std::string> names;
+  for (const auto& [schema, table] : tables) {
+    schemas.push_back(schema);
+    names.push_back(table);
   }
-  try {
-    pqxx::read_transaction tx(*conn_);
-    if (big) tx.exec(fmt::format("SET LOCAL statement_timeout = {}", settings.scan_timeout.count()));
-    std::vector<std::string> scanned = read_values(tx.exec(select_sample(column, false, settings.limit)), column.kind);
-    if (scanned.size() >= sample.values.size()) sample.values = std::move(scanned);
-  } catch (const pqxx::sql_error& e) {
-    if (!big || e.sqlstate() != "57014") throw;
-    sample.cut_short = true;  // keep what TABLESAMPLE found
+  return list(kHierarchyRelations, text_array(schemas), text_array(names));
+}
+
+std::string DiscoveryQueries::relation_kind(const std::string& schema, const std::string& table) {
+  pqxx::read_transaction tx(*conn_);
+  const pqxx::result r = tx.exec_params(
+      "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view' "
+      "WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' "
+      "WHEN 'i' THEN 'index' ELSE 'relation' END "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2",
+      schema, table);
+  return r.empty() ? std::string() : r[0][0].as<std::string>();
+}
+
+std::vector<std::int64_t> DiscoveryQueries::count_token_values(const TableShape& shape,
+                                                               const std::vector<std::string>& prefixes) {
+  std::string sql = "SELECT ";
+  for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+    TableShape one = shape;
+    one.columns = {shape.columns[c]};
+    one.kinds = {shape.kinds[c]};
+    sql += (c > 0 ? ", " : "") + std::string("count(*) FILTER (WHERE ") + holds_any_prefix(one, prefixes, "s") + ")";
   }
-  return sample;
+  sql += " FROM ONLY " + qualified(shape) + " AS s";
+  pqxx::read_transaction tx(*conn_);
+  const pqxx::row r = tx.exec1(sql);
+  std::vector<std::int64_t> out;
+  for (std::size_t c = 0; c < shape.columns.size(); ++c) out.push_back(r[static_cast<int>(c)].as<std::int64_t>());
+  return out;
+}
+
+std::vector<std::string> DiscoveryQueries::token_values(const TableShape& shape,
+                                                        const std::vector<std::string>& prefixes, std::size_t limit) {
+  const std::string column = "s." + quote_ident(shape.columns.at(0));
+  const bool bytea = shape.kinds.at(0) == ColumnKind::kBytea;
+  const std::string sql = "SELECT " + column + (bytea ? "" : "::pg_catalog.text") + " FROM ONLY " + qualified(shape) +
+                          " AS s WHERE " + holds_any_prefix(shape, prefixes, "s") + " LIMIT " + std::to_string(limit);
+  pqxx::read_transaction tx(*conn_);
+  std::vector<std::string> values;
+  for (const auto& row : tx.exec(sql)) {
+    values.push_back(bytea ? pqxx::binarystring(row[0]).str() : std::string(row[0].c_str(), row[0].size()));
+  }
+  return values;
 }
 
 }  // namespace rekey::db

@@ -1,11 +1,12 @@
-// Catalog listing and value sampling for `rekey discover`. Read-only: every
-// query runs in its own READ ONLY transaction and nothing is ever written.
+// Catalog listing and exhaustive token counts for discovery and the census
+// (`rekey discover`, `rotate --discover`, `verify`). Read-only: every query
+// runs in a READ ONLY transaction and nothing is ever written.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "db/pqxx_fwd.h"
@@ -13,30 +14,35 @@
 
 namespace rekey::db {
 
-// A column that could hold a Fernet token: text, varchar, char or bytea (or a
-// domain over one of them).
-struct CandidateColumn {
+// A column that could hold a Fernet token: text-like (text, varchar, char,
+// citext, xml), json, jsonb, an array of one of those, or bytea; or a domain
+// over one of them.
+struct ScopeColumn {
+  std::string name;                     // exactly as in the catalog
+  std::string type;                     // format_type(), e.g. "character varying(255)"
+  ColumnKind kind = ColumnKind::kText;  // how it is read: as text, or bytea as raw bytes
+  bool rotatable_type = false;          // text, varchar, char or bytea: rotate can rewrite it
+  bool generated = false;               // a generated column (computed from others)
+  bool in_key = false;                  // one of the primary key's key columns
+  bool readable = false;                // the role may SELECT it (and use its schema)
+};
+
+enum class RelationKind { kTable, kMaterializedView, kForeignTable };
+
+// A relation that stores rows (a table, a partition, an inheritance child, a
+// materialized view or a foreign table) with at least one candidate column.
+struct ScopeRelation {
   std::string schema;  // exactly as in the catalog
   std::string table;
-  std::string column;
-  std::string type;  // format_type(), e.g. "character varying(255)"
-  ColumnKind kind = ColumnKind::kText;
-  double estimated_rows = 0;  // pg_class.reltuples (of the leaf partitions); -1: never analyzed
-  std::int64_t pages = 0;     // pg_class.relpages (of the leaf partitions); 0 when never analyzed
-  bool table_has_primary_key = false;
-  bool in_primary_key = false;
-};
+  RelationKind kind = RelationKind::kTable;
+  bool row_security = false;             // row-level security filters what this role sees
+  std::vector<std::string> key_columns;  // the primary key's key columns; empty: none
+  std::vector<std::string> key_types;    // format_type() of each
+  double estimated_rows = 0;             // pg_class.reltuples; -1: never analyzed
+  std::vector<ScopeColumn> columns;
 
-struct SampleSettings {
-  std::size_t limit = 200;                        // non-NULL values wanted
-  std::int64_t big_table_pages = 8192;            // above this, sample pages with TABLESAMPLE SYSTEM first
-  std::int64_t sample_pages = 1024;               // about this many pages per TABLESAMPLE
-  std::chrono::milliseconds scan_timeout{10000};  // bound on the plain LIMIT scan of a big table
-};
-
-struct ColumnSample {
-  std::vector<std::string> values;  // non-NULL values; bytea as raw bytes
-  bool cut_short = false;           // the scan hit scan_timeout; values are what TABLESAMPLE found
+  // The relation read through `columns` (all of them, in order), each with `policy`.
+  TableShape shape(ValuePolicy policy) const;
 };
 
 // Owns one connection; use from one thread at a time.
@@ -48,22 +54,35 @@ class DiscoveryQueries {
   // The schemas among `schemas` that do not exist (or are not visible).
   std::vector<std::string> missing_schemas(const std::vector<std::string>& schemas);
 
-  // Every candidate column of every ordinary or partitioned table (partitions
-  // are read through their parent) whose column the current user may SELECT.
-  // `schemas`: only these; empty: all but pg_catalog, information_schema,
-  // pg_toast*, pg_temp*. Schemas in `excluded` are always left out. Ordered by
-  // schema, table, column position.
-  std::vector<CandidateColumn> list_candidate_columns(const std::vector<std::string>& schemas,
-                                                      const std::vector<std::string>& excluded);
+  // Every relation of the scope that has a candidate column, whatever the
+  // role may read. `schemas`: only these; empty: all but pg_catalog,
+  // information_schema, pg_toast*, pg_temp*. Schemas in `excluded` are always
+  // left out. Ordered by schema, relation, column position.
+  std::vector<ScopeRelation> list_scope(const std::vector<std::string>& schemas,
+                                        const std::vector<std::string>& excluded);
 
-  // Up to settings.limit non-NULL values of `column`: `WHERE col IS NOT NULL
-  // LIMIT n`, which stops as soon as n values are found, so a sparse column is
-  // still found without reading the whole table. For a big table a TABLESAMPLE
-  // of about sample_pages pages comes first; only if it finds too few values
-  // is the table scanned, under scan_timeout.
-  ColumnSample sample_column(const CandidateColumn& column, const SampleSettings& settings);
+  // The relations of each named table's hierarchy ({schema, table}): the
+  // table itself unless it is partitioned, and every inheritance child or
+  // partition below it, as list_scope() describes them. A name that is no
+  // table, view or materialized view of the catalog yields nothing.
+  std::vector<ScopeRelation> list_hierarchies(const std::vector<std::pair<std::string, std::string>>& tables);
+
+  // What `schema.table` is (for messages): "table", "partitioned table",
+  // "view", "materialized view", "foreign table", ..., or "" when it does not exist.
+  std::string relation_kind(const std::string& schema, const std::string& table);
+
+  // Per column of `shape`: how many values hold one of `prefixes` (letters
+  // and digits) anywhere, counted by the server over every row (ONLY).
+  std::vector<std::int64_t> count_token_values(const TableShape& shape, const std::vector<std::string>& prefixes);
+
+  // Up to `limit` values of `shape`'s single column that hold one of
+  // `prefixes`; bytea as raw bytes.
+  std::vector<std::string> token_values(const TableShape& shape, const std::vector<std::string>& prefixes,
+                                        std::size_t limit);
 
  private:
+  std::vector<ScopeRelation> list(const std::string& relations_cte, const std::string& param1,
+                                  const std::string& param2);
   std::unique_ptr<pqxx::connection> conn_;
 };
 

@@ -4,38 +4,10 @@
 
 #include "db/connection.h"
 #include "db/identifier.h"
+#include "db/result_rows.h"
 #include "db/sql_text.h"
 
 namespace rekey::db {
-namespace {
-
-std::vector<Row> to_rows(const pqxx::result& result, const TableShape& shape) {
-  std::vector<Row> rows;
-  rows.reserve(result.size());
-  const std::size_t nkeys = shape.key_columns.size();
-  for (const auto& r : result) {
-    Row row;
-    row.key.reserve(nkeys);
-    for (std::size_t k = 0; k < nkeys; ++k)
-      row.key.emplace_back(r[static_cast<int>(k)].c_str(), r[static_cast<int>(k)].size());
-    row.values.reserve(shape.columns.size());
-    for (std::size_t c = 0; c < shape.columns.size(); ++c) {
-      const pqxx::field f = r[static_cast<int>(nkeys + c)];
-      if (f.is_null()) {
-        row.values.emplace_back(std::nullopt);
-      } else if (shape.kinds[c] == ColumnKind::kBytea) {
-        const pqxx::binarystring bytes(f);
-        row.values.emplace_back(bytes.str());
-      } else {
-        row.values.emplace_back(std::string(f.c_str(), f.size()));
-      }
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
-}  // namespace
 
 PgTableReader::PgTableReader(std::string conninfo, TableShape shape)
     : shape_(std::move(shape)), session_(std::move(conninfo)) {}
@@ -57,7 +29,7 @@ std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after
   sql += " ORDER BY " + key_list(shape_, "t.") + " LIMIT " + std::to_string(limit);
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);
+    return rows_of(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_, shape_.key_columns.size());
   });
 }
 
@@ -81,7 +53,7 @@ std::vector<Row> PgTableReader::read_keys(const std::vector<KeyValues>& keys) {
   const std::string sql = select_rows(shape_, "t") + " JOIN unnest(" + arrays + ") AS v(" + names + ") ON " + on;
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);
+    return rows_of(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_, shape_.key_columns.size());
   });
 }
 

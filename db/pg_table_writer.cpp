@@ -69,6 +69,14 @@ std::string build_update(const TableShape& s, RowLocks locks) {
          where + " RETURNING " + returning;
 }
 
+// Keys as a text[] literal of their JSON arrays (the pending table's form).
+std::string json_keys(const std::vector<KeyValues>& keys) {
+  std::vector<std::string> out;
+  out.reserve(keys.size());
+  for (const auto& k : keys) out.push_back(nlohmann::json(k).dump());
+  return text_array(out);
+}
+
 std::string interval_ms(std::chrono::milliseconds ms) { return "'" + std::to_string(ms.count()) + "ms'"; }
 
 }  // namespace
@@ -116,14 +124,19 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
     // together with its checkpoint, so a rerun simply redoes them.
     tx.exec("SET LOCAL synchronous_commit = off");
 
-    // Settled pending rows go first, so that a row lost again is added back below.
+    // Settled pending rows go first, so that a row lost again is added back
+    // below; rows gone when read again stay listed, as not found.
+    const std::string these_pending =
+        ".pending WHERE run_id = $1 AND table_name = $2 "
+        "AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)";
     if (!batch.resolved_pending.empty()) {
-      std::vector<std::string> resolved;
-      for (const auto& k : batch.resolved_pending) resolved.push_back(nlohmann::json(k).dump());
-      tx.exec_params("DELETE FROM " + state +
-                         ".pending WHERE run_id = $1 AND table_name = $2 "
-                         "AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)",
-                     settings_.run_id, table, text_array(resolved));
+      tx.exec_params("DELETE FROM " + state + these_pending, settings_.run_id, table,
+                     json_keys(batch.resolved_pending));
+    }
+    if (!batch.vanished_pending.empty()) {
+      tx.exec_params("UPDATE " + state + ".pending SET not_found_at = now() WHERE" +
+                         these_pending.substr(these_pending.find(" run_id")),
+                     settings_.run_id, table, json_keys(batch.vanished_pending));
     }
 
     if (!batch.updates.empty()) {
@@ -164,13 +177,14 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
       }
     }
 
-    std::vector<std::string> again;
-    for (std::size_t i : lost) again.push_back(nlohmann::json(batch.updates[i].key).dump());
+    std::vector<KeyValues> again;
+    for (std::size_t i : lost) again.push_back(batch.updates[i].key);
     if (!again.empty()) {
       tx.exec_params("INSERT INTO " + state +
                          ".pending (run_id, table_name, primary_key) "
-                         "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k ON CONFLICT DO NOTHING",
-                     settings_.run_id, table, text_array(again));
+                         "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k "
+                         "ON CONFLICT (run_id, table_name, primary_key) DO UPDATE SET not_found_at = NULL",
+                     settings_.run_id, table, json_keys(again));
     }
 
     if (!batch.failures.empty()) {
@@ -214,7 +228,8 @@ std::vector<KeyValues> PgTableWriter::pending() {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     const pqxx::result r = tx.exec_params("SELECT primary_key::text FROM " + quote_ident(settings_.state_schema) +
-                                              ".pending WHERE run_id = $1 AND table_name = $2 ORDER BY primary_key",
+                                              ".pending WHERE run_id = $1 AND table_name = $2 AND not_found_at IS NULL "
+                                              "ORDER BY primary_key",
                                           settings_.run_id, shape_.display_name());
     std::vector<KeyValues> keys;
     for (const auto& row : r) keys.push_back(nlohmann::json::parse(row[0].c_str()).get<KeyValues>());

@@ -1,5 +1,9 @@
 #include "db/sql_text.h"
 
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
 #include "db/identifier.h"
 
 namespace rekey::db {
@@ -111,6 +115,28 @@ std::string key_token(const KeyValues& key) {
     out += '\x1f';
   }
   return out;
+}
+
+std::string holds_any_prefix(const TableShape& shape, const std::vector<std::string>& prefixes,
+                             std::string_view alias) {
+  if (prefixes.empty()) throw std::invalid_argument("a prefix filter needs a prefix");
+  for (const auto& p : prefixes) {
+    if (p.empty() ||
+        !std::all_of(p.begin(), p.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); })) {
+      throw std::invalid_argument("a filter prefix must be letters and digits");
+    }
+  }
+  std::string out;
+  for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+    const std::string column = std::string(alias) + "." + quote_ident(shape.columns[c]);
+    for (const auto& p : prefixes) {
+      if (!out.empty()) out += " OR ";
+      out += shape.kinds[c] == ColumnKind::kBytea
+                 ? "pg_catalog.position(" + column + ", pg_catalog.decode('" + to_hex(p) + "', 'hex')) > 0"
+                 : "pg_catalog.strpos(" + column + "::pg_catalog.text, '" + p + "') > 0";
+    }
+  }
+  return "(" + out + ")";
 }
 
 std::string select_rows(const TableShape& shape, std::string_view alias) {

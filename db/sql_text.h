@@ -32,6 +32,11 @@ std::string key_list(const TableShape& shape, std::string_view prefix = "");
 // One string for a key, usable as a map key.
 std::string key_token(const KeyValues& key);
 
+// A WHERE condition true when any of `shape`'s columns (read via `alias`)
+// holds one of `prefixes` anywhere in its value; `prefixes` are letters and
+// digits only (std::invalid_argument otherwise), and at least one.
+std::string holds_any_prefix(const TableShape& shape, const std::vector<std::string>& prefixes, std::string_view alias);
+
 // SELECT of the key (as text) and the target columns, ending before any WHERE.
 std::string select_rows(const TableShape& shape, std::string_view alias);
 

@@ -14,7 +14,7 @@ namespace {
 constexpr const char* kRunColumns =
     "id, targets, new_key_fingerprint, old_key_fingerprints, status, command, runner, "
     "to_char(started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
-    "COALESCE(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), ''), exit_code";
+    "COALESCE(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), ''), exit_code, superseded_by";
 
 RunRecord to_run(const pqxx::row& r) {
   RunRecord run;
@@ -29,6 +29,7 @@ RunRecord to_run(const pqxx::row& r) {
   run.updated_at = r[8].as<std::string>();
   run.finished_at = r[9].as<std::string>();
   if (!r[10].is_null()) run.exit_code = r[10].as<int>();
+  if (!r[11].is_null()) run.superseded_by = r[11].as<std::int64_t>();
   return run;
 }
 
@@ -104,6 +105,28 @@ std::vector<RunRecord> StateStore::runs(std::size_t limit) {
     std::vector<RunRecord> out;
     for (const auto& row : r) out.push_back(to_run(row));
     return out;
+  });
+}
+
+std::vector<RunRecord> StateStore::unfinished_runs() {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r = tx.exec(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
+                           ".runs WHERE status <> 'finished' AND superseded_by IS NULL ORDER BY id DESC");
+    std::vector<RunRecord> out;
+    for (const auto& row : r) out.push_back(to_run(row));
+    return out;
+  });
+}
+
+void StateStore::supersede(std::int64_t run_id, std::int64_t by) {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE " + quote_ident(schema_) +
+                       ".runs SET superseded_by = $2, status = CASE WHEN status = 'running' THEN 'stopped' "
+                       "ELSE status END, updated_at = now() WHERE id = $1",
+                   run_id, by);
+    tx.commit();
   });
 }
 
@@ -203,6 +226,17 @@ std::int64_t StateStore::failure_count(std::int64_t run_id) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     return tx.exec_params1("SELECT count(*) FROM " + quote_ident(schema_) + ".failures WHERE run_id = $1", run_id)[0]
+        .as<std::int64_t>();
+  });
+}
+
+std::int64_t StateStore::pending_not_found(std::int64_t run_id) {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    return tx
+        .exec_params1(
+            "SELECT count(*) FROM " + quote_ident(schema_) + ".pending WHERE run_id = $1 AND not_found_at IS NOT NULL",
+            run_id)[0]
         .as<std::int64_t>();
   });
 }

@@ -25,6 +25,7 @@ struct RunRecord {
   std::string updated_at;
   std::string finished_at;
   std::optional<int> exit_code;
+  std::optional<std::int64_t> superseded_by;  // the run that replaced it (rotate --restart)
 };
 
 struct TableProgress {
@@ -56,11 +57,15 @@ class StateStore {
   std::optional<RunRecord> latest_run(const std::string& targets);
   std::optional<RunRecord> run(std::int64_t id);
   std::vector<RunRecord> runs(std::size_t limit);
+  // Runs not finished and not superseded, newest first.
+  std::vector<RunRecord> unfinished_runs();
 
   std::int64_t create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
                           const std::string& command, const std::string& runner);
   void set_status(std::int64_t run_id, const std::string& status, std::optional<int> exit_code);
   void set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps);
+  // Marks `run_id` replaced by `by` (stopped, never resumed).
+  void supersede(std::int64_t run_id, std::int64_t by);
 
   // Creates the table's progress row if missing, then returns it.
   TableProgress start_table(std::int64_t run_id, const TableShape& shape);
@@ -68,6 +73,8 @@ class StateStore {
   std::vector<TableProgress> progress(std::int64_t run_id);
   std::vector<FailureRecord> failures(std::int64_t run_id, std::size_t limit);
   std::int64_t failure_count(std::int64_t run_id);
+  // Pending rows of the run that were gone when read again.
+  std::int64_t pending_not_found(std::int64_t run_id);
 
   // Added for `rekey status`. The names among `table_names` (display form, as
   // in table_progress) whose runner lock (db/table_lock.cpp) some session

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <memory>
 
+#include "crypto/token_prefixes_stub.h"
+
 namespace rekey {
 
 std::int64_t CensusCounts::not_new() const { return total - null - under_new; }
@@ -23,62 +25,92 @@ CensusCounts& CensusCounts::operator+=(const CensusCounts& o) {
   return *this;
 }
 
-CensusOutcome census_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows,
-                          std::size_t examples_per_column) {
+namespace {
+
+// The reason a census example gives for a value not under the new key.
+const char* example_reason(const crypto::ValueResult& r) {
+  switch (r.outcome) {
+    case crypto::ValueOutcome::kUnderOldKey:
+    case crypto::ValueOutcome::kRotated:
+      return "under_old_key";
+    case crypto::ValueOutcome::kNotToken:
+      return "not_a_token";
+    default:
+      return crypto::to_string(r.reason);
+  }
+}
+
+// Counts one non-NULL value; true when it is under the new key.
+bool count_value(CensusCounts& counts, const crypto::ValueResult& r) {
+  switch (r.outcome) {
+    case crypto::ValueOutcome::kAlreadyNew:
+      ++counts.under_new;
+      return true;
+    case crypto::ValueOutcome::kUnderOldKey:
+    case crypto::ValueOutcome::kRotated:
+      ++counts.under_old.at(static_cast<std::size_t>(r.key_index - 1));
+      return false;
+    case crypto::ValueOutcome::kUndecryptable:
+      ++counts.undecryptable;
+      return false;
+    case crypto::ValueOutcome::kNotToken:
+      ++counts.not_token;
+      return false;
+  }
+  return false;
+}
+
+CensusOutcome empty_outcome(const TableShape& shape, const crypto::Keyring& keyring) {
   CensusOutcome out;
   out.counts.assign(shape.columns.size(), CensusCounts{});
   for (auto& c : out.counts) c.under_old.assign(keyring.old_key_count(), 0);
+  return out;
+}
+
+}  // namespace
+
+CensusOutcome census_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows,
+                          std::size_t examples_per_column) {
+  CensusOutcome out = empty_outcome(shape, keyring);
   std::vector<std::size_t> kept(shape.columns.size(), 0);
   out.rows_seen = static_cast<std::int64_t>(rows.size());
   for (const Row& row : rows) {
+    bool row_has_old = false;
     for (std::size_t c = 0; c < shape.columns.size(); ++c) {
       CensusCounts& counts = out.counts[c];
-      ++counts.total;
       const auto& value = row.values.at(c);
+      if (shape.policy(c) == ValuePolicy::kValuesWithToken && (!value || !crypto::holds_token_prefix(*value))) {
+        continue;
+      }
+      ++counts.total;
       if (!value) {
         ++counts.null;
         continue;
       }
       const crypto::ValueResult r = keyring.inspect(std::string_view(value->data(), value->size()));
-      switch (r.outcome) {
-        case crypto::ValueOutcome::kAlreadyNew:
-          ++counts.under_new;
-          continue;
-        case crypto::ValueOutcome::kUnderOldKey:
-        case crypto::ValueOutcome::kRotated:
-          ++counts.under_old.at(static_cast<std::size_t>(r.key_index - 1));
-          continue;
-        case crypto::ValueOutcome::kUndecryptable:
-          ++counts.undecryptable;
-          break;
-        case crypto::ValueOutcome::kNotToken:
-          ++counts.not_token;
-          break;
-      }
+      if (count_value(counts, r)) continue;
+      row_has_old = row_has_old || r.outcome == crypto::ValueOutcome::kUnderOldKey;
       if (kept[c] < examples_per_column) {
         ++kept[c];
-        const char* reason = r.outcome == crypto::ValueOutcome::kNotToken ? "not_a_token" : crypto::to_string(r.reason);
-        out.examples.push_back(Failure{row.key, c, reason});
+        out.examples.push_back(Failure{row.key, c, example_reason(r)});
       }
     }
+    if (row_has_old) out.old_rows.push_back(row.key);
   }
   return out;
 }
 
-CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
+CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyring, RowScanner& scanner,
                            const CensusSettings& settings, StopControl& stop,
                            const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress) {
-  CensusOutcome outcome;
-  outcome.counts.assign(shape.columns.size(), CensusCounts{});
-  for (auto& c : outcome.counts) c.under_old.assign(keyring.old_key_count(), 0);
+  CensusOutcome outcome = empty_outcome(shape, keyring);
   std::vector<std::size_t> kept(shape.columns.size(), 0);
   const auto started = std::chrono::steady_clock::now();
-  const std::string where = "table " + shape.display_name() + ": reading a batch";
-  std::optional<KeyValues> cursor;
-  std::int64_t requested = 0;  // rows asked of the reader so far
+  std::int64_t requested = 0;  // rows asked of the scanner so far
   bool reached_end = false;
 
   using Batch = std::shared_ptr<std::pair<std::vector<Row>, CensusOutcome>>;
+  // Serial: the next batch of the scan, up to what max_rows leaves.
   const auto read = [&](tbb::flow_control& fc) -> Batch {
     std::size_t limit = settings.batch_size;
     if (settings.max_rows > 0) {
@@ -91,29 +123,36 @@ CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyri
       return nullptr;
     }
     auto batch = std::make_shared<std::pair<std::vector<Row>, CensusOutcome>>();
-    with_retries(
-        settings.retry, where, [&] { batch->first = reader.read_after(cursor, limit); }, &outcome.retries);
+    batch->first = scanner.next(limit);
     requested += static_cast<std::int64_t>(limit);
-    if (batch->first.size() < limit) reached_end = true;
     if (batch->first.empty()) {
+      reached_end = true;
       fc.stop();
       return nullptr;
     }
-    cursor = batch->first.back().key;
     return batch;
   };
+  // Parallel: which key each value is under.
   const auto classify = [&](Batch batch) {
     batch->second = census_rows(shape, keyring, batch->first, settings.examples);
     batch->first.clear();
     return batch;
   };
+  // Serial, in scan order: the sums, the first examples, the rows to sweep.
   const auto tally = [&](Batch batch) {
-    const CensusOutcome& part = batch->second;
+    CensusOutcome& part = batch->second;
     for (std::size_t c = 0; c < outcome.counts.size(); ++c) outcome.counts[c] += part.counts[c];
     for (const Failure& f : part.examples) {
       if (kept[f.column] < settings.examples) {
         ++kept[f.column];
         outcome.examples.push_back(f);
+      }
+    }
+    for (KeyValues& key : part.old_rows) {
+      if (outcome.old_rows.size() < settings.collect_old_rows) {
+        outcome.old_rows.push_back(std::move(key));
+      } else {
+        outcome.old_rows_capped = true;
       }
     }
     outcome.rows_seen += part.rows_seen;
@@ -123,7 +162,7 @@ CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyri
   };
 
   const std::size_t threads = std::max<std::size_t>(1, settings.threads);
-  // The reader mostly waits on the database: one thread more.
+  // The scan mostly waits on the database: one thread more.
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads + 1);
   tbb::task_arena arena(static_cast<int>(threads + 1));
   arena.execute([&] {

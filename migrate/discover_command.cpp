@@ -30,6 +30,7 @@ struct DiscoverOptions {
   OutputFormat format = OutputFormat::kTable;
   std::string emit_config;
   std::string state_schema = "rekey";
+  std::vector<std::string> exclude;
   KeyOptions keys;
 };
 
@@ -58,9 +59,9 @@ std::string keys_text(const DiscoveredColumn& c, const std::string& new_fp) {
   return out;
 }
 
-nlohmann::json to_json(const std::vector<DiscoveredColumn>& found, bool with_keys) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& c : found) {
+nlohmann::json to_json(const Discovery& found, bool with_keys) {
+  nlohmann::json columns = nlohmann::json::array();
+  for (const auto& c : found.columns) {
     nlohmann::json j{
         {"schema", c.schema},
         {"table", c.table},
@@ -69,6 +70,7 @@ nlohmann::json to_json(const std::vector<DiscoveredColumn>& found, bool with_key
         {"type", c.type},
         {"format", crypto::to_string(c.format)},
         {"estimated_rows", c.estimated_rows >= 0 ? nlohmann::json(c.estimated_rows) : nlohmann::json(nullptr)},
+        {"values_with_tokens", c.values_with_tokens},
         {"sampled", c.sampled},
         {"tokens", c.tokens},
         {"rotatable", c.rotatable}};
@@ -78,26 +80,34 @@ nlohmann::json to_json(const std::vector<DiscoveredColumn>& found, bool with_key
       for (const auto& [fp, n] : c.keys) keys[fp] = n;
       j["keys"] = keys;
     }
-    out.push_back(std::move(j));
+    columns.push_back(std::move(j));
   }
-  return out;
+  nlohmann::json unchecked = nlohmann::json::array();
+  for (const auto& u : found.unchecked) unchecked.push_back({{"object", u.object}, {"reason", u.reason}});
+  return {{"columns", columns}, {"unchecked", unchecked}, {"excluded", found.excluded}};
 }
 
 // `new_fp` empty: no keys were given.
-void print_table(const std::vector<DiscoveredColumn>& found, const std::string& new_fp) {
+void print_unchecked(const Discovery& found) {
+  for (const auto& u : found.unchecked) std::printf("not checked: %s: %s\n", u.object.c_str(), u.reason.c_str());
+  for (const auto& e : found.excluded) std::printf("excluded: %s\n", e.c_str());
+}
+
+void print_table(const Discovery& found, const std::string& new_fp) {
   const bool with_keys = !new_fp.empty();
-  if (found.empty()) {
+  if (found.columns.empty()) {
     std::printf("no column holds Fernet tokens\n");
+    print_unchecked(found);
     std::fflush(stdout);
     return;
   }
-  std::vector<std::vector<std::string>> rows{{"COLUMN", "TYPE", "FORMAT", "EST. ROWS", "SAMPLED", "TOKENS"}};
+  std::vector<std::vector<std::string>> rows{{"COLUMN", "TYPE", "FORMAT", "EST. ROWS", "WITH TOKENS", "SAMPLED"}};
   if (with_keys) rows[0].push_back("KEYS (fingerprint:sampled)");
   rows[0].push_back("NOTE");
-  for (const auto& c : found) {
+  for (const auto& c : found.columns) {
     rows.push_back({spec_of(c), c.type, crypto::to_string(c.format),
-                    c.estimated_rows >= 0 ? std::to_string(c.estimated_rows) : "?", std::to_string(c.sampled),
-                    std::to_string(c.tokens)});
+                    c.estimated_rows >= 0 ? std::to_string(c.estimated_rows) : "?",
+                    std::to_string(c.values_with_tokens), std::to_string(c.sampled)});
     if (with_keys) rows.back().push_back(keys_text(c, new_fp));
     rows.back().push_back(c.rotatable ? "" : "not rotatable: " + c.note);
   }
@@ -111,6 +121,7 @@ void print_table(const std::vector<DiscoveredColumn>& found, const std::string& 
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
   }
+  print_unchecked(found);
   std::fflush(stdout);
 }
 
@@ -129,8 +140,9 @@ int run_discover(const DiscoverOptions& o, bool keys_given) {
   DiscoveryOptions options;
   options.schemas = o.schemas;
   options.excluded_schemas.push_back(o.state_schema);
+  options.exclude = o.exclude;
   options.sample = o.sample;
-  const std::vector<DiscoveredColumn> found = discover_columns(conninfo, options, keyring.get());
+  const Discovery found = discover_columns(conninfo, options, keyring.get());
   if (o.format == OutputFormat::kJson) {
     std::printf(
         "%s\n",
@@ -140,7 +152,7 @@ int run_discover(const DiscoverOptions& o, bool keys_given) {
     print_table(found, keyring != nullptr ? keyring->new_key().fingerprint() : std::string());
   }
   if (!o.emit_config.empty()) {
-    write_private_file(o.emit_config, rotate_config_text(found, o.db, o.state_schema));
+    write_private_file(o.emit_config, rotate_config_text(found.columns, o.db, o.state_schema));
     log::info("wrote {}: run `rekey rotate --config {}` (keys from the environment, as usual)", o.emit_config,
               o.emit_config);
   }
@@ -175,18 +187,20 @@ void add_discover_command(CLI::App& root, int& exit_code) {
   auto o = std::make_shared<DiscoverOptions>();
   CLI::App* cmd = root.add_subcommand(
       "discover",
-      "Find, read-only, the columns holding Fernet tokens by sampling every text and bytea column.\n"
+      "Find, read-only, the columns holding Fernet tokens: every value of every text-like, json, array and bytea "
+      "column is searched for a token.\n"
       "Example: rekey discover --db \"$DATABASE_URL\" --emit-config rotate.toml");
   add_db_option(*cmd, o->db);
   cmd->add_option("--schema", o->schemas, "Only this schema (repeatable; exact name); default: all but system schemas");
-  cmd->add_option("--sample", o->sample, "Non-NULL values sampled per column")
+  cmd->add_option("--sample", o->sample, "Values holding a token read per column found, for its format and keys")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--format", o->format, "table or json (on stdout)")
       ->transform(
           choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
   cmd->add_option("--emit-config", o->emit_config, "Write a `rekey rotate --config` file listing the columns found");
-  cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, never sampled")->capture_default_str();
+  cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, never searched")->capture_default_str();
+  cmd->add_option("--exclude", o->exclude, "SCHEMA.TABLE[.COLUMN] to leave out (repeatable; SQL identifier rules)");
   add_key_options(*cmd, o->keys);
   cmd->footer(
       "Keys are optional here: when the new key is set (or named), each column shows which key its sampled "

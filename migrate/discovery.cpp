@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "db/discovery_queries.h"
+#include "crypto/token_prefixes_stub.h"
 #include "db/identifier.h"
 #include "migrate/errors.h"
 #include "migrate/log.h"
@@ -10,83 +10,71 @@
 namespace rekey {
 namespace {
 
-std::string display(const db::CandidateColumn& c) {
-  return db::quote_ident_if_needed(c.schema) + "." + db::quote_ident_if_needed(c.table) + "." +
-         db::quote_ident_if_needed(c.column);
-}
-
-// Classifies one column's sample; nullopt when it does not hold tokens.
-std::optional<DiscoveredColumn> classify(const db::CandidateColumn& c, const db::ColumnSample& sample,
-                                         const crypto::Keyring* keyring) {
-  std::int64_t plain = 0;
-  std::int64_t wrapped = 0;
+// The format of the first token and the keys of a found column's sample.
+void attribute(DiscoveredColumn& d, const std::vector<std::string>& sample, const crypto::Keyring* keyring) {
   std::vector<std::int64_t> per_key(keyring != nullptr ? keyring->old_key_count() + 1 : 0);
-  for (const auto& value : sample.values) {
+  for (const auto& value : sample) {
     const auto format = crypto::token_format(value);
     if (!format) continue;
-    ++(*format == crypto::ValueFormat::kPlain ? plain : wrapped);
+    if (d.tokens++ == 0) d.format = *format;
     if (keyring != nullptr) {
       const crypto::ValueResult r = keyring->inspect(value);
       if (r.key_index >= 0) ++per_key[static_cast<std::size_t>(r.key_index)];
     }
   }
-  const auto sampled = static_cast<std::int64_t>(sample.values.size());
-  const std::int64_t tokens = plain + wrapped;
-  if (tokens > 0) log::debug("{}: {} of {} sampled value(s) are Fernet tokens", display(c), tokens, sampled);
-  if (tokens == 0 || tokens * 2 < sampled) return std::nullopt;
-
-  DiscoveredColumn d;
-  d.schema = c.schema;
-  d.table = c.table;
-  d.column = c.column;
-  d.type = c.type;
-  d.format = wrapped > plain ? crypto::ValueFormat::kWrapped : crypto::ValueFormat::kPlain;
-  d.estimated_rows = static_cast<std::int64_t>(c.estimated_rows);
-  d.sampled = sampled;
-  d.tokens = tokens;
+  d.sampled = static_cast<std::int64_t>(sample.size());
   for (std::size_t k = 0; k < per_key.size(); ++k) {
     if (per_key[k] > 0) d.keys.emplace_back(keyring->fingerprint(static_cast<int>(k)), per_key[k]);
   }
-  if (!c.table_has_primary_key) {
+}
+
+DiscoveredColumn found_column(const db::ScopeRelation& rel, const db::ScopeColumn& column, std::int64_t count) {
+  DiscoveredColumn d;
+  d.schema = rel.schema;
+  d.table = rel.table;
+  d.column = column.name;
+  d.type = column.type;
+  d.estimated_rows = static_cast<std::int64_t>(rel.estimated_rows);
+  d.values_with_tokens = count;
+  if (auto why = why_not_rotatable(rel, column)) {
     d.rotatable = false;
-    d.note = "table has no primary key";
-  } else if (c.in_primary_key) {
-    d.rotatable = false;
-    d.note = "column is part of the primary key";
-  }
-  if (plain > 0 && wrapped > 0) {
-    log::warn("{}: sampled tokens are both plain ({}) and wrapped ({}); each keeps its format when rotated", display(c),
-              plain, wrapped);
+    d.note = *why;
   }
   return d;
 }
 
 }  // namespace
 
-std::vector<DiscoveredColumn> discover_columns(const std::string& conninfo, const DiscoveryOptions& options,
-                                               const crypto::Keyring* keyring) {
+Discovery discover_columns(const std::string& conninfo, const DiscoveryOptions& options,
+                           const crypto::Keyring* keyring) {
   db::DiscoveryQueries queries(conninfo);
   const std::vector<std::string> missing = queries.missing_schemas(options.schemas);
   if (!missing.empty()) {
     throw UsageError("schema " + db::quote_ident_if_needed(missing.front()) +
                      " does not exist (or is not visible to this user)");
   }
-  const std::vector<db::CandidateColumn> candidates =
-      queries.list_candidate_columns(options.schemas, options.excluded_schemas);
-  log::debug("discovery: sampling {} text and bytea column(s)", candidates.size());
-
-  db::SampleSettings settings;
-  settings.limit = std::max<std::size_t>(1, options.sample);
-  std::vector<DiscoveredColumn> found;
-  for (const auto& c : candidates) {
-    const db::ColumnSample sample = queries.sample_column(c, settings);
-    if (sample.cut_short) {
-      log::warn("{}: the scan for non-NULL values was cut short after {} ms; {} value(s) sampled", display(c),
-                settings.scan_timeout.count(), sample.values.size());
+  const Scope scope = database_scope(queries, options.schemas, options.excluded_schemas, Exclusions(options.exclude));
+  Discovery out;
+  out.unchecked = scope.unchecked;
+  out.excluded = scope.excluded;
+  const auto& prefixes = crypto::token_prefixes();
+  for (const auto& rel : scope.relations) {
+    const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
+    log::debug("discovery: counting tokens in {} column(s) of {}", shape.columns.size(), shape.display_name());
+    const std::vector<std::int64_t> counts = queries.count_token_values(shape, prefixes);
+    for (std::size_t c = 0; c < rel.columns.size(); ++c) {
+      if (counts[c] == 0) continue;
+      DiscoveredColumn d = found_column(rel, rel.columns[c], counts[c]);
+      if (options.sample > 0) {
+        TableShape one = shape;
+        one.columns = {shape.columns[c]};
+        one.kinds = {shape.kinds[c]};
+        attribute(d, queries.token_values(one, prefixes, options.sample), keyring);
+      }
+      out.columns.push_back(std::move(d));
     }
-    if (auto d = classify(c, sample, keyring)) found.push_back(std::move(*d));
   }
-  return found;
+  return out;
 }
 
 }  // namespace rekey

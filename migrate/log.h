@@ -19,6 +19,11 @@ void configure(Format format, Level min_level);
 Format format();
 bool enabled(Level level);
 
+// `text` (a name from the database, a key from a row) fit for one line of a
+// terminal or a log: control characters and backslashes escaped as \xNN, so
+// no name can forge a line or move the cursor.
+std::string printable(std::string_view text);
+
 void write(Level level, const std::string& message, const nlohmann::json& fields = nlohmann::json::object());
 
 template <typename... Args>

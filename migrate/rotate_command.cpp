@@ -19,7 +19,11 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
   cmd->set_config("--config", "", "Read options from a TOML/INI file (CLI11 format)");
   add_db_option(*cmd, o->db);
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to rotate (repeatable; SQL identifier rules)");
-  cmd->add_flag("--discover", o->discover, "Rotate every column that `rekey discover` finds");
+  cmd->add_flag("--discover", o->discover,
+                "Rotate every column holding a token anywhere in the database (every value is searched); columns "
+                "it cannot rewrite are counted at the end and make it exit 3");
+  cmd->add_option("--exclude", o->exclude,
+                  "SCHEMA.TABLE[.COLUMN] to leave out of --discover (repeatable); the report lists it");
   add_key_options(*cmd, o->keys);
   cmd->add_flag("--dry-run", o->dry_run, "Read, decrypt, re-encrypt and check in memory; write nothing at all");
   CLI::Option* batch_size = cmd->add_option("--batch-size", o->batch_size,

@@ -16,6 +16,7 @@ struct RotateOptions {
   std::string db;
   std::vector<std::string> columns;
   bool discover = false;
+  std::vector<std::string> exclude;
   KeyOptions keys;
   bool dry_run = false;
   std::size_t batch_size = 2000;

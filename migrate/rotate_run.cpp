@@ -1,8 +1,11 @@
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 
 #include "db/catalog.h"
 #include "db/connection.h"
+#include "db/pg_row_scanner.h"
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
 #include "db/replica_lag.h"
@@ -16,6 +19,7 @@
 #include "migrate/log.h"
 #include "migrate/metrics_file.h"
 #include "migrate/progress.h"
+#include "migrate/relation_census.h"
 #include "migrate/rotate_options.h"
 #include "migrate/rotation_engine.h"
 #include "migrate/run_report.h"
@@ -57,38 +61,89 @@ std::string join_fingerprints(const crypto::Keyring& keyring) {
   return out;
 }
 
-// Finds the run to continue, or starts one. Throws UsageError when the same
-// targets are mid-rotation to a different new key and --restart is not given.
+// The schema.table.column lines two targets keys (targets_key) share.
+bool overlaps(const std::string& a, const std::string& b) {
+  std::set<std::string> lines;
+  std::istringstream in(a);
+  for (std::string line; std::getline(in, line);) lines.insert(line);
+  std::istringstream other(b);
+  for (std::string line; std::getline(other, line);) {
+    if (lines.count(line) > 0) return true;
+  }
+  return false;
+}
+
+// Finds the run to continue, or starts one. One new key per column: throws
+// UsageError when an unfinished run over any of these columns has another new
+// key and --restart is not given; --restart supersedes every unfinished run
+// over them.
 std::int64_t open_run(db::StateStore& store, const RotateOptions& o, const std::string& targets,
                       const crypto::Keyring& keyring) {
   const std::string& new_fp = keyring.new_key().fingerprint();
-  const auto last = store.latest_run(targets);
-  if (last && last->status != "finished" && !o.restart) {
-    if (last->new_key_fingerprint != new_fp) {
+  std::vector<std::int64_t> overlapping;
+  for (const auto& other : store.unfinished_runs()) {
+    if (!overlaps(other.targets, targets)) continue;
+    overlapping.push_back(other.id);
+    if (other.new_key_fingerprint != new_fp && !o.restart) {
       throw UsageError(fmt::format(
-          "run {} over these columns is {} with new key {}, not {}: finish it with that key, or pass --restart "
-          "to start over with this one (values already under the new key are never rewritten)",
-          last->id, last->status, last->new_key_fingerprint, new_fp));
+          "run {} is {} with new key {}, not {}, over some of these columns: finish it with that key, or pass "
+          "--restart to start over with this one (values already under the new key are never rewritten)",
+          other.id, other.status, other.new_key_fingerprint, new_fp));
     }
+  }
+  const auto last = store.latest_run(targets);
+  if (last && last->status != "finished" && !last->superseded_by && !o.restart) {
     store.set_runner(last->id, runner_identity(), join_fingerprints(keyring));
     log::info("resuming run {} (new key {})", last->id, new_fp);
     return last->id;
   }
   const std::int64_t id =
       store.create_run(targets, new_fp, join_fingerprints(keyring), command_line(), runner_identity());
+  for (std::int64_t other : overlapping) store.supersede(other, id);
   log::info("started run {} (new key {})", id, new_fp);
   return id;
 }
 
-int exit_code_for(const RunReport& report, StopReason stop, bool all_completed) {
-  if (stop == StopReason::kMaxFailures) return to_int(ExitCode::kUndecryptable);
-  if (stop != StopReason::kNone || !all_completed) return to_int(ExitCode::kStopped);
+bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
+  if (recorded_failures > 0 || !report.unchecked.empty()) return true;
+  for (const auto& u : report.uncovered) {
+    if (u.not_new > 0) return true;
+  }
   for (const auto& t : report.tables) {
     for (const auto& c : t.counts) {
-      if (c.undecryptable > 0) return to_int(ExitCode::kUndecryptable);
+      if (c.undecryptable > 0) return true;
     }
   }
+  return false;
+}
+
+// `recorded_failures`: the failures the state holds for the run, wherever
+// they were found (first read, pending rows, final sweep).
+int exit_code_for(const RunReport& report, StopReason stop, bool all_completed, std::int64_t recorded_failures) {
+  if (stop == StopReason::kMaxFailures) return to_int(ExitCode::kUndecryptable);
+  if (stop != StopReason::kNone || !all_completed) return to_int(ExitCode::kStopped);
+  if (any_failure(report, recorded_failures)) return to_int(ExitCode::kUndecryptable);
   return to_int(ExitCode::kOk);
+}
+
+// Counts, read-only, the columns rotate found holding tokens but cannot
+// rewrite: what they still hold under an old key makes the run exit 3.
+std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const RotationTargets& targets,
+                                              const crypto::Keyring& keyring, const RotateOptions& o,
+                                              StopControl& stop) {
+  std::vector<UncoveredColumn> out;
+  CensusSettings settings;
+  settings.threads = o.threads;
+  for (const auto& rel : targets.uncovered) {
+    const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
+    const CensusOutcome census = census_relation(conninfo, shape, keyring, settings, stop, nullptr);
+    for (std::size_t c = 0; c < rel.columns.size(); ++c) {
+      const CensusCounts& k = census.counts[c];
+      out.push_back({shape.column_display(c), why_not_rotatable(rel, rel.columns[c]).value_or(""), k.total,
+                     census.completed ? k.not_new() : k.total});
+    }
+  }
+  return out;
 }
 
 EngineSettings engine_settings(const RotateOptions& o) {
@@ -143,7 +198,8 @@ int run_rotate(const RotateOptions& o) {
   Throttle throttle(throttle_settings(o), o.batch_size, [&lag_probe] { return lag_probe.max_lag_seconds(); });
   settings.throttle = &throttle;
 
-  const std::vector<TableShape> shapes = resolve_targets(conninfo, o.columns, o.discover, o.state_schema);
+  const RotationTargets resolved = resolve_targets(conninfo, o.columns, o.discover, o.state_schema, o.exclude);
+  const std::vector<TableShape>& shapes = resolved.shapes;
   std::vector<TableTarget> targets;
   for (const auto& s : shapes) targets.push_back({s.schema, s.table, s.columns});
   const std::string targets_id = targets_key(targets);
@@ -155,6 +211,8 @@ int run_rotate(const RotateOptions& o) {
   for (std::size_t i = 0; i < keyring->old_key_count(); ++i) {
     report.old_key_fingerprints.push_back(keyring->old_key(i).fingerprint());
   }
+  for (const auto& u : resolved.unchecked) report.unchecked.push_back({{"object", u.object}, {"reason", u.reason}});
+  report.excluded = resolved.excluded;
 
   std::unique_ptr<db::StateStore> store;
   std::unique_ptr<db::TableLocks> locks;
@@ -183,8 +241,7 @@ int run_rotate(const RotateOptions& o) {
   std::map<std::string, std::int64_t> failure_reasons;
   const ProgressStyle style = default_progress_style(!log::enabled(log::Level::kInfo));
   for (const auto& shape : shapes) {
-    report.tables.push_back(
-        {shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size()), 0, 0, 0, false});
+    report.tables.push_back({shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())});
     TableReport& table = report.tables.back();
     std::optional<KeyValues> start_after;
     std::int64_t seen_before = 0;
@@ -202,6 +259,9 @@ int run_rotate(const RotateOptions& o) {
       if (progress.done) continue;
       settings.failures_before = store->failure_count(report.run_id);
       writer = std::make_unique<db::PgTableWriter>(conninfo, shape, writer_settings, table.counts);
+      settings.open_scan = [&conninfo, &shape] {
+        return std::make_unique<db::PgRowScanner>(conninfo, shape, db::ScanSettings{});
+      };
     } else {
       writer = std::make_unique<DryRunWriter>(shape.display_name(), shape.columns, report.failures);
     }
@@ -218,6 +278,8 @@ int run_rotate(const RotateOptions& o) {
       table.rows_seen = so_far.rows_seen;
       table.retries = so_far.retries;
       table.batches = so_far.batches;
+      table.pending_not_found = so_far.pending_not_found;
+      table.swept = so_far.swept;
     };
     const TableOutcome outcome = rotate_table(shape, *keyring, reader, *writer, start_after, settings, stop,
                                               [&](const TableOutcome& so_far, double seconds) {
@@ -243,11 +305,13 @@ int run_rotate(const RotateOptions& o) {
     }
   }
 
+  if (!stop.should_stop()) report.uncovered = census_uncovered(conninfo, resolved, *keyring, o, stop);
   report.duration_seconds = elapsed();
   report.seconds_paused = throttle.seconds_paused();
   report.seconds_throttled = throttle.seconds_throttled();
   report.stop_reason = to_string(stop.reason());
-  report.exit_code = exit_code_for(report, stop.reason(), all_completed);
+  const std::int64_t recorded_failures = store ? store->failure_count(report.run_id) : 0;
+  report.exit_code = exit_code_for(report, stop.reason(), all_completed, recorded_failures);
   report.status = stop.reason() != StopReason::kNone || !all_completed ? "stopped" : "finished";
   if (store) {
     try {

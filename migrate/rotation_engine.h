@@ -1,12 +1,16 @@
-// Rotating one table: a TBB pipeline of a serial reader (keyset batches), a
-// parallel re-encryption stage and a serial writer (compare-and-swap plus
-// checkpoint per transaction), then the rows that lost a compare-and-swap,
-// read again. Memory is bounded by the batches in flight.
+// Rotating one table, in named stages: the main pass (a TBB pipeline of a
+// serial keyset reader, a parallel re-encryption stage and a serial writer,
+// compare-and-swap plus checkpoint per transaction); the pending rows (those
+// that lost a compare-and-swap) read again until they settle; then the final
+// sweep, a census of the whole table that rotates whatever it still finds
+// under an old key (values the application wrote behind the checkpoint).
+// Memory is bounded by the batches in flight.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +36,10 @@ struct EngineSettings {
   // Called before each write; false means this runner lost its table lock to
   // another, and the run stops (kLockLost) without writing. Null: not checked.
   std::function<bool()> still_locked;
+  // Opens a scan of the whole table (the target columns) for the final sweep.
+  // Null: no sweep (a dry run, which writes nothing).
+  std::function<std::unique_ptr<RowScanner>()> open_scan;
+  int sweep_rounds = 3;  // sweeps that may still find old-key values before the run gives up (exit 75)
 };
 
 struct TableOutcome {
@@ -39,9 +47,12 @@ struct TableOutcome {
   std::int64_t rows_seen = 0;
   std::int64_t batches = 0;
   std::int64_t retries = 0;
-  std::int64_t pending_left = 0;  // rows still changing under us after every round
-  bool completed = false;         // reached the end and settled pending rows
-  double read_seconds = 0;        // time in the reader, writer and re-encryption stages
+  std::int64_t pending_left = 0;        // rows still changing under us after every round
+  std::int64_t pending_not_found = 0;   // pending rows gone when read again (deleted, or their key changed)
+  std::int64_t swept = 0;               // rows the final sweep found under an old key and rewrote
+  bool old_values_keep_coming = false;  // every sweep still found old-key values: another writer uses the old key
+  bool completed = false;               // reached the end, settled pending rows, and the final sweep found nothing old
+  double read_seconds = 0;              // time in the reader, writer and re-encryption stages
   double write_seconds = 0;
   double crypto_seconds = 0;                            // summed over threads
   std::map<std::string, std::int64_t> failure_reasons;  // this invocation's failures by reason

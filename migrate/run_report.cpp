@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "db/identifier.h"
+#include "migrate/log.h"
 
 namespace rekey {
 
@@ -22,6 +23,8 @@ nlohmann::json to_json(const RunReport& r) {
     tables.push_back({{"table", t.table},
                       {"rows_seen", t.rows_seen},
                       {"retries", t.retries},
+                      {"pending_not_found", t.pending_not_found},
+                      {"swept", t.swept},
                       {"completed", t.completed},
                       {"columns", columns}});
   }
@@ -38,7 +41,14 @@ nlohmann::json to_json(const RunReport& r) {
                    {"new_key_fingerprint", r.new_key_fingerprint},
                    {"old_key_fingerprints", r.old_key_fingerprints},
                    {"tables", tables},
-                   {"failures", r.failures}};
+                   {"failures", r.failures},
+                   {"unchecked", r.unchecked},
+                   {"excluded", r.excluded}};
+  nlohmann::json uncovered = nlohmann::json::array();
+  for (const auto& u : r.uncovered) {
+    uncovered.push_back({{"column", u.column}, {"why", u.why}, {"values", u.values}, {"not_new", u.not_new}});
+  }
+  j["uncovered"] = uncovered;
   return j;
 }
 
@@ -66,6 +76,26 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
     std::printf("  projected duration of the real run: at least %.1fs (writes add to the dry run's %.1fs)\n",
                 static_cast<double>(estimated) / rate, r.duration_seconds);
   }
+  for (const auto& t : r.tables) {
+    if (t.swept > 0) {
+      std::printf("  %s: the final sweep rotated %lld row(s) written under an old key behind the checkpoint\n",
+                  log::printable(t.table).c_str(), static_cast<long long>(t.swept));
+    }
+    if (t.pending_not_found > 0) {
+      std::printf("  %s: %lld row(s) that changed during the run were gone when read again (deleted, or key changed)\n",
+                  log::printable(t.table).c_str(), static_cast<long long>(t.pending_not_found));
+    }
+  }
+  for (const auto& u : r.uncovered) {
+    std::printf("  NOT ROTATED %s: %lld value(s) with tokens, %lld not under the new key: %s\n",
+                log::printable(u.column).c_str(), static_cast<long long>(u.values), static_cast<long long>(u.not_new),
+                u.why.c_str());
+  }
+  for (const auto& u : r.unchecked) {
+    std::printf("  NOT CHECKED %s: %s\n", log::printable(u.at("object").get<std::string>()).c_str(),
+                u.at("reason").get<std::string>().c_str());
+  }
+  for (const auto& e : r.excluded) std::printf("  excluded by --exclude: %s\n", log::printable(e).c_str());
   if (!r.failures.empty()) {
     std::printf("  %zu value(s) could not be decrypted and were left untouched; see the report or `rekey status`\n",
                 r.failures.size());

@@ -18,7 +18,18 @@ struct TableReport {
   std::int64_t rows_seen = 0;        // in this invocation
   std::int64_t retries = 0;
   std::int64_t batches = 0;
+  std::int64_t pending_not_found = 0;  // rows gone when read again after losing a compare-and-swap
+  std::int64_t swept = 0;              // rows the final sweep found under an old key and rotated
   bool completed = false;
+};
+
+// A column rotate found holding tokens but cannot rewrite, as the final
+// census counted it.
+struct UncoveredColumn {
+  std::string column;        // schema.table.column, display form
+  std::string why;           // why rotate cannot rewrite it
+  std::int64_t values = 0;   // values holding a token
+  std::int64_t not_new = 0;  // of those, not under the new key: the run exits 3
 };
 
 struct RunReport {
@@ -33,6 +44,9 @@ struct RunReport {
   std::string new_key_fingerprint;
   std::vector<std::string> old_key_fingerprints;
   std::vector<TableReport> tables;
+  std::vector<UncoveredColumn> uncovered;
+  nlohmann::json unchecked = nlohmann::json::array();  // [{object, reason}]: could not be read
+  std::vector<std::string> excluded;
   nlohmann::json failures = nlohmann::json::array();  // [{table, column, primary_key, reason}]
 };
 

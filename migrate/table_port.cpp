@@ -24,7 +24,8 @@ void to_json(nlohmann::json& j, const ColumnCounts& c) {
                      {"already_new", c.already_new},
                      {"null", c.null},
                      {"undecryptable", c.undecryptable},
-                     {"changed_concurrently", c.changed_concurrently}};
+                     {"changed_concurrently", c.changed_concurrently},
+                     {"no_token", c.no_token}};
 }
 
 void from_json(const nlohmann::json& j, ColumnCounts& c) {
@@ -33,6 +34,7 @@ void from_json(const nlohmann::json& j, ColumnCounts& c) {
   c.null = j.value("null", std::int64_t{0});
   c.undecryptable = j.value("undecryptable", std::int64_t{0});
   c.changed_concurrently = j.value("changed_concurrently", std::int64_t{0});
+  c.no_token = j.value("no_token", std::int64_t{0});
 }
 
 ColumnCounts& ColumnCounts::operator+=(const ColumnCounts& o) {
@@ -41,6 +43,7 @@ ColumnCounts& ColumnCounts::operator+=(const ColumnCounts& o) {
   null += o.null;
   undecryptable += o.undecryptable;
   changed_concurrently += o.changed_concurrently;
+  no_token += o.no_token;
   return *this;
 }
 

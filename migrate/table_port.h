@@ -17,6 +17,12 @@ using KeyValues = std::vector<std::string>;
 
 enum class ColumnKind { kText, kBytea };
 
+// Which values of a column a rotation or a census deals with.
+enum class ValuePolicy {
+  kEveryValue,       // named by the operator: every non-NULL value must be tokens; anything else is a failure
+  kValuesWithToken,  // found by discovery: the values holding a token prefix; the rest is left alone (no_token)
+};
+
 // A target table as resolved from the catalog.
 struct TableShape {
   std::string schema;
@@ -25,7 +31,12 @@ struct TableShape {
   std::vector<std::string> key_types;  // format_type() of each key column
   std::vector<std::string> columns;    // the encrypted columns being handled
   std::vector<ColumnKind> kinds;
+  std::vector<ValuePolicy> policies;  // one per column; a missing one is kEveryValue
   double estimated_rows = 0;
+
+  ValuePolicy policy(std::size_t column) const {
+    return column < policies.size() ? policies[column] : ValuePolicy::kEveryValue;
+  }
 
   // "schema.table" with identifiers quoted where SQL requires it.
   std::string display_name() const;
@@ -47,12 +58,13 @@ struct ColumnCounts {
   std::int64_t null = 0;
   std::int64_t undecryptable = 0;
   std::int64_t changed_concurrently = 0;
+  std::int64_t no_token = 0;  // values of a discovered column holding no token: left alone
 
   ColumnCounts& operator+=(const ColumnCounts& o);
   friend ColumnCounts operator+(ColumnCounts a, const ColumnCounts& b) { return a += b; }
 };
 
-// JSON form {rotated, already_new, null, undecryptable, changed_concurrently},
+// JSON form {rotated, already_new, null, undecryptable, changed_concurrently, no_token},
 // as the state schema, reports and status use it; missing fields read as 0.
 void to_json(nlohmann::json& j, const ColumnCounts& c);
 void from_json(const nlohmann::json& j, ColumnCounts& c);
@@ -81,6 +93,7 @@ struct BatchWrite {
   std::vector<ColumnCounts> counts;         // deltas, one per column
   std::optional<KeyValues> checkpoint;      // last key of a keyset batch
   std::vector<KeyValues> resolved_pending;  // re-read rows this batch settles
+  std::vector<KeyValues> vanished_pending;  // pending rows not found when read again: kept, marked not found
   bool reread = false;                      // a batch of pending rows, read again
   // Leave out rows the application holds locked (they come back as not
   // applied, and are read again later) instead of waiting for their locks.
@@ -98,12 +111,24 @@ class TableReader {
   virtual std::vector<Row> read_keys(const std::vector<KeyValues>& keys) = 0;
 };
 
+// Every row of one relation, read once in batches from one snapshot: the
+// census's view of a table. Needs no primary key. Owned by one thread.
+class RowScanner {
+ public:
+  virtual ~RowScanner() = default;
+  // The next up to `limit` rows (at least one while any are left; empty at
+  // the end). Row::key is the primary key, or {ctid} for a relation without
+  // one. Throws on database errors; the scan cannot continue after one.
+  virtual std::vector<Row> next(std::size_t limit) = 0;
+};
+
 class TableWriter {
  public:
   virtual ~TableWriter() = default;
   // Applies `batch` in one transaction: each update only where every changed
   // cell still holds its old value, the failures, counts and checkpoint;
-  // removes resolved_pending from the pending rows, then adds the rows whose
+  // removes resolved_pending from the pending rows and marks vanished_pending
+  // as not found (no longer listed by pending()), then adds the rows whose
   // update did not apply (to be read again).
   // Returns the indexes of updates that did not apply. On an exception nothing
   // of the batch was committed, or (commit outcome unknown) all of it was.

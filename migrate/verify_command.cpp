@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "db/pg_table_reader.h"
+#include "db/discovery_queries.h"
 #include "migrate/census_engine.h"
 #include "migrate/cli_choices.h"
 #include "migrate/db_options.h"
@@ -15,8 +15,9 @@
 #include "migrate/key_source.h"
 #include "migrate/log.h"
 #include "migrate/progress.h"
+#include "migrate/relation_census.h"
 #include "migrate/run_report.h"
-#include "migrate/target_resolver.h"
+#include "migrate/scope.h"
 
 namespace rekey {
 namespace {
@@ -27,6 +28,7 @@ struct VerifyOptions {
   std::string db;
   std::vector<std::string> columns;
   bool discover = false;
+  std::vector<std::string> exclude;
   KeyOptions keys;
   bool require_new = false;
   std::int64_t sample = 0;
@@ -37,87 +39,173 @@ struct VerifyOptions {
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
 };
 
-struct TableCensus {
+// One relation to count, and which of its values count.
+struct CensusJob {
+  db::ScopeRelation relation;
+  ValuePolicy policy = ValuePolicy::kEveryValue;
+};
+
+struct RelationCensus {
+  CensusJob job;
   TableShape shape;
   CensusOutcome outcome;
 };
 
-nlohmann::json to_json(const std::vector<TableCensus>& tables, const crypto::Keyring& keyring, const VerifyOptions& o,
-                       int exit_code, bool complete, double seconds) {
+// Named columns count every value; with --discover, every other column of
+// the database counts the values that hold a token.
+struct Plan {
+  std::vector<CensusJob> jobs;
+  std::vector<Unchecked> unchecked;
+  std::vector<std::string> excluded;
+};
+
+void drop_named_columns(db::ScopeRelation& rel, const Scope& named) {
+  for (const auto& n : named.relations) {
+    if (n.schema != rel.schema || n.table != rel.table) continue;
+    auto& cols = rel.columns;
+    cols.erase(std::remove_if(cols.begin(), cols.end(),
+                              [&](const db::ScopeColumn& c) {
+                                return std::any_of(n.columns.begin(), n.columns.end(),
+                                                   [&](const db::ScopeColumn& m) { return m.name == c.name; });
+                              }),
+               cols.end());
+  }
+}
+
+Plan plan_census(const std::string& conninfo, const VerifyOptions& o) {
+  db::DiscoveryQueries queries(conninfo);
+  Plan plan;
+  const Scope named = o.columns.empty() ? Scope{} : named_scope(queries, o.columns);
+  for (const auto& rel : named.relations) plan.jobs.push_back({rel, ValuePolicy::kEveryValue});
+  plan.unchecked = named.unchecked;
+  if (o.discover) {
+    Scope all = database_scope(queries, {}, {o.state_schema}, Exclusions(o.exclude));
+    for (auto& rel : all.relations) {
+      drop_named_columns(rel, named);
+      if (!rel.columns.empty()) plan.jobs.push_back({std::move(rel), ValuePolicy::kValuesWithToken});
+    }
+    plan.unchecked.insert(plan.unchecked.end(), all.unchecked.begin(), all.unchecked.end());
+    plan.excluded = std::move(all.excluded);
+  }
+  return plan;
+}
+
+// A column worth showing: named, or holding a token.
+bool shown(const RelationCensus& t, std::size_t c) {
+  return t.job.policy == ValuePolicy::kEveryValue || t.outcome.counts[c].total > 0;
+}
+
+nlohmann::json column_json(const RelationCensus& t, std::size_t c, const crypto::Keyring& keyring) {
+  const CensusCounts& k = t.outcome.counts[c];
+  nlohmann::json old = nlohmann::json::object();
+  for (std::size_t i = 0; i < k.under_old.size(); ++i) old[keyring.old_key(i).fingerprint()] = k.under_old[i];
+  nlohmann::json examples = nlohmann::json::array();
+  for (const auto& f : t.outcome.examples) {
+    if (f.column == c) examples.push_back({{"primary_key", key_display(f.key)}, {"reason", f.reason}});
+  }
+  nlohmann::json j{{"schema", t.shape.schema},
+                   {"table", t.shape.table},
+                   {"column", t.shape.columns[c]},
+                   {"display", t.shape.column_display(c)},
+                   {"counted", t.job.policy == ValuePolicy::kEveryValue ? "every value" : "values holding a token"},
+                   {"total", k.total},
+                   {"null", k.null},
+                   {"new_key", k.under_new},
+                   {"old_keys", old},
+                   {"undecryptable", k.undecryptable},
+                   {"not_token", k.not_token},
+                   {"not_new", k.not_new()},
+                   {"complete", t.outcome.completed},
+                   {"examples", examples}};
+  if (auto why = why_not_rotatable(t.job.relation, t.job.relation.columns[c])) j["not_rotatable"] = *why;
+  return j;
+}
+
+nlohmann::json to_json(const std::vector<RelationCensus>& tables, const Plan& plan, const crypto::Keyring& keyring,
+                       const VerifyOptions& o, int exit_code, bool complete, double seconds) {
   nlohmann::json columns = nlohmann::json::array();
+  std::int64_t checked = 0;
   for (const auto& t : tables) {
     for (std::size_t c = 0; c < t.shape.columns.size(); ++c) {
-      const CensusCounts& k = t.outcome.counts[c];
-      nlohmann::json old = nlohmann::json::object();
-      for (std::size_t i = 0; i < k.under_old.size(); ++i) old[keyring.old_key(i).fingerprint()] = k.under_old[i];
-      nlohmann::json examples = nlohmann::json::array();
-      for (const auto& f : t.outcome.examples) {
-        if (f.column == c) examples.push_back({{"primary_key", key_display(f.key)}, {"reason", f.reason}});
-      }
-      columns.push_back({{"schema", t.shape.schema},
-                         {"table", t.shape.table},
-                         {"column", t.shape.columns[c]},
-                         {"display", t.shape.column_display(c)},
-                         {"total", k.total},
-                         {"null", k.null},
-                         {"new_key", k.under_new},
-                         {"old_keys", old},
-                         {"undecryptable", k.undecryptable},
-                         {"not_token", k.not_token},
-                         {"not_new", k.not_new()},
-                         {"complete", t.outcome.completed},
-                         {"examples", examples}});
+      ++checked;
+      if (shown(t, c)) columns.push_back(column_json(t, c, keyring));
     }
   }
-  nlohmann::json old_fps = nlohmann::json::array();
-  for (std::size_t i = 0; i < keyring.old_key_count(); ++i) old_fps.push_back(keyring.old_key(i).fingerprint());
+  nlohmann::json unchecked = nlohmann::json::array();
+  for (const auto& u : plan.unchecked) unchecked.push_back({{"object", u.object}, {"reason", u.reason}});
+  nlohmann::json olds = nlohmann::json::array();
+  for (std::size_t i = 0; i < keyring.old_key_count(); ++i) olds.push_back(keyring.old_key(i).fingerprint());
   return {{"new_key_fingerprint", keyring.new_key().fingerprint()},
-          {"old_key_fingerprints", old_fps},
+          {"old_key_fingerprints", olds},
           {"require_new", o.require_new},
           {"sample", o.sample > 0 ? nlohmann::json(o.sample) : nlohmann::json(nullptr)},
           {"complete", complete},
           {"duration_seconds", seconds},
           {"exit_code", exit_code},
-          {"columns", columns}};
+          {"columns_checked", checked},
+          {"columns", columns},
+          {"unchecked", unchecked},
+          {"excluded", plan.excluded}};
 }
 
-void print_text(const std::vector<TableCensus>& tables, const crypto::Keyring& keyring, const VerifyOptions& o,
-                int exit_code, double seconds) {
+void print_column(const RelationCensus& t, std::size_t c, const crypto::Keyring& keyring) {
+  const CensusCounts& k = t.outcome.counts[c];
+  std::string old;
+  for (std::size_t i = 0; i < k.under_old.size(); ++i) {
+    old += fmt::format(", old key {} {}", keyring.old_key(i).fingerprint(), k.under_old[i]);
+  }
+  const char* counted = t.job.policy == ValuePolicy::kEveryValue ? "rows" : "values holding a token";
+  std::printf("  %s: %lld %s, NULL %lld, new key %lld%s, undecryptable %lld, not a token %lld%s\n",
+              log::printable(t.shape.column_display(c)).c_str(), static_cast<long long>(k.total), counted,
+              static_cast<long long>(k.null), static_cast<long long>(k.under_new), old.c_str(),
+              static_cast<long long>(k.undecryptable), static_cast<long long>(k.not_token),
+              t.outcome.completed ? "" : " (incomplete)");
+  if (k.not_new() > k.null) {
+    if (auto why = why_not_rotatable(t.job.relation, t.job.relation.columns[c])) {
+      std::printf("    rekey rotate cannot rewrite it: %s\n", why->c_str());
+    }
+  }
+}
+
+void print_text(const std::vector<RelationCensus>& tables, const Plan& plan, const crypto::Keyring& keyring,
+                const VerifyOptions& o, int exit_code, double seconds) {
   std::printf("verify (read-only%s): new key %s\n",
               o.sample > 0 ? (", first " + std::to_string(o.sample) + " rows per table").c_str() : "",
               keyring.new_key().fingerprint().c_str());
   std::int64_t rows = 0;
+  std::int64_t checked = 0;
   for (const auto& t : tables) {
     rows += t.outcome.rows_seen;
     for (std::size_t c = 0; c < t.shape.columns.size(); ++c) {
-      const CensusCounts& k = t.outcome.counts[c];
-      std::string old;
-      for (std::size_t i = 0; i < k.under_old.size(); ++i) {
-        old += fmt::format(", old key {} {}", keyring.old_key(i).fingerprint(), k.under_old[i]);
-      }
-      std::printf("  %s: %lld rows, NULL %lld, new key %lld%s, undecryptable %lld, not a token %lld%s\n",
-                  t.shape.column_display(c).c_str(), static_cast<long long>(k.total), static_cast<long long>(k.null),
-                  static_cast<long long>(k.under_new), old.c_str(), static_cast<long long>(k.undecryptable),
-                  static_cast<long long>(k.not_token), t.outcome.completed ? "" : " (incomplete)");
+      ++checked;
+      if (shown(t, c)) print_column(t, c, keyring);
     }
     // The first few per column; --format json and --report hold up to CensusSettings::examples.
-    std::vector<std::size_t> shown(t.shape.columns.size(), 0);
+    std::vector<std::size_t> listed(t.shape.columns.size(), 0);
     for (const auto& f : t.outcome.examples) {
-      if (++shown[f.column] > 5) continue;
-      std::printf("    %s primary key %s: %s\n", t.shape.column_display(f.column).c_str(), key_display(f.key).c_str(),
-                  f.reason.c_str());
+      if (++listed[f.column] > 5) continue;
+      std::printf("    %s primary key %s: %s\n", log::printable(t.shape.column_display(f.column)).c_str(),
+                  log::printable(key_display(f.key)).c_str(), f.reason.c_str());
     }
   }
+  for (const auto& u : plan.unchecked) {
+    std::printf("  NOT CHECKED %s: %s\n", log::printable(u.object).c_str(), u.reason.c_str());
+  }
+  for (const auto& e : plan.excluded) std::printf("  excluded by --exclude: %s\n", log::printable(e).c_str());
   const char* verdict = exit_code == to_int(ExitCode::kOk)        ? "ok"
                         : exit_code == to_int(ExitCode::kStopped) ? "stopped before the end"
+                        : !plan.unchecked.empty()                 ? "some objects could not be checked"
                         : o.require_new                           ? "some values are not under the new key"
                                                                   : "some values cannot be decrypted";
-  std::printf("  %lld rows in %.1fs: %s (exit %d)\n", static_cast<long long>(rows), seconds, verdict, exit_code);
+  std::printf("  %lld column(s) checked, %lld rows read in %.1fs: %s (exit %d)\n", static_cast<long long>(checked),
+              static_cast<long long>(rows), seconds, verdict, exit_code);
   std::fflush(stdout);
 }
 
-// 3 when a value fails the check (see add_verify_command), 75 when stopped.
-int exit_code_for(const std::vector<TableCensus>& tables, bool require_new, bool complete) {
+// 3 when something could not be checked or a value fails the check (see
+// add_verify_command), 75 when stopped.
+int exit_code_for(const std::vector<RelationCensus>& tables, const Plan& plan, bool require_new, bool complete) {
+  if (!plan.unchecked.empty()) return to_int(ExitCode::kUndecryptable);
   for (const auto& t : tables) {
     for (const auto& k : t.outcome.counts) {
       if (k.undecryptable > 0 || (require_new && k.not_new() > 0)) return to_int(ExitCode::kUndecryptable);
@@ -131,7 +219,7 @@ int run_verify(const VerifyOptions& o) {
   force_read_only_sessions();
   const std::string conninfo = resolve_conninfo(o.db);
   const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
-  const std::vector<TableShape> shapes = resolve_targets(conninfo, o.columns, o.discover, o.state_schema);
+  const Plan plan = plan_census(conninfo, o);
 
   CensusSettings settings;
   settings.batch_size = o.batch_size;
@@ -140,27 +228,28 @@ int run_verify(const VerifyOptions& o) {
   StopControl stop;
   install_signal_handlers(stop);
   const ProgressStyle style = default_progress_style(!log::enabled(log::Level::kInfo));
-  std::vector<TableCensus> tables;
+  std::vector<RelationCensus> tables;
   bool complete = true;
-  for (const auto& shape : shapes) {
-    db::PgTableReader reader(conninfo, shape);
-    const auto estimate = static_cast<std::int64_t>(shape.estimated_rows);
+  for (const auto& job : plan.jobs) {
+    const TableShape shape = job.relation.shape(job.policy);
+    const auto estimate = static_cast<std::int64_t>(std::max(0.0, shape.estimated_rows));
     ProgressReporter progress(style, shape.display_name(), 0, o.sample > 0 ? std::min(o.sample, estimate) : estimate);
-    TableCensus t{shape, census_table(shape, *keyring, reader, settings, stop,
-                                      [&](std::int64_t rows, double s) { progress.update(rows, s); })};
+    RelationCensus t{job, shape,
+                     census_relation(conninfo, shape, *keyring, settings, stop,
+                                     [&](std::int64_t rows, double s) { progress.update(rows, s); })};
     progress.finish(t.outcome.rows_seen,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     complete = complete && t.outcome.completed;
     tables.push_back(std::move(t));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const int code = exit_code_for(tables, o.require_new, complete);
-  const nlohmann::json j = to_json(tables, *keyring, o, code, complete, seconds);
+  const int code = exit_code_for(tables, plan, o.require_new, complete);
+  const nlohmann::json j = to_json(tables, plan, *keyring, o, code, complete, seconds);
   if (o.format == OutputFormat::kJson) {
     std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     std::fflush(stdout);
   } else {
-    print_text(tables, *keyring, o, code, seconds);
+    print_text(tables, plan, *keyring, o, code, seconds);
   }
   if (!o.report.empty()) write_json_file(o.report, j);
   return code;
@@ -184,13 +273,19 @@ void add_verify_command(CLI::App& root, int& exit_code) {
       "Example: NEW_ENCRYPTION_KEY=... rekey verify --db \"$DATABASE_URL\" --discover --require-new");
   add_db_option(*cmd, o->db);
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to check (repeatable; SQL identifier rules)");
-  cmd->add_flag("--discover", o->discover, "Check every column that `rekey discover` finds");
+  cmd->add_flag("--discover", o->discover,
+                "Check every value of every text-like, json, array and bytea column of the database that holds a "
+                "token (every schema, table, partition, inheritance child and materialized view)");
+  cmd->add_option("--exclude", o->exclude,
+                  "SCHEMA.TABLE[.COLUMN] to leave out of --discover (repeatable); the report lists it");
   add_key_options(*cmd, o->keys);
   cmd->add_flag("--require-new", o->require_new,
-                "Exit 3 unless every non-NULL value is under the new key (old key, undecryptable and not-a-token "
-                "values all fail); without it only undecryptable values exit 3");
+                "The gate before the old key is retired: exit 3 unless every value checked is under the new key "
+                "(old key, undecryptable and not-a-token values all fail) and everything in scope could be "
+                "checked; without it, undecryptable values and unchecked objects exit 3");
   cmd->add_option("--sample", o->sample, "Check only the first N rows (key order) of each table; 0: all")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->excludes("--require-new");
   cmd->add_option("--report", o->report, "Write the JSON result to this file too");
   cmd->add_option("--format", o->format, "table or json (on stdout)")
       ->transform(

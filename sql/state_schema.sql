@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.runs (
   exit_code            integer
 );
 CREATE INDEX IF NOT EXISTS runs_targets ON __SCHEMA__.runs (targets, id);
+-- A run that `rotate --restart` replaced over some of its columns: never resumed.
+ALTER TABLE __SCHEMA__.runs ADD COLUMN IF NOT EXISTS superseded_by bigint;
 
 -- One row per run and table: the keyset checkpoint and the counts, updated in
 -- the same transaction as the batch they describe.
@@ -44,10 +46,13 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.failures (
 );
 
 -- Rows whose compare-and-swap failed (the application changed them since they
--- were read): read again before the table is done.
+-- were read): read again before the table is done. A row not found when read
+-- again (deleted, or its key changed) stays, with not_found_at set; the final
+-- sweep rotates it wherever it went.
 CREATE TABLE IF NOT EXISTS __SCHEMA__.pending (
   run_id       bigint NOT NULL REFERENCES __SCHEMA__.runs (id) ON DELETE CASCADE,
   table_name   text   NOT NULL,
   primary_key  jsonb  NOT NULL,
   PRIMARY KEY (run_id, table_name, primary_key)
 );
+ALTER TABLE __SCHEMA__.pending ADD COLUMN IF NOT EXISTS not_found_at timestamptz;

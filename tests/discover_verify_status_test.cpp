@@ -102,10 +102,24 @@ TEST_SUITE("migrate.discover_verify_status") {
     CHECK(out.counts[1].null == 1);
     CHECK(out.counts[1].under_old == std::vector<std::int64_t>{1});
     CHECK(out.counts[1].not_token == 2);
-    REQUIRE(out.examples.size() == 2);  // one per column
-    CHECK(out.examples[0].key == KeyValues{"3"});
-    CHECK(out.examples[0].reason == "hmac_mismatch_all_keys");
-    CHECK(out.examples[1].reason == "not_a_token");
+    REQUIRE(out.examples.size() == 2);  // the first per column
+    CHECK(out.examples[0].key == KeyValues{"2"});
+    CHECK(out.examples[0].reason == "under_old_key");
+    CHECK(out.examples[1].key == KeyValues{"2"});
+    CHECK(out.old_rows == std::vector<KeyValues>{{"2"}});  // the rows a sweep rewrites
+    const CensusOutcome more = census_rows(shape, ring, rows, 5);
+    REQUIRE(more.examples.size() == 6);  // row by row: three per column
+    CHECK(more.examples[2].reason == "hmac_mismatch_all_keys");
+    CHECK(more.examples[3].reason == "not_a_token");
+
+    // Counting only values that hold a token: NULLs and plain text are skipped.
+    shape.policies.assign(2, ValuePolicy::kValuesWithToken);
+    const CensusOutcome tokens = census_rows(shape, ring, rows, 5);
+    CHECK(tokens.counts[0].total == 4);
+    CHECK(tokens.counts[1].total == 1);
+    CHECK(tokens.counts[1].null == 0);
+    CHECK(tokens.counts[1].not_token == 0);
+    CHECK(tokens.counts[1].not_new() == 1);
   }
 
   TEST_CASE("config files: TOML strings, arrays over lines, comments; errors name the line") {
@@ -173,7 +187,7 @@ TEST_SUITE("db.discover_verify_status") {
     Seeded s("discover", 2000);
     const auto r = s.rekey({"discover", "--format", "json"});
     REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
-    const json found = json::parse(r.out);
+    const json found = json::parse(r.out)["columns"];
     std::set<ColumnId> ids;
     for (const auto& c : found) {
       ids.insert({c["schema"].get<std::string>(), c["table"].get<std::string>(), c["column"].get<std::string>()});
@@ -181,14 +195,15 @@ TEST_SUITE("db.discover_verify_status") {
       CHECK(c["format"] == (c["column"] == "Routing Enc" ? "wrapped" : "plain"));
       CHECK(c["keys"].size() >= 1);                                // keys were in the environment
       if (c["column"] == "Sparse Enc") CHECK(c["sampled"] == 40);  // 98% NULL, still found
+      CHECK(c["values_with_tokens"] >= c["sampled"]);              // every row counted, a sample read
     }
     CHECK(ids == kEncrypted);
     CHECK_FALSE(s.db.schema_exists("rekey"));
 
     const auto only = s.rekey({"discover", "--format", "json", "--schema", "billing"}, {});  // no keys: no attribution
     REQUIRE_MESSAGE(only.exit_code == 0, only.describe());
-    REQUIRE(json::parse(only.out).size() == 1);
-    CHECK_FALSE(json::parse(only.out)[0].contains("keys"));
+    REQUIRE(json::parse(only.out)["columns"].size() == 1);
+    CHECK_FALSE(json::parse(only.out)["columns"][0].contains("keys"));
     CHECK(s.rekey({"discover", "--schema", "nope"}).exit_code == 2);
 
     const std::string config = s.dir.file("rotate.toml");
@@ -216,8 +231,9 @@ TEST_SUITE("db.discover_verify_status") {
           c["schema"].get<std::string>() + "|" + c["table"].get<std::string>() + "|" + c["column"].get<std::string>();
       CAPTURE(id);
       const json& e = expected.at(id);
-      CHECK(c["total"] == e["total"]);
-      CHECK(c["null"] == e["null"]);
+      // --discover counts the values that hold a token: every non-NULL one here.
+      CHECK(c["total"] == e["total"].get<int>() - e["null"].get<int>());
+      CHECK(c["null"] == 0);
       CHECK(c["new_key"] == e["new"]);
       CHECK(sum_values(c["old_keys"]) == e["old"].get<std::int64_t>());
       CHECK(c["undecryptable"].get<int>() + c["not_token"].get<int>() == e["other"].get<int>());
@@ -230,7 +246,11 @@ TEST_SUITE("db.discover_verify_status") {
     CHECK_FALSE(s.db.schema_exists("rekey"));
 
     const auto sample = s.rekey({"verify", "--discover", "--sample", "7", "--format", "json"});
-    for (const auto& c : json::parse(sample.out)["columns"]) CHECK(c["total"] == 7);
+    const json sampled = json::parse(sample.out)["columns"];
+    for (const auto& c : sampled) CHECK(c["total"] <= 7);
+    CHECK(sampled.size() >= 4);
+    // A sample proves nothing about the rows it skipped: never with the gate.
+    CHECK(s.rekey({"verify", "--discover", "--sample", "7", "--require-new"}).exit_code == 2);
     CHECK(s.rekey({"verify", "--column", "public.users.nope"}).exit_code == 2);
     CHECK(s.rekey({"verify"}).exit_code == 2);
 
@@ -317,29 +337,5 @@ TEST_SUITE("db.discover_verify_status") {
       CHECK(table["done"] == true);
       CHECK(table["percent"] == 100.0);
     }
-  }
-
-  TEST_CASE("discovery sampling: TABLESAMPLE first on a big table, then a bounded scan for sparse values") {
-    REKEY_IT_REQUIRE_DB();
-    it::TestDatabase db("sampling");
-    db.exec(
-        "CREATE TABLE t (id int PRIMARY KEY, sparse text, dense text);"
-        "INSERT INTO t SELECT g, CASE WHEN g % 500 = 0 THEN 'v' || g END, 'd' || g FROM generate_series(1, 20000) g;"
-        "ANALYZE t");
-    db::DiscoveryQueries q(db.conninfo());
-    const auto columns = q.list_candidate_columns({}, {});
-    REQUIRE(columns.size() == 2);
-    CHECK(columns[0].column == "sparse");
-    CHECK(columns[0].table_has_primary_key);
-    CHECK(columns[0].estimated_rows == 20000);
-    db::SampleSettings settings;
-    settings.limit = 50;
-    settings.big_table_pages = 1;  // every table is "big"
-    settings.sample_pages = 1;
-    const auto dense = q.sample_column(columns[1], settings);
-    CHECK(dense.values.size() == 50);
-    const auto sparse = q.sample_column(columns[0], settings);  // too few in the sample: scanned
-    CHECK(sparse.values.size() == 40);
-    CHECK_FALSE(sparse.cut_short);
   }
 }

@@ -1,0 +1,53 @@
+#include "db/pg_row_scanner.h"
+
+#include <pqxx/pqxx>
+
+#include "db/connection.h"
+#include "db/identifier.h"
+#include "db/result_rows.h"
+#include "db/sql_text.h"
+
+namespace rekey::db {
+namespace {
+constexpr const char* kCursor = "rekey_scan";
+}  // namespace
+
+PgRowScanner::PgRowScanner(const std::string& conninfo, TableShape shape, ScanSettings settings)
+    : shape_(std::move(shape)), settings_(std::move(settings)), conn_(connect(conninfo)) {}
+
+PgRowScanner::~PgRowScanner() = default;
+
+std::string PgRowScanner::query() const {
+  std::string sql = "SELECT ";
+  if (shape_.key_columns.empty()) sql += "s.ctid::pg_catalog.text, ";
+  for (const auto& k : shape_.key_columns) sql += "s." + quote_ident(k) + "::pg_catalog.text, ";
+  for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
+    sql += (c > 0 ? ", s." : "s.") + quote_ident(shape_.columns[c]) +
+           (shape_.kinds[c] == ColumnKind::kText ? "::pg_catalog.text" : "");
+  }
+  sql += " FROM ONLY " + qualified(shape_) + " AS s";
+  if (!settings_.prefixes.empty()) sql += " WHERE " + holds_any_prefix(shape_, settings_.prefixes, "s");
+  if (settings_.first_rows > 0) {
+    if (!shape_.key_columns.empty()) sql += " ORDER BY " + key_list(shape_, "s.");
+    sql += " LIMIT " + std::to_string(settings_.first_rows);
+  }
+  return sql;
+}
+
+std::vector<Row> PgRowScanner::next(std::size_t limit) {
+  if (finished_) return {};
+  if (!tx_) {
+    tx_ = std::make_unique<pqxx::read_transaction>(*conn_);
+    tx_->exec(std::string("DECLARE ") + kCursor + " NO SCROLL CURSOR FOR " + query());
+  }
+  const pqxx::result r = tx_->exec("FETCH FORWARD " + std::to_string(limit) + " FROM " + kCursor);
+  std::vector<Row> rows = rows_of(r, shape_, shape_.key_columns.empty() ? 1 : shape_.key_columns.size());
+  if (rows.empty()) {
+    tx_->commit();
+    tx_.reset();
+    finished_ = true;
+  }
+  return rows;
+}
+
+}  // namespace rekey::db

@@ -1,0 +1,48 @@
+// RowScanner over PostgreSQL: a cursor in one READ ONLY transaction, so a
+// relation is read whole from one snapshot, in a sequential scan, with `ONLY`
+// (an inheritance child is a relation of its own, scanned on its own).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "db/pqxx_fwd.h"
+#include "migrate/table_port.h"
+
+namespace pqxx {
+class transaction_base;
+}  // namespace pqxx
+
+namespace rekey::db {
+
+struct ScanSettings {
+  // Only rows where some scanned column holds one of these (letters and
+  // digits) anywhere in its value, filtered by the server; empty: every row.
+  std::vector<std::string> prefixes;
+  // Only the first this many rows (in key order when the relation has a
+  // primary key); 0: every row, in no particular order.
+  std::int64_t first_rows = 0;
+};
+
+class PgRowScanner final : public RowScanner {
+ public:
+  // Scans `shape`'s columns; an empty shape.key_columns keys rows by ctid.
+  // Owns its connection and transaction; use from one thread at a time.
+  PgRowScanner(const std::string& conninfo, TableShape shape, ScanSettings settings);
+  ~PgRowScanner() override;
+
+  std::vector<Row> next(std::size_t limit) override;
+
+ private:
+  std::string query() const;
+
+  TableShape shape_;
+  ScanSettings settings_;
+  std::unique_ptr<pqxx::connection> conn_;  // declared before tx_: outlives it
+  std::unique_ptr<pqxx::transaction_base> tx_;
+  bool finished_ = false;
+};
+
+}  // namespace rekey::db

@@ -1,0 +1,18 @@
+// The census of one relation against PostgreSQL: a PgRowScanner (one
+// snapshot; a server-side token-prefix filter when every column's policy is
+// kValuesWithToken) feeding census_table.
+#pragma once
+
+#include <string>
+
+#include "migrate/census_engine.h"
+
+namespace rekey {
+
+// Reads `shape` (ONLY; an empty key_columns keys rows by ctid) and counts it
+// per `settings`. Database errors propagate.
+CensusOutcome census_relation(const std::string& conninfo, const TableShape& shape, const crypto::Keyring& keyring,
+                              const CensusSettings& settings, StopControl& stop,
+                              const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress);
+
+}  // namespace rekey
