@@ -172,29 +172,35 @@ std::string DiscoveryQueries::relation_kind(const std::string& schema, const std
   return r.empty() ? std::string() : r[0][0].as<std::string>();
 }
 
-std::vector<std::int64_t> DiscoveryQueries::count_token_values(const TableShape& shape,
-                                                               const std::vector<std::string>& prefixes) {
+std::vector<std::pair<std::int64_t, std::int64_t>> DiscoveryQueries::count_token_values(const TableShape& shape,
+                                                                                        const TokenFilter& strong,
+                                                                                        const TokenFilter& weak) {
   std::string sql = "SELECT ";
   for (std::size_t c = 0; c < shape.columns.size(); ++c) {
     TableShape one = shape;
     one.columns = {shape.columns[c]};
     one.kinds = {shape.kinds[c]};
-    sql += (c > 0 ? ", " : "") + std::string("count(*) FILTER (WHERE ") + holds_any_prefix(one, prefixes, "s") + ")";
+    const std::string is_strong = holds_token_sign(one, strong, "s");
+    sql += (c > 0 ? ", " : "") + std::string("count(*) FILTER (WHERE ") + is_strong + "), count(*) FILTER (WHERE " +
+           holds_token_sign(one, weak, "s") + " AND NOT " + is_strong + ")";
   }
   sql += " FROM ONLY " + qualified(shape) + " AS s";
   pqxx::read_transaction tx(*conn_);
   const pqxx::row r = tx.exec1(sql);
-  std::vector<std::int64_t> out;
-  for (std::size_t c = 0; c < shape.columns.size(); ++c) out.push_back(r[static_cast<int>(c)].as<std::int64_t>());
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+    out.emplace_back(r[static_cast<int>(2 * c)].as<std::int64_t>(), r[static_cast<int>(2 * c + 1)].as<std::int64_t>());
+  }
   return out;
 }
 
-std::vector<std::string> DiscoveryQueries::token_values(const TableShape& shape,
-                                                        const std::vector<std::string>& prefixes, std::size_t limit) {
+std::vector<std::string> DiscoveryQueries::token_values(const TableShape& shape, const TokenFilter& filter,
+                                                        std::size_t limit) {
   const std::string column = "s." + quote_ident(shape.columns.at(0));
   const bool bytea = shape.kinds.at(0) == ColumnKind::kBytea;
   const std::string sql = "SELECT " + column + (bytea ? "" : "::pg_catalog.text") + " FROM ONLY " + qualified(shape) +
-                          " AS s WHERE " + holds_any_prefix(shape, prefixes, "s") + " LIMIT " + std::to_string(limit);
+                          " AS s WHERE " + holds_token_sign(shape, filter, "s") +
+                          (limit > 0 ? " LIMIT " + std::to_string(limit) : "");
   pqxx::read_transaction tx(*conn_);
   std::vector<std::string> values;
   for (const auto& row : tx.exec(sql)) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "db/pqxx_fwd.h"
+#include "db/sql_text.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
@@ -71,14 +72,15 @@ class DiscoveryQueries {
   // "view", "materialized view", "foreign table", ..., or "" when it does not exist.
   std::string relation_kind(const std::string& schema, const std::string& table);
 
-  // Per column of `shape`: how many values hold one of `prefixes` (letters
-  // and digits) anywhere, counted by the server over every row (ONLY).
-  std::vector<std::int64_t> count_token_values(const TableShape& shape, const std::vector<std::string>& prefixes);
+  // Per column of `shape`, counted by the server over every row (ONLY): the
+  // values showing a sign of `strong`, and those showing only a sign of `weak`.
+  std::vector<std::pair<std::int64_t, std::int64_t>> count_token_values(const TableShape& shape,
+                                                                        const TokenFilter& strong,
+                                                                        const TokenFilter& weak);
 
-  // Up to `limit` values of `shape`'s single column that hold one of
-  // `prefixes`; bytea as raw bytes.
-  std::vector<std::string> token_values(const TableShape& shape, const std::vector<std::string>& prefixes,
-                                        std::size_t limit);
+  // Up to `limit` (0: all) values of `shape`'s single column that show a sign
+  // of `filter`; bytea as raw bytes.
+  std::vector<std::string> token_values(const TableShape& shape, const TokenFilter& filter, std::size_t limit);
 
  private:
   std::vector<ScopeRelation> list(const std::string& relations_cte, const std::string& param1,

@@ -26,7 +26,7 @@ std::string PgRowScanner::query() const {
            (shape_.kinds[c] == ColumnKind::kText ? "::pg_catalog.text" : "");
   }
   sql += " FROM ONLY " + qualified(shape_) + " AS s";
-  if (!settings_.prefixes.empty()) sql += " WHERE " + holds_any_prefix(shape_, settings_.prefixes, "s");
+  if (settings_.filter) sql += " WHERE " + holds_token_sign(shape_, *settings_.filter, "s");
   if (settings_.first_rows > 0) {
     if (!shape_.key_columns.empty()) sql += " ORDER BY " + key_list(shape_, "s.");
     sql += " LIMIT " + std::to_string(settings_.first_rows);

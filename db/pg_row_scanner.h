@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "db/pqxx_fwd.h"
+#include "db/sql_text.h"
 #include "migrate/table_port.h"
 
 namespace pqxx {
@@ -18,9 +20,9 @@ class transaction_base;
 namespace rekey::db {
 
 struct ScanSettings {
-  // Only rows where some scanned column holds one of these (letters and
-  // digits) anywhere in its value, filtered by the server; empty: every row.
-  std::vector<std::string> prefixes;
+  // Only rows where some scanned column shows a sign of a token, filtered by
+  // the server; nullopt: every row.
+  std::optional<TokenFilter> filter;
   // Only the first this many rows (in key order when the relation has a
   // primary key); 0: every row, in no particular order.
   std::int64_t first_rows = 0;

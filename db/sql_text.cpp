@@ -117,23 +117,35 @@ std::string key_token(const KeyValues& key) {
   return out;
 }
 
-std::string holds_any_prefix(const TableShape& shape, const std::vector<std::string>& prefixes,
-                             std::string_view alias) {
-  if (prefixes.empty()) throw std::invalid_argument("a prefix filter needs a prefix");
-  for (const auto& p : prefixes) {
-    if (p.empty() ||
-        !std::all_of(p.begin(), p.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); })) {
-      throw std::invalid_argument("a filter prefix must be letters and digits");
-    }
+namespace {
+bool alphanumeric(const std::string& s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+}
+}  // namespace
+
+std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter, std::string_view alias) {
+  if ((filter.anywhere.empty() && filter.first_chars.empty()) ||
+      !std::all_of(filter.anywhere.begin(), filter.anywhere.end(), alphanumeric) ||
+      (!filter.first_chars.empty() && !alphanumeric(filter.first_chars))) {
+    throw std::invalid_argument("a token filter needs signs of letters and digits");
   }
   std::string out;
   for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+    const bool bytea = shape.kinds[c] == ColumnKind::kBytea;
     const std::string column = std::string(alias) + "." + quote_ident(shape.columns[c]);
-    for (const auto& p : prefixes) {
-      if (!out.empty()) out += " OR ";
-      out += shape.kinds[c] == ColumnKind::kBytea
-                 ? "pg_catalog.position(" + column + ", pg_catalog.decode('" + to_hex(p) + "', 'hex')) > 0"
-                 : "pg_catalog.strpos(" + column + "::pg_catalog.text, '" + p + "') > 0";
+    const std::string text = bytea ? column : column + "::pg_catalog.text";
+    for (const auto& sign : filter.anywhere) {
+      out += (out.empty() ? "" : " OR ") +
+             (bytea ? "pg_catalog.position(" + column + ", pg_catalog.decode('" + to_hex(sign) + "', 'hex')) > 0"
+                    : "pg_catalog.strpos(" + text + ", '" + sign + "') > 0");
+    }
+    for (const char first : filter.first_chars) {
+      const std::string head = bytea ? "pg_catalog.substring(" + column + ", 1, 1) = pg_catalog.decode('" +
+                                           to_hex(std::string(1, first)) + "', 'hex')"
+                                     : "pg_catalog.left(" + text + ", 1) = '" + std::string(1, first) + "'";
+      out += (out.empty() ? "(" : " OR (") + head + " AND pg_catalog.octet_length(" + text +
+             ") >= " + std::to_string(filter.min_whole_length) + ")";
     }
   }
   return "(" + out + ")";

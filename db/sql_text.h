@@ -32,10 +32,18 @@ std::string key_list(const TableShape& shape, std::string_view prefix = "");
 // One string for a key, usable as a map key.
 std::string key_token(const KeyValues& key);
 
+// The signs of a value that may hold a token (crypto::TokenSigns), for a
+// filter on the server.
+struct TokenFilter {
+  std::vector<std::string> anywhere;  // letters and digits: a token holds one of them anywhere
+  std::string first_chars;            // letters: a whole-value token starts with one of them...
+  std::size_t min_whole_length = 0;   // ...and is at least this long
+};
+
 // A WHERE condition true when any of `shape`'s columns (read via `alias`)
-// holds one of `prefixes` anywhere in its value; `prefixes` are letters and
-// digits only (std::invalid_argument otherwise), and at least one.
-std::string holds_any_prefix(const TableShape& shape, const std::vector<std::string>& prefixes, std::string_view alias);
+// shows a sign of `filter`. Throws std::invalid_argument for a filter without
+// a sign, or a sign that is not letters and digits.
+std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter, std::string_view alias);
 
 // SELECT of the key (as text) and the target columns, ending before any WHERE.
 std::string select_rows(const TableShape& shape, std::string_view alias);

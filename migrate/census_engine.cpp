@@ -79,7 +79,7 @@ CensusOutcome census_rows(const TableShape& shape, const crypto::Keyring& keyrin
     for (std::size_t c = 0; c < shape.columns.size(); ++c) {
       CensusCounts& counts = out.counts[c];
       const auto& value = row.values.at(c);
-      if (shape.policy(c) == ValuePolicy::kValuesWithToken && (!value || !crypto::holds_token_prefix(*value))) {
+      if (shape.policy(c) == ValuePolicy::kValuesWithToken && (!value || !crypto::holds_token(*value))) {
         continue;
       }
       ++counts.total;

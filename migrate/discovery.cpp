@@ -6,6 +6,7 @@
 #include "db/identifier.h"
 #include "migrate/errors.h"
 #include "migrate/log.h"
+#include "migrate/relation_census.h"
 
 namespace rekey {
 namespace {
@@ -57,20 +58,29 @@ Discovery discover_columns(const std::string& conninfo, const DiscoveryOptions& 
   Discovery out;
   out.unchecked = scope.unchecked;
   out.excluded = scope.excluded;
-  const auto& prefixes = crypto::token_prefixes();
+  const db::TokenFilter filter = token_filter();
+  const db::TokenFilter strong{filter.anywhere, "", 0};
+  const db::TokenFilter weak{{}, filter.first_chars, filter.min_whole_length};
   for (const auto& rel : scope.relations) {
     const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
     log::debug("discovery: counting tokens in {} column(s) of {}", shape.columns.size(), shape.display_name());
-    const std::vector<std::int64_t> counts = queries.count_token_values(shape, prefixes);
+    const auto counts = queries.count_token_values(shape, strong, weak);
     for (std::size_t c = 0; c < rel.columns.size(); ++c) {
-      if (counts[c] == 0) continue;
-      DiscoveredColumn d = found_column(rel, rel.columns[c], counts[c]);
-      if (options.sample > 0) {
-        TableShape one = shape;
-        one.columns = {shape.columns[c]};
-        one.kinds = {shape.kinds[c]};
-        attribute(d, queries.token_values(one, prefixes, options.sample), keyring);
+      TableShape one = shape;
+      one.columns = {shape.columns[c]};
+      one.kinds = {shape.kinds[c]};
+      std::int64_t found = counts[c].first;
+      // A weak sign alone (the shape of a whole token) is confirmed value by value.
+      if (counts[c].second > 0) {
+        for (const auto& value : queries.token_values(one, weak, 0)) {
+          const bool strong_too = std::any_of(strong.anywhere.begin(), strong.anywhere.end(),
+                                              [&](const std::string& p) { return value.find(p) != std::string::npos; });
+          if (!strong_too && crypto::holds_token(value)) ++found;
+        }
       }
+      if (found == 0) continue;
+      DiscoveredColumn d = found_column(rel, rel.columns[c], found);
+      if (options.sample > 0) attribute(d, queries.token_values(one, filter, options.sample), keyring);
       out.columns.push_back(std::move(d));
     }
   }

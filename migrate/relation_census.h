@@ -5,9 +5,13 @@
 
 #include <string>
 
+#include "db/sql_text.h"
 #include "migrate/census_engine.h"
 
 namespace rekey {
+
+// crypto's token signs as a filter on the server.
+db::TokenFilter token_filter();
 
 // Reads `shape` (ONLY; an empty key_columns keys rows by ctid) and counts it
 // per `settings`. Database errors propagate.

@@ -342,7 +342,7 @@ BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, 
         ++counts.null;
         continue;
       }
-      if (shape.policy(c) == ValuePolicy::kValuesWithToken && !crypto::holds_token_prefix(*value)) {
+      if (shape.policy(c) == ValuePolicy::kValuesWithToken && !crypto::holds_token(*value)) {
         ++counts.no_token;
         continue;
       }

@@ -2,17 +2,20 @@
 # Emergency key rotation, for a suspected compromise of ENCRYPTION_KEY:
 #
 #   ENCRYPTION_KEY=<current key> scripts/emergency-rotate.sh --db CONNINFO --state-dir DIR
-#       [--column [SCHEMA.]TABLE.COLUMN ...] [--deploy-hook CMD] [--rekey PATH] [--rotate-arg ARG ...]
+#       [--column [SCHEMA.]TABLE.COLUMN ...] [--exclude SCHEMA.TABLE[.COLUMN] ...] [--deploy-hook CMD]
+#       [--rekey PATH] [--rotate-arg ARG ...]
 #
 #   1. DIR/NEW_ENCRYPTION_KEY: a new key from `rekey keygen`, saved (mode 600, fsynced, never
 #      overwritten) BEFORE any data is touched; an existing one is reused, so rerunning the script
 #      after an interruption continues the same rotation with the same key.
 #   2. `rekey check-key` on both keys, `rekey rotate` old -> new (resumable; exit 75: rerun this
-#      script), then `rekey verify --require-new` over the same columns.
-#   3. Exit 0 only when verification passed; then the optional --deploy-hook runs (with
+#      script), then the gate: `rekey verify --discover --require-new`, over the whole database
+#      (and the named columns), whatever was rotated.
+#   3. Exit 0 only when the gate passed; then the optional --deploy-hook runs (with
 #      REKEY_NEW_KEY_FILE=DIR/NEW_ENCRYPTION_KEY) and the next steps are printed.
 #
-# Without --column, every column `rekey discover` finds is rotated and verified.
+# Without --column, every column holding a token is rotated. --exclude leaves objects out of both
+# steps by name (the reports list them): only what is re-encrypted by other means belongs there.
 # Keys travel only through the environment and the key file: never on a command line, never printed.
 # Exit codes: 0 rotated and verified; 1 failure; 2 usage or configuration; 3 values that are not under
 # the new key (undecryptable, or written under the old key meanwhile); 75 stopped, rerun to continue.
@@ -28,8 +31,10 @@ usage: ENCRYPTION_KEY=<current key> emergency-rotate.sh --db CONNINFO --state-di
   --db CONNINFO        libpq connection string or postgresql:// URI of the database
   --state-dir DIR      where the new key is kept (DIR/NEW_ENCRYPTION_KEY, mode 600) and the reports;
                        created (mode 700) if missing. Rerun with the same DIR to continue a rotation.
-  --column SPEC        [SCHEMA.]TABLE.COLUMN to rotate (repeatable); default: every column that
-                       `rekey discover` finds
+  --column SPEC        [SCHEMA.]TABLE.COLUMN to rotate (repeatable); default: every column holding
+                       a token. The gate after it always checks the whole database.
+  --exclude SPEC       SCHEMA.TABLE[.COLUMN] to leave out of discovery and the gate (repeatable),
+                       for data you re-encrypt by other means
   --deploy-hook CMD    run CMD (bash -c) after verification passed, with REKEY_NEW_KEY_FILE set
   --rekey PATH         the rekey binary (default: $REKEY_BUILD_DIR/rekey, build/rekey, the installed
                        one next to this script, then rekey on PATH)
@@ -50,7 +55,7 @@ usage_error() {
 # ---------------------------------------------------------------- arguments
 
 db="" state_dir="" deploy_hook="" rekey_bin=""
-columns=() rotate_args=()
+columns=() rotate_args=() excludes=()
 need_value() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,6 +65,8 @@ while [ $# -gt 0 ]; do
     --state-dir=*) state_dir=${1#*=}; shift ;;
     --column) need_value "$1" $#; columns+=("$2"); shift 2 ;;
     --column=*) columns+=("${1#*=}"); shift ;;
+    --exclude) need_value "$1" $#; excludes+=(--exclude "$2"); shift 2 ;;
+    --exclude=*) excludes+=(--exclude "${1#*=}"); shift ;;
     --deploy-hook) need_value "$1" $#; deploy_hook=$2; shift 2 ;;
     --deploy-hook=*) deploy_hook=${1#*=}; shift ;;
     --rekey) need_value "$1" $#; rekey_bin=$2; shift 2 ;;
@@ -90,13 +97,15 @@ if [ -z "$rekey_bin" ]; then
 fi
 if [ ! -f "$rekey_bin" ] || [ ! -x "$rekey_bin" ]; then usage_error "--rekey $rekey_bin is not an executable file"; fi
 
-# The columns: the same targets for rotate and verify.
-targets=()
+# What rotate rewrites: the named columns, or every column holding a token. The gate always
+# checks the whole database as well: retiring the old key loses whatever it still opens anywhere.
+targets=() gate=(--discover)
 if [ ${#columns[@]} -eq 0 ]; then
   targets=(--discover)
 else
-  for c in "${columns[@]}"; do targets+=(--column "$c"); done
+  for c in "${columns[@]}"; do targets+=(--column "$c"); gate+=(--column "$c"); done
 fi
+[ ${#excludes[@]} -eq 0 ] || targets+=("${excludes[@]}") gate+=("${excludes[@]}")
 
 # ---------------------------------------------------------------- running rekey
 
@@ -215,9 +224,10 @@ case "$rc" in
     exit 75
     ;;
   3)
-    say "rotation finished, but some values could not be decrypted with ENCRYPTION_KEY or the new key;"
-    say "they were left exactly as they were. Their primary keys are listed by 'rekey status' (below) and"
-    say "in $state_dir/rotate-report.json. Do NOT retire the old key until they are explained."
+    say "rotation finished, but some data is NOT under the new key, and was left exactly as it was:"
+    say "values no key decrypts (primary keys in 'rekey status', below), columns rekey cannot rewrite"
+    say "('NOT ROTATED' above), or objects it could not read ('NOT CHECKED' above); all of it is in"
+    say "$state_dir/rotate-report.json. Do NOT retire the old key: it still opens that data."
     "$rekey_bin" status --db "$db" --limit 1 >&2 || true
     exit 3
     ;;
@@ -235,15 +245,15 @@ case "$rc" in
     ;;
 esac
 
-say "verifying that every value is under the new key"
-run_rekey verify --db "$db" "${targets[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+say "the gate: checking every value of the database for tokens not under the new key"
+run_rekey verify --db "$db" "${gate[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
   --require-new --report "$state_dir/verify-report.json"
 case "$rc" in
-  0) say "verification passed: every value is under the new key" ;;
+  0) say "the gate passed: no value anywhere holds a token that is not under the new key" ;;
   3)
-    say "verification FAILED: some values are not under the new key (see the counts above and"
-    say "$state_dir/verify-report.json): undecryptable values (see 'rekey status'), or values the"
-    say "service wrote with the old key while the rotation ran. Rerun this script to rotate the latter."
+    say "the gate FAILED: the old key still opens data, or something could not be checked (see the"
+    say "columns and 'NOT CHECKED' lines above, and $state_dir/verify-report.json)."
+    say "Do NOT retire the old key. Values the service wrote with the old key meanwhile: rerun this script."
     exit 3
     ;;
   2) say "rekey verify refused to run (see its message above)"; exit 2 ;;

@@ -31,6 +31,7 @@ class FakeTable final : public TableReader, public TableWriter {
   std::optional<KeyValues> checkpoint;
   std::vector<Failure> failures;
   std::vector<KeyValues> pending_rows;
+  std::vector<KeyValues> not_found;              // pending rows gone when read again
   std::function<void(FakeTable&)> before_write;  // runs inside write(), before the compare-and-swap
   int fail_next_writes = 0;                      // throw broken_connection this many times
   int writes = 0;
@@ -61,6 +62,10 @@ class FakeTable final : public TableReader, public TableWriter {
     for (const auto& k : batch.resolved_pending) {
       pending_rows.erase(std::remove(pending_rows.begin(), pending_rows.end(), k), pending_rows.end());
     }
+    for (const auto& k : batch.vanished_pending) {
+      pending_rows.erase(std::remove(pending_rows.begin(), pending_rows.end(), k), pending_rows.end());
+      not_found.push_back(k);
+    }
     for (std::size_t i = 0; i < batch.updates.size(); ++i) {
       const auto& u = batch.updates[i];
       auto& value = rows.at(u.key.front());
@@ -76,6 +81,25 @@ class FakeTable final : public TableReader, public TableWriter {
     return lost;
   }
   std::vector<KeyValues> pending() override { return pending_rows; }
+
+  // A scan of the rows as they are now, for the final sweep.
+  class Scanner final : public RowScanner {
+   public:
+    explicit Scanner(const FakeTable& t) : rows_(t.rows.begin(), t.rows.end()) {}
+    std::vector<Row> next(std::size_t limit) override {
+      std::vector<Row> out;
+      for (; at_ < rows_.size() && out.size() < limit; ++at_)
+        out.push_back(Row{{rows_[at_].first}, {rows_[at_].second}});
+      return out;
+    }
+
+   private:
+    std::vector<std::pair<std::string, std::optional<std::string>>> rows_;
+    std::size_t at_ = 0;
+  };
+  std::function<std::unique_ptr<RowScanner>()> scanner() {
+    return [this] { return std::make_unique<Scanner>(*this); };
+  }
 };
 
 TableShape shape() {
@@ -221,6 +245,62 @@ TEST_SUITE("engine") {
     CHECK(second.completed);
     CHECK(first.rows_seen + second.rows_seen == 100);
     check_all_new(f.table, f.plaintext);
+  }
+
+  TEST_CASE("the final sweep rotates an old-key value the application wrote behind the checkpoint") {
+    Fixture f(60);
+    f.settings.open_scan = f.table.scanner();
+    const auto old_key = key_of('o');
+    f.table.before_write = [&](FakeTable& t) {
+      if (t.writes != 4) return;
+      // Row 1 was rotated by the first batch; the application copies an old-key value over it.
+      t.rows[key(1)] = t.rows[key(59)];
+      f.plaintext[key(1)] = f.plaintext[key(59)];
+    };
+    const TableOutcome out = f.run();
+    CHECK(out.completed);
+    CHECK(out.swept == 1);
+    check_all_new(f.table, f.plaintext);
+  }
+
+  TEST_CASE("old-key values that keep coming back stop the run unfinished (exit 75), never 'completed'") {
+    Fixture f(30);
+    f.settings.open_scan = f.table.scanner();
+    const std::string stale = *f.table.rows[key(0)];
+    // An instance still on the old key writes some row at every turn.
+    f.table.before_write = [&](FakeTable& t) { t.rows[key(t.writes % 30)] = stale; };
+    const TableOutcome out = f.run();
+    CHECK_FALSE(out.completed);
+    CHECK(out.old_values_keep_coming);
+  }
+
+  TEST_CASE("a pending row gone when read again is reported as not found, never marked settled") {
+    Fixture f(30);
+    const auto other_old = key_of('o')->encrypt(std::string_view("changed"), 9);
+    f.table.before_write = [&](FakeTable& t) {
+      if (t.writes == 1) t.rows[key(2)] = other_old;  // the compare-and-swap on row 2 fails
+      if (t.writes == 2) t.rows.erase(key(2));        // and the row is deleted before it is read again
+    };
+    f.plaintext.erase(key(2));
+    const TableOutcome out = f.run();
+    CHECK(out.completed);
+    CHECK(out.pending_not_found == 1);
+    CHECK(f.table.not_found == std::vector<KeyValues>{{key(2)}});
+    check_all_new(f.table, f.plaintext);
+  }
+
+  TEST_CASE("a value that fails when a pending row is read again is recorded and counted") {
+    Fixture f(30);
+    f.table.before_write = [&](FakeTable& t) {
+      if (t.writes == 1) t.rows[key(2)] = "garbage the application wrote";
+    };
+    f.plaintext.erase(key(2));
+    const TableOutcome out = f.run();
+    CHECK(out.completed);
+    REQUIRE(f.table.failures.size() == 1);
+    CHECK(f.table.failures[0].key == KeyValues{key(2)});
+    CHECK(out.counts[0].undecryptable == 1);
+    CHECK(out.failure_reasons.size() == 1);
   }
 
   TEST_CASE("rotate_table stops once --max-failures values could not be decrypted") {

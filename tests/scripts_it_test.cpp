@@ -199,7 +199,7 @@ TEST_SUITE("db.scripts") {
     check_no_key_in(r, new_key);
     CHECK(contains(r.out, "Next steps"));
     CHECK(contains(r.out, key_path));
-    CHECK(contains(r.err, "verification passed"));
+    CHECK(contains(r.err, "the gate passed"));
   }
 
   TEST_CASE("emergency-rotate.sh: killed midway (rekey, then the whole process group) and rerun") {
@@ -322,7 +322,7 @@ TEST_SUITE("db.scripts") {
       INFO(r.describe());
       REQUIRE(r.exit_code == (i == 0 ? 0 : 1));
       CHECK(contains(r.err, "reusing the new key"));
-      CHECK(contains(r.err, "verification passed"));
+      CHECK(contains(r.err, "the gate passed"));
       CHECK(contains(r.out, "Next steps"));
       if (i == 1) CHECK(contains(r.err, "deploy hook failed (exit 7)"));
       check_no_key_in(r, kNewPassphrase);
@@ -357,9 +357,9 @@ TEST_SUITE("db.scripts") {
             script_env(), 120s);
     INFO(r.describe());
     CHECK(r.exit_code == 3);
-    CHECK(contains(r.err, "could not be decrypted"));
+    CHECK(contains(r.err, "values no key decrypts"));
     CHECK(contains(r.err, "Do NOT retire the old key"));
-    CHECK(!contains(r.err, "verification passed"));
+    CHECK(!contains(r.err, "the gate passed"));
     CHECK(!std::filesystem::exists(hook_out));
     CHECK(!contains(r.out, "Next steps"));
     const std::string new_key = strip_newlines(read_file(state + "/NEW_ENCRYPTION_KEY"));
@@ -367,6 +367,45 @@ TEST_SUITE("db.scripts") {
     check_no_key_in(r, new_key);
     // Everything decryptable is rotated; the undecryptable values are untouched and listed.
     REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
+  }
+
+  TEST_CASE("emergency-rotate.sh: a column outside --column, or a table rotate cannot rewrite, keeps the old key") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_uncovered");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(100), manifest, seed_env());
+    const std::string hook_out = dir.file("hook.out");
+    const std::string hook = "touch '" + hook_out + "'";
+    const std::string state = dir.file("state");
+    const auto expect_refusal = [&](const ProcessResult& r, const std::string& why) {
+      INFO(r.describe());
+      CHECK(r.exit_code == 3);
+      CHECK(contains(r.err + r.out, why));
+      CHECK(contains(r.err, "Do NOT retire the old key"));
+      CHECK(!contains(r.err, "the gate passed"));
+      CHECK(!contains(r.out, "Next steps"));
+      CHECK(!std::filesystem::exists(hook_out));
+    };
+    // Named columns are rotated, but the gate checks the whole database: the cards are still old.
+    const ProcessResult named =
+        run(script_argv(db, state, {"--column", "public.users.phone_enc", "--deploy-hook", hook}), script_env(), 120s);
+    expect_refusal(named, "the gate FAILED");
+    CHECK(contains(named.out, "billing.cards.number_enc"));
+
+    // A copy of still-old values in a table without a primary key: rekey cannot rewrite it.
+    db.exec(
+        "CREATE TABLE public.export (number_enc text); INSERT INTO public.export SELECT number_enc FROM billing.cards");
+    expect_refusal(run(script_argv(db, state, {"--deploy-hook", hook}), script_env(), 120s),
+                   "NOT ROTATED public.export.number_enc");
+
+    // Once the copy is gone, everything is under the new key: the gate passes, and only then the hook runs.
+    db.exec("DROP TABLE public.export");
+    const ProcessResult all = run(script_argv(db, state, {"--deploy-hook", hook}), script_env(), 120s);
+    CHECK_MESSAGE(all.exit_code == 0, all.describe());
+    CHECK(contains(all.err, "the gate passed"));
+    CHECK(std::filesystem::exists(hook_out));
+    REQUIRE_DATA_OK(check_rotated(db, manifest, strip_newlines(read_file(state + "/NEW_ENCRYPTION_KEY"))));
   }
 
   TEST_CASE("demo.sh runs end to end") {
