@@ -4,7 +4,8 @@
 #   (a) the database's own rewrite: UPDATE t SET a = a || '', b = b || ''
 #   (b) a batched Python peer (python_peer.py), on the first PEER_ROWS rows
 #   (c) rekey rotate, under /usr/bin/time -v for peak RSS
-#   (d) rekey verify --require-new of the rotated copy
+#   (d) the gate, rekey verify --discover --require-new, over the database holding the rotated copy
+#   (e) the same gate over a table of the same size whose text columns hold no token: its scan rate
 # Usage: bench/rotate_bench.sh [ROWS ...]   (default: 1000000 3000000)
 # Env: PEER_ROWS (default 100000; 0 skips the peer), THREADS (rekey --threads).
 set -euo pipefail
@@ -32,8 +33,8 @@ copy_of() {
 }
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
 
-echo "| rows | bare UPDATE s | Python peer rows/s | rekey rotate s | rekey rows/s | rekey / UPDATE | rekey / Python | rekey peak RSS MB | verify s | verify / rotate |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| rows | bare UPDATE s | Python peer rows/s | rekey rotate s | rekey rows/s | rekey / UPDATE | rekey / Python | rekey peak RSS MB | gate s | gate / rotate | no-token scan MB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for N in "${SIZES[@]}"; do
   /usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" bench_src "$N" >&2
 
@@ -58,22 +59,33 @@ for N in "${SIZES[@]}"; do
   rotate_s=$(secs "$t0" "$t1")
   rss_mb=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' /tmp/rekey-bench-time.txt)
 
-  verify_s="n/a"
-  if "$REKEY" verify --help >/dev/null 2>&1; then
-    t0=$(now)
-    "$REKEY" -q verify --db "$REKEY_TEST_DB" --column t_rekey.phone_enc --column t_rekey.account_enc --require-new >/dev/null
-    t1=$(now)
-    verify_s=$(secs "$t0" "$t1")
-  fi
+  # The gate over the whole database: only the rotated copy holds tokens now (it must pass).
+  "${PSQL[@]}" -c "DROP TABLE bench_src"
+  t0=$(now)
+  "$REKEY" -q verify --db "$REKEY_TEST_DB" --discover --require-new --state-schema bench_state >/dev/null
+  t1=$(now)
+  gate_s=$(secs "$t0" "$t1")
   "${PSQL[@]}" -c "DROP TABLE t_rekey" -c "DROP SCHEMA bench_state CASCADE"
 
-  /usr/bin/python3 - "$N" "$update_s" "$peer_rate" "$rotate_s" "$rss_mb" "$verify_s" <<'PY'
+  # The same gate over a table of the same size whose text columns hold no token at all.
+  "${PSQL[@]}" -c "CREATE TABLE t_plain AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) AS phone,
+    repeat(md5(g::text), 4) AS account, 'note ' || g AS note FROM generate_series(1, $N) g" \
+    -c "ALTER TABLE t_plain ADD PRIMARY KEY (id)" -c "VACUUM ANALYZE t_plain" -c "CHECKPOINT"
+  plain_mb=$("${PSQL[@]}" -Atc "SELECT sum(pg_column_size(phone) + pg_column_size(account) + pg_column_size(note)) / 1e6 FROM t_plain")
+  t0=$(now)
+  "$REKEY" -q verify --db "$REKEY_TEST_DB" --discover --require-new >/dev/null
+  t1=$(now)
+  plain_s=$(secs "$t0" "$t1")
+  "${PSQL[@]}" -c "DROP TABLE t_plain"
+
+  /usr/bin/python3 - "$N" "$update_s" "$peer_rate" "$rotate_s" "$rss_mb" "$gate_s" "$plain_mb" "$plain_s" <<'PY'
 import sys
-n, upd, peer, rot, rss, ver = sys.argv[1:]
-n, upd, rot = int(n), float(upd), float(rot)
+n, upd, peer, rot, rss, gate, plain_mb, plain_s = sys.argv[1:]
+n, upd, rot, gate = int(n), float(upd), float(rot), float(gate)
 rate = n / rot
 peer_ratio = f"{rate / float(peer):.1f}x faster" if peer != "n/a" else "n/a"
-ver_ratio = f"{float(ver) / rot:.2f}" if ver != "n/a" else "n/a"
-print(f"| {n:,} | {upd:.1f} | {peer} | {rot:.1f} | {rate:,.0f} | {rot / upd:.2f}x | {peer_ratio} | {rss} | {ver} | {ver_ratio} |")
+scan = float(plain_mb) / float(plain_s)
+print(f"| {n:,} | {upd:.1f} | {peer} | {rot:.1f} | {rate:,.0f} | {rot / upd:.2f}x | {peer_ratio} | {rss} | {gate:.1f} | "
+      f"{gate / rot:.2f} | {scan:,.0f} ({float(plain_mb):,.0f} MB in {float(plain_s):.1f} s) |")
 PY
 done
