@@ -89,7 +89,7 @@ TEST_SUITE("db.gate") {
     }
     const json census = judge(db);
     CHECK(census["old"] == 0);
-    CHECK(census["new"] == 2 * 14);  // 14 tokens per column, each under the new key
+    CHECK(census["new"] == 2 * 12);  // 12 tokens per column, each under the new key
     CHECK(run(db, {"verify", "--discover", "--require-new"}).exit_code == 0);
   }
 
