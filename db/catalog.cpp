@@ -27,7 +27,9 @@ TableShape resolve_table(pqxx::connection& conn, const std::string& schema, cons
       "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i "
       "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
       "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-      "WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
+      // Only the key columns: INCLUDE columns ride along in the index but do
+      // not identify a row (and may be NULL).
+      "WHERE i.indrelid = $1 AND i.indisprimary AND k.ord <= i.indnkeyatts ORDER BY k.ord",
       oid);
   if (pk.empty())
     throw CatalogError("table " + name + " has no primary key; rekey needs one to page and to write safely");

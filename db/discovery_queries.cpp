@@ -71,7 +71,8 @@ std::vector<CandidateColumn> DiscoveryQueries::list_candidate_columns(const std:
       "SELECT rel.nspname, rel.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
       "  COALESCE(bt.typname, t.typname), size.tuples, size.pages, "
       "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary), "
-      "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary AND a.attnum = ANY (i.indkey)) "
+      "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary "
+      "    AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])) "  // key columns, not INCLUDE ones
       "FROM rel JOIN size ON size.oid = rel.oid "
       "JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped "
       "JOIN pg_type t ON t.oid = a.atttypid "
