@@ -3,7 +3,6 @@
 #include <pqxx/pqxx>
 
 #include "db/connection.h"
-#include "db/identifier.h"
 #include "db/sql_text.h"
 
 namespace rekey::db {
@@ -65,20 +64,18 @@ std::vector<Row> PgTableReader::read_keys(const std::vector<KeyValues>& keys) {
   if (keys.empty()) return {};
   std::string arrays;
   std::string names;
-  std::string on;
   std::vector<std::string> params;
   for (std::size_t i = 0; i < shape_.key_columns.size(); ++i) {
     const std::string sep = i > 0 ? ", " : "";
     arrays += sep + "$" + std::to_string(i + 1) + "::text[]";
     names += sep + "k" + std::to_string(i);
-    on += (i > 0 ? " AND t." : "t.") + quote_ident(shape_.key_columns[i]) + " = v.k" + std::to_string(i) +
-          "::" + shape_.key_types[i];
     std::vector<std::string> column;
     column.reserve(keys.size());
     for (const auto& key : keys) column.push_back(key.at(i));
     params.push_back(text_array(column));
   }
-  const std::string sql = select_rows(shape_, "t") + " JOIN unnest(" + arrays + ") AS v(" + names + ") ON " + on;
+  const std::string sql =
+      select_rows(shape_, "t") + " JOIN unnest(" + arrays + ") AS v(" + names + ") ON " + key_match(shape_, "t", "v");
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     return to_rows(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_);

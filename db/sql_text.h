@@ -29,10 +29,25 @@ std::string qualified(const TableShape& shape);
 // `"k1", "k2"` (with an optional alias prefix such as "t.").
 std::string key_list(const TableShape& shape, std::string_view prefix = "");
 
-// One string for a key, usable as a map key.
-std::string key_token(const KeyValues& key);
+// `alias.k = source.k0::type AND ...`: the row of `alias` whose key is the
+// text key in columns k0, k1, ... of `source`.
+std::string key_match(const TableShape& shape, std::string_view alias, std::string_view source);
 
 // SELECT of the key (as text) and the target columns, ending before any WHERE.
 std::string select_rows(const TableShape& shape, std::string_view alias);
+
+// Whether the batch UPDATE waits for rows other transactions hold locked, or
+// leaves them out (they come back as not applied, as a lost compare-and-swap
+// does) instead.
+enum class RowLocks { kWait, kSkipLocked };
+
+// The batch UPDATE of PgTableWriter. Parameters, each a text[] with one element
+// per row of the batch: the key columns (as text), then for each target column
+// the value read and its replacement (NULL for both: leave the cell alone;
+// bytea as hex). A row is updated only where every cell being replaced still
+// holds the value read. RETURNING gives, for each row updated, its position in
+// the batch (1-based): rows are matched by position, never by the text of
+// their key, which need not come back as it was sent.
+std::string build_update(const TableShape& shape, RowLocks locks);
 
 }  // namespace rekey::db

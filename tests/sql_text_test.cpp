@@ -1,0 +1,86 @@
+// The SQL text rekey builds for a target table (db/sql_text.h). Pure: no
+// database; what the text does is proven by the db.* integration suites.
+#include "db/sql_text.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace rekey {
+namespace {
+
+TableShape one_key_one_column() {
+  TableShape s;
+  s.schema = "public";
+  s.table = "users";
+  s.key_columns = {"id"};
+  s.key_types = {"bigint"};
+  s.columns = {"phone_enc"};
+  s.kinds = {ColumnKind::kText};
+  return s;
+}
+
+// A composite key, names that need quoting, a text and a bytea column.
+TableShape two_keys_two_columns() {
+  TableShape s;
+  s.schema = "Vault Data";
+  s.table = "Accounts";
+  s.key_columns = {"tenant", "Account \"Id\""};
+  s.key_types = {"integer", "double precision"};
+  s.columns = {"iban_enc", "Doc"};
+  s.kinds = {ColumnKind::kText, ColumnKind::kBytea};
+  return s;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("sql_text") {
+  TEST_CASE("build_update: compare-and-swap per cell, rows returned by their position in the batch") {
+    CHECK(db::build_update(one_key_one_column(), db::RowLocks::kWait) ==
+          "UPDATE \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE v.n0 "
+          "END FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(k0, o0, n0, ord) "
+          "WHERE t.\"id\" = v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) RETURNING v.ord");
+  }
+
+  TEST_CASE("build_update with kSkipLocked: the same, only for the positions whose row it could lock") {
+    CHECK(db::build_update(one_key_one_column(), db::RowLocks::kSkipLocked) ==
+          "UPDATE \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE v.n0 "
+          "END FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(k0, o0, n0, ord) "
+          "WHERE t.\"id\" = v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) "
+          "AND v.ord IN (SELECT w.ord FROM \"public\".\"users\" AS l JOIN unnest($1::text[]) WITH ORDINALITY AS "
+          "w(k0, ord) ON l.\"id\" = w.k0::bigint FOR UPDATE OF l SKIP LOCKED) RETURNING v.ord");
+  }
+
+  TEST_CASE("build_update: a composite key, quoted names, a bytea column") {
+    for (const auto locks : {db::RowLocks::kWait, db::RowLocks::kSkipLocked}) {
+      const std::string sql = db::build_update(two_keys_two_columns(), locks);
+      INFO(sql);
+      CHECK(sql.rfind("UPDATE \"Vault Data\".\"Accounts\" AS t SET ", 0) == 0);
+      CHECK(occurrences(sql, "$6::text[]") == 1);
+      CHECK(occurrences(sql, "$7") == 0);
+      CHECK(occurrences(sql, " WITH ORDINALITY AS v(k0, k1, o0, n0, o1, n1, ord) ") == 1);
+      CHECK(occurrences(sql, "t.\"tenant\" = v.k0::integer AND t.\"Account \"\"Id\"\"\" = v.k1::double precision") ==
+            1);
+      CHECK(occurrences(sql, "(v.n1 IS NULL OR t.\"Doc\" = decode(v.o1, 'hex'))") == 1);
+      CHECK(occurrences(sql, "ELSE decode(v.n1, 'hex') END") == 1);
+      CHECK(occurrences(sql, "RETURNING") == 1);
+      CHECK(sql.substr(sql.rfind(" RETURNING ")) == " RETURNING v.ord");
+      if (locks == db::RowLocks::kSkipLocked) {
+        CHECK(occurrences(sql,
+                          "unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(k0, k1, ord) ON l.\"tenant\" = "
+                          "w.k0::integer AND l.\"Account \"\"Id\"\"\" = w.k1::double precision FOR UPDATE OF l "
+                          "SKIP LOCKED") == 1);
+      } else {
+        CHECK(occurrences(sql, "SKIP LOCKED") == 0);
+      }
+    }
+  }
+}
+
+}  // namespace rekey
