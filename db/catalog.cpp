@@ -7,6 +7,27 @@
 #include "db/identifier.h"
 
 namespace rekey::db {
+namespace {
+
+// The btree operators of a primary key's column, from the operator class of
+// its index (a primary key's index always uses the column type's default
+// class, whose order ORDER BY follows too).
+KeyOperators key_operators(pqxx::transaction_base& tx, std::uint32_t opclass, const std::string& where) {
+  const pqxx::result r = tx.exec_params(
+      "SELECT ap.amopstrategy, n.nspname, o.oprname FROM pg_opclass oc "
+      "JOIN pg_amop ap ON ap.amopfamily = oc.opcfamily AND ap.amoplefttype = oc.opcintype "
+      "AND ap.amoprighttype = oc.opcintype AND ap.amopstrategy IN (3, 4, 5) "
+      "JOIN pg_operator o ON o.oid = ap.amopopr JOIN pg_namespace n ON n.oid = o.oprnamespace "
+      "WHERE oc.oid = $1 ORDER BY ap.amopstrategy",
+      opclass);
+  if (r.size() != 3) throw CatalogError(where + " has no btree ordering rekey can page on");
+  const auto op = [&](int row) {
+    return "OPERATOR(" + quote_ident(r[row][1].as<std::string>()) + "." + r[row][2].as<std::string>() + ")";
+  };
+  return KeyOperators{op(0), op(1), op(2)};
+}
+
+}  // namespace
 
 TableShape resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
                          const std::vector<std::string>& columns) {
@@ -24,7 +45,7 @@ TableShape resolve_table(pqxx::connection& conn, const std::string& schema, cons
   shape.estimated_rows = rel[0][1].as<double>();
 
   const pqxx::result pk = tx.exec_params(
-      "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_index i "
+      "SELECT a.attname, format_type(a.atttypid, a.atttypmod), i.indclass[k.ord::int - 1] FROM pg_index i "
       "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
       "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
       // Only the key columns: INCLUDE columns ride along in the index but do
@@ -36,6 +57,9 @@ TableShape resolve_table(pqxx::connection& conn, const std::string& schema, cons
   for (const auto& r : pk) {
     shape.key_columns.push_back(r[0].as<std::string>());
     shape.key_types.push_back(r[1].as<std::string>());
+    shape.key_operators.push_back(
+        key_operators(tx, r[2].as<std::uint32_t>(),
+                      "table " + name + ", key column " + quote_ident_if_needed(shape.key_columns.back())));
   }
 
   for (const auto& column : columns) {

@@ -45,13 +45,8 @@ std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after
   std::string sql = select_rows(shape_, "t");
   std::vector<std::string> params;
   if (after) {
-    sql += " WHERE (" + key_list(shape_, "t.") + ") > (";
-    for (std::size_t i = 0; i < shape_.key_types.size(); ++i) {
-      if (i > 0) sql += ", ";
-      sql += "$" + std::to_string(i + 1) + "::" + shape_.key_types[i];
-      params.push_back(after->at(i));
-    }
-    sql += ")";
+    sql += " WHERE " + key_after(shape_, "t", 1);
+    params = *after;
   }
   sql += " ORDER BY " + key_list(shape_, "t.") + " LIMIT " + std::to_string(limit);
   return session_.run([&](pqxx::connection& conn) {

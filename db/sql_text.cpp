@@ -1,5 +1,7 @@
 #include "db/sql_text.h"
 
+#include <algorithm>
+
 #include "db/identifier.h"
 
 namespace rekey::db {
@@ -108,10 +110,35 @@ std::string key_match(const TableShape& shape, std::string_view alias, std::stri
   std::string out;
   for (std::size_t i = 0; i < shape.key_columns.size(); ++i) {
     if (i > 0) out += " AND ";
-    out += std::string(alias) + "." + quote_ident(shape.key_columns[i]) + " = " + std::string(source) + ".k" +
-           std::to_string(i) + "::" + shape.key_types[i];
+    out += std::string(alias) + "." + quote_ident(shape.key_columns[i]) + " " + shape.key_operators.at(i).equal + " " +
+           std::string(source) + ".k" + std::to_string(i) + "::" + shape.key_types[i];
   }
   return out;
+}
+
+std::string key_after(const TableShape& shape, std::string_view alias, std::size_t first_param) {
+  const std::size_t nk = shape.key_columns.size();
+  const auto& ops = shape.key_operators;
+  const auto column = [&](std::size_t i) { return std::string(alias) + "." + quote_ident(shape.key_columns[i]); };
+  const auto param = [&](std::size_t i) { return "$" + std::to_string(first_param + i) + "::" + shape.key_types[i]; };
+  const auto compare = [&](std::size_t i, const std::string& op) { return column(i) + " " + op + " " + param(i); };
+  const bool one_operator =
+      std::all_of(ops.begin(), ops.end(), [&](const KeyOperators& o) { return o.greater == ops.at(0).greater; });
+  if (one_operator) {
+    std::string columns;
+    std::string params;
+    for (std::size_t i = 0; i < nk; ++i) {
+      columns += (i > 0 ? ", " : "") + column(i);
+      params += (i > 0 ? ", " : "") + param(i);
+    }
+    return "(" + columns + ") " + ops.at(0).greater + " (" + params + ")";
+  }
+  // k1 > x1 OR (k1 = x1 AND (k2 > x2 OR (k2 = x2 AND ...))), built from the last column.
+  std::string after = compare(nk - 1, ops.at(nk - 1).greater);
+  for (std::size_t i = nk - 1; i-- > 0;) {
+    after = compare(i, ops.at(i).greater) + " OR (" + compare(i, ops.at(i).equal) + " AND (" + after + "))";
+  }
+  return compare(0, ops.at(0).greater_or_equal) + " AND (" + after + ")";
 }
 
 std::string select_rows(const TableShape& shape, std::string_view alias) {

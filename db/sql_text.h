@@ -30,8 +30,17 @@ std::string qualified(const TableShape& shape);
 std::string key_list(const TableShape& shape, std::string_view prefix = "");
 
 // `alias.k = source.k0::type AND ...`: the row of `alias` whose key is the
-// text key in columns k0, k1, ... of `source`.
+// text key in columns k0, k1, ... of `source` (with each key column's own
+// equality operator).
 std::string key_match(const TableShape& shape, std::string_view alias, std::string_view source);
+
+// `(alias.k1, alias.k2) > ($first::type1, $first+1::type2)`: the rows after a
+// key (given as text in parameters $first...) in the primary key's order, with
+// each key column's own operators. One row comparison, which the primary-key
+// index serves as one range, when every column's ">" is the same operator
+// name; otherwise the same order spelled out column by column, led by the
+// first column's ">=" so that the index still finds where to start.
+std::string key_after(const TableShape& shape, std::string_view alias, std::size_t first_param);
 
 // SELECT of the key (as text) and the target columns, ending before any WHERE.
 std::string select_rows(const TableShape& shape, std::string_view alias);

@@ -9,24 +9,30 @@
 namespace rekey {
 namespace {
 
+const KeyOperators kCatalogOperators{"OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.>=)", "OPERATOR(pg_catalog.>)"};
+const KeyOperators kCitextOperators{"OPERATOR(public.=)", "OPERATOR(public.>=)", "OPERATOR(public.>)"};
+
 TableShape one_key_one_column() {
   TableShape s;
   s.schema = "public";
   s.table = "users";
   s.key_columns = {"id"};
   s.key_types = {"bigint"};
+  s.key_operators = {kCatalogOperators};
   s.columns = {"phone_enc"};
   s.kinds = {ColumnKind::kText};
   return s;
 }
 
-// A composite key, names that need quoting, a text and a bytea column.
+// A composite key (one column of an extension's type), names that need
+// quoting, a text and a bytea column.
 TableShape two_keys_two_columns() {
   TableShape s;
   s.schema = "Vault Data";
   s.table = "Accounts";
   s.key_columns = {"tenant", "Account \"Id\""};
-  s.key_types = {"integer", "double precision"};
+  s.key_types = {"integer", "public.citext"};
+  s.key_operators = {kCatalogOperators, kCitextOperators};
   s.columns = {"iban_enc", "Doc"};
   s.kinds = {ColumnKind::kText, ColumnKind::kBytea};
   return s;
@@ -45,16 +51,17 @@ TEST_SUITE("sql_text") {
     CHECK(db::build_update(one_key_one_column(), db::RowLocks::kWait) ==
           "UPDATE \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE v.n0 "
           "END FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(k0, o0, n0, ord) "
-          "WHERE t.\"id\" = v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) RETURNING v.ord");
+          "WHERE t.\"id\" OPERATOR(pg_catalog.=) v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) RETURNING "
+          "v.ord");
   }
 
   TEST_CASE("build_update with kSkipLocked: the same, only for the positions whose row it could lock") {
     CHECK(db::build_update(one_key_one_column(), db::RowLocks::kSkipLocked) ==
           "UPDATE \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE v.n0 "
           "END FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(k0, o0, n0, ord) "
-          "WHERE t.\"id\" = v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) "
+          "WHERE t.\"id\" OPERATOR(pg_catalog.=) v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) "
           "AND v.ord IN (SELECT w.ord FROM \"public\".\"users\" AS l JOIN unnest($1::text[]) WITH ORDINALITY AS "
-          "w(k0, ord) ON l.\"id\" = w.k0::bigint FOR UPDATE OF l SKIP LOCKED) RETURNING v.ord");
+          "w(k0, ord) ON l.\"id\" OPERATOR(pg_catalog.=) w.k0::bigint FOR UPDATE OF l SKIP LOCKED) RETURNING v.ord");
   }
 
   TEST_CASE("build_update: a composite key, quoted names, a bytea column") {
@@ -65,21 +72,38 @@ TEST_SUITE("sql_text") {
       CHECK(occurrences(sql, "$6::text[]") == 1);
       CHECK(occurrences(sql, "$7") == 0);
       CHECK(occurrences(sql, " WITH ORDINALITY AS v(k0, k1, o0, n0, o1, n1, ord) ") == 1);
-      CHECK(occurrences(sql, "t.\"tenant\" = v.k0::integer AND t.\"Account \"\"Id\"\"\" = v.k1::double precision") ==
-            1);
+      CHECK(occurrences(sql,
+                        "t.\"tenant\" OPERATOR(pg_catalog.=) v.k0::integer AND t.\"Account \"\"Id\"\"\" "
+                        "OPERATOR(public.=) v.k1::public.citext") == 1);
       CHECK(occurrences(sql, "(v.n1 IS NULL OR t.\"Doc\" = decode(v.o1, 'hex'))") == 1);
       CHECK(occurrences(sql, "ELSE decode(v.n1, 'hex') END") == 1);
       CHECK(occurrences(sql, "RETURNING") == 1);
       CHECK(sql.substr(sql.rfind(" RETURNING ")) == " RETURNING v.ord");
       if (locks == db::RowLocks::kSkipLocked) {
         CHECK(occurrences(sql,
-                          "unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(k0, k1, ord) ON l.\"tenant\" = "
-                          "w.k0::integer AND l.\"Account \"\"Id\"\"\" = w.k1::double precision FOR UPDATE OF l "
-                          "SKIP LOCKED") == 1);
+                          "unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(k0, k1, ord) ON l.\"tenant\" "
+                          "OPERATOR(pg_catalog.=) w.k0::integer AND l.\"Account \"\"Id\"\"\" OPERATOR(public.=) "
+                          "w.k1::public.citext FOR UPDATE OF l SKIP LOCKED") == 1);
       } else {
         CHECK(occurrences(sql, "SKIP LOCKED") == 0);
       }
     }
+  }
+
+  TEST_CASE("key_after: one row comparison when every key column has the same operator") {
+    CHECK(db::key_after(one_key_one_column(), "t", 1) == "(t.\"id\") OPERATOR(pg_catalog.>) ($1::bigint)");
+    TableShape s = two_keys_two_columns();
+    s.key_types = {"public.citext", "public.citext"};
+    s.key_operators = {kCitextOperators, kCitextOperators};
+    CHECK(db::key_after(s, "t", 3) ==
+          "(t.\"tenant\", t.\"Account \"\"Id\"\"\") OPERATOR(public.>) ($3::public.citext, $4::public.citext)");
+  }
+
+  TEST_CASE("key_after: column by column when the operators differ, led by the first column's >=") {
+    CHECK(db::key_after(two_keys_two_columns(), "t", 1) ==
+          "t.\"tenant\" OPERATOR(pg_catalog.>=) $1::integer AND (t.\"tenant\" OPERATOR(pg_catalog.>) $1::integer OR "
+          "(t.\"tenant\" OPERATOR(pg_catalog.=) $1::integer AND (t.\"Account \"\"Id\"\"\" OPERATOR(public.>) "
+          "$2::public.citext)))");
   }
 }
 
