@@ -5,9 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
+#include "db/connection.h"
 #include "tests/it_support.h"
 
 namespace {
@@ -61,6 +63,44 @@ std::string fingerprint(TestDatabase& db, const std::vector<std::pair<std::strin
   std::string out;
   for (const auto& [name, order_by] : tables) out += db.checksum(name, order_by) + db.row_versions(name, order_by);
   return out;
+}
+
+// A float8 key whose values need all 17 digits, a timestamptz key with
+// microseconds: keys whose text only casts back to the same value under
+// rekey's pinned session settings. 150 rows each, filled by shapes.py.
+void create_float_and_time_keys(TestDatabase& db) {
+  db.exec(
+      "CREATE TABLE floats (id float8 PRIMARY KEY, secret_enc text);"
+      "INSERT INTO floats SELECT g / 7.0::float8 FROM generate_series(-70, 79) AS g;"
+      "CREATE TABLE times (at timestamptz PRIMARY KEY, secret_enc text);"
+      "INSERT INTO times SELECT timestamptz '2024-10-26 22:00:00.000001+00' + g * interval '7 minutes 0.000007 "
+      "seconds' "
+      "  FROM generate_series(1, 150) AS g;");
+}
+
+const std::vector<std::pair<std::string, std::string>> kFloatAndTimeTables{{"public.floats", "id"},
+                                                                           {"public.times", "at"}};
+
+// Rotates floats and times with `env`, checks every row with Python, then
+// that a second run rewrites nothing.
+void rotate_float_and_time_keys(TestDatabase& db, const Env& env) {
+  Filled filled(db, json::array({table("floats", {"secret_enc"}), table("times", {"secret_enc"})}));
+  const auto args = rotate_cmd(db.conninfo(),
+                               {"--column", "floats.secret_enc", "--column", "times.secret_enc", "--batch-size", "16"});
+  const ProcessResult r = run_rekey(args, env);
+  INFO(r.describe());
+  CHECK(r.exit_code == 0);
+  CHECK_FALSE(contains(r.err, "planted"));
+  const json result = filled.rotated();
+  REQUIRE_DATA_OK(result);
+  CHECK(result.at("rows") == 300);
+  CHECK(db.count("SELECT count(*) FROM rekey.pending") == 0);
+
+  const std::string before = fingerprint(db, kFloatAndTimeTables);
+  const ProcessResult again = run_rekey(args, env);
+  INFO(again.describe());
+  CHECK(again.exit_code == 0);
+  CHECK(fingerprint(db, kFloatAndTimeTables) == before);
 }
 
 }  // namespace
@@ -123,5 +163,69 @@ TEST_SUITE("db.shapes") {
     INFO(again.describe());
     CHECK(again.exit_code == 0);
     CHECK(fingerprint(db, tables) == before);
+  }
+
+  TEST_CASE("float8 and timestamptz keys under PGOPTIONS that change how keys print: pinned settings win") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("pgoptions");
+    create_float_and_time_keys(db);
+    // Each of these alone makes some key's text cast back to another value
+    // (15 float digits; 'IST' read back as Israel time), or another function run.
+    const std::string options =
+        "-c extra_float_digits=0 -c DateStyle=SQL,DMY -c TimeZone=Asia/Kolkata -c IntervalStyle=sql_standard "
+        "-c search_path=public";
+    rotate_float_and_time_keys(db, key_env(kNewPassphrase, kOldPassphrase, {{"PGOPTIONS", options}}));
+  }
+
+  TEST_CASE("float8 and timestamptz keys under ALTER DATABASE / ALTER ROLE settings, functions planted in public") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("alter_database");
+    create_float_and_time_keys(db);
+    // With public searched first, these would run instead of the catalog's own.
+    db.exec(
+        "CREATE FUNCTION public.hashtext(text) RETURNS integer LANGUAGE plpgsql AS "
+        "  $$ BEGIN RAISE EXCEPTION 'planted hashtext ran as %', current_user; END $$;"
+        "CREATE FUNCTION public.format_type(oid, integer) RETURNS text LANGUAGE plpgsql AS "
+        "  $$ BEGIN RAISE EXCEPTION 'planted format_type ran as %', current_user; END $$;"
+        "ALTER DATABASE " +
+        db.name() +
+        " SET DateStyle = 'German, DMY';"
+        "ALTER DATABASE " +
+        db.name() +
+        " SET TimeZone = 'Asia/Kolkata';"
+        "ALTER DATABASE " +
+        db.name() +
+        " SET search_path = public, pg_catalog;"
+        "ALTER ROLE CURRENT_USER IN DATABASE " +
+        db.name() + " SET extra_float_digits = 0");
+    rotate_float_and_time_keys(db, key_env());
+  }
+
+  TEST_CASE("a connection keeps its pinned settings when libpqxx reconnects it after a lost backend") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("reconnect");
+    db.exec("ALTER DATABASE " + db.name() + " SET search_path = public; ALTER DATABASE " + db.name() +
+            " SET TimeZone = 'Asia/Kolkata'");
+    const auto conn = rekey::db::connect(db.conninfo());
+    const auto settings = [&] {
+      pqxx::nontransaction tx(*conn);
+      return tx.exec1("SELECT current_setting('search_path') || ' / ' || current_setting('TimeZone')")[0]
+          .as<std::string>();
+    };
+    const std::string pinned = "pg_catalog, pg_temp / UTC";
+    CHECK(settings() == pinned);
+    db.exec("SELECT pg_terminate_backend(" + std::to_string(conn->backendpid()) + ")");
+    // libpqxx reports the loss (on the next use, and once more while it drops
+    // the dead handle), then connects anew and sets the variables again.
+    std::string after;
+    for (int attempt = 0; attempt < 3 && after.empty(); ++attempt) {
+      try {
+        after = settings();
+      } catch (const pqxx::broken_connection& e) {
+        MESSAGE("attempt " << attempt << ": " << std::string(e.what()));
+      }
+    }
+    CHECK(after == pinned);
+    CHECK(conn->is_open());
   }
 }
