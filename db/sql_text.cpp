@@ -95,7 +95,9 @@ std::string to_hex(std::string_view bytes) {
   return out;
 }
 
-std::string qualified(const TableShape& shape) { return quote_ident(shape.schema) + "." + quote_ident(shape.table); }
+std::string only_relation(const TableShape& shape) {
+  return "ONLY " + quote_ident(shape.schema) + "." + quote_ident(shape.table);
+}
 
 std::string key_list(const TableShape& shape, std::string_view prefix) {
   std::string out;
@@ -151,7 +153,7 @@ std::string select_rows(const TableShape& shape, std::string_view alias) {
     // compare-and-swap (bpchar = text compares unpadded) sees the value it read.
     sql += prefix + quote_ident(shape.columns[i]) + (shape.kinds[i] == ColumnKind::kText ? "::text" : "");
   }
-  return sql + " FROM " + qualified(shape) + " AS " + std::string(alias);
+  return sql + " FROM " + only_relation(shape) + " AS " + std::string(alias);
 }
 
 namespace {
@@ -174,7 +176,7 @@ std::string key_names(std::size_t count) {
 // locking them (the skip-locked variant of build_update).
 std::string unlocked_positions(const TableShape& s) {
   const std::size_t nk = s.key_columns.size();
-  return "SELECT w.ord FROM " + qualified(s) + " AS l JOIN unnest(" + text_array_params(1, nk) +
+  return "SELECT w.ord FROM " + only_relation(s) + " AS l JOIN unnest(" + text_array_params(1, nk) +
          ") WITH ORDINALITY AS w(" + key_names(nk) + ", ord) ON " + key_match(s, "l", "w") +
          " FOR UPDATE OF l SKIP LOCKED";
 }
@@ -202,7 +204,7 @@ std::string build_update(const TableShape& s, RowLocks locks) {
     where += " AND (" + n + " IS NULL OR t." + col + " = " + old_value + ")";
   }
   if (locks == RowLocks::kSkipLocked) where += " AND v.ord IN (" + unlocked_positions(s) + ")";
-  return "UPDATE " + qualified(s) + " AS t SET " + set + " FROM unnest(" +
+  return "UPDATE " + only_relation(s) + " AS t SET " + set + " FROM unnest(" +
          text_array_params(1, nk + 2 * s.columns.size()) + ") WITH ORDINALITY AS v(" + names + ", ord) WHERE " + where +
          " RETURNING v.ord";
 }

@@ -23,8 +23,10 @@ std::string binary_text_array(const std::vector<std::string>& values);
 // Lower-case hex of raw bytes, for decode(x, 'hex').
 std::string to_hex(std::string_view bytes);
 
-// "schema"."table", always quoted.
-std::string qualified(const TableShape& shape);
+// ONLY "schema"."table", always quoted: the rows this relation stores itself,
+// never those of its inheritance children (each child is a target of its own,
+// see resolve_table), which may repeat its keys.
+std::string only_relation(const TableShape& shape);
 
 // `"k1", "k2"` (with an optional alias prefix such as "t.").
 std::string key_list(const TableShape& shape, std::string_view prefix = "");

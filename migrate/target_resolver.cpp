@@ -41,13 +41,17 @@ std::vector<TableShape> resolve_targets(const std::string& conninfo, const std::
   auto conn = db::connect(conninfo);
   std::vector<TableShape> shapes;
   for (const auto& t : targets) {
+    std::vector<TableShape> relations;
     try {
-      shapes.push_back(db::resolve_table(*conn, t.schema, t.table, t.columns));
+      relations = db::resolve_table(*conn, t.schema, t.table, t.columns);
     } catch (const db::CatalogError& e) {
       throw UsageError(e.what());
     }
-    log::debug("target {} ({} column(s), about {} rows)", shapes.back().display_name(), t.columns.size(),
-               static_cast<std::int64_t>(shapes.back().estimated_rows));
+    for (const auto& r : relations) {
+      log::debug("target {} ({} column(s), about {} rows)", r.display_name(), r.columns.size(),
+                 static_cast<std::int64_t>(r.estimated_rows));
+    }
+    db::merge_shapes(shapes, std::move(relations));
   }
   return shapes;
 }

@@ -65,6 +65,23 @@ std::string fingerprint(TestDatabase& db, const std::vector<std::pair<std::strin
   return out;
 }
 
+// Runs the same rotation again: exit 0, and no row of `tables` rewritten.
+void check_rerun_rewrites_nothing(TestDatabase& db, const std::vector<std::string>& args, const Env& env,
+                                  const std::vector<std::pair<std::string, std::string>>& tables) {
+  const std::string before = fingerprint(db, tables);
+  const ProcessResult again = run_rekey(args, env);
+  INFO(again.describe());
+  CHECK(again.exit_code == 0);
+  CHECK(fingerprint(db, tables) == before);
+}
+
+// The tables of a rotate report, in the order rekey took them.
+std::string report_tables(const json& report) {
+  std::string out;
+  for (const auto& t : report.at("tables")) out += (out.empty() ? "" : " ") + t.at("table").get<std::string>();
+  return out;
+}
+
 // A float8 key whose values need all 17 digits, a timestamptz key with
 // microseconds: keys whose text only casts back to the same value under
 // rekey's pinned session settings. 150 rows each, filled by shapes.py.
@@ -77,9 +94,6 @@ void create_float_and_time_keys(TestDatabase& db) {
       "seconds' "
       "  FROM generate_series(1, 150) AS g;");
 }
-
-const std::vector<std::pair<std::string, std::string>> kFloatAndTimeTables{{"public.floats", "id"},
-                                                                           {"public.times", "at"}};
 
 // Rotates floats and times with `env`, checks every row with Python, then
 // that a second run rewrites nothing.
@@ -95,12 +109,7 @@ void rotate_float_and_time_keys(TestDatabase& db, const Env& env) {
   REQUIRE_DATA_OK(result);
   CHECK(result.at("rows") == 300);
   CHECK(db.count("SELECT count(*) FROM rekey.pending") == 0);
-
-  const std::string before = fingerprint(db, kFloatAndTimeTables);
-  const ProcessResult again = run_rekey(args, env);
-  INFO(again.describe());
-  CHECK(again.exit_code == 0);
-  CHECK(fingerprint(db, kFloatAndTimeTables) == before);
+  check_rerun_rewrites_nothing(db, args, env, {{"public.floats", "id"}, {"public.times", "at"}});
 }
 
 }  // namespace
@@ -155,14 +164,8 @@ TEST_SUITE("db.shapes") {
     const json result = filled.rotated();
     REQUIRE_DATA_OK(result);
     CHECK(result.at("rows") == 240);
-
-    const std::vector<std::pair<std::string, std::string>> tables{{"public.emails", "email"},
-                                                                  {"public.tenant_emails", "tenant, email"}};
-    const std::string before = fingerprint(db, tables);
-    const ProcessResult again = run_rekey(args, key_env());
-    INFO(again.describe());
-    CHECK(again.exit_code == 0);
-    CHECK(fingerprint(db, tables) == before);
+    check_rerun_rewrites_nothing(db, args, key_env(),
+                                 {{"public.emails", "email"}, {"public.tenant_emails", "tenant, email"}});
   }
 
   TEST_CASE("float8 and timestamptz keys under PGOPTIONS that change how keys print: pinned settings win") {
@@ -227,5 +230,68 @@ TEST_SUITE("db.shapes") {
     }
     CHECK(after == pinned);
     CHECK(conn->is_open());
+  }
+
+  TEST_CASE("inheritance: a parent stands for itself and every descendant, each keyed and written on its own") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("inheritance");
+    // The same ids in the parent, its child and its grandchild.
+    db.exec(
+        "CREATE TABLE parent (id int PRIMARY KEY, secret_enc text);"
+        "CREATE TABLE child (PRIMARY KEY (id), note text) INHERITS (parent);"
+        "CREATE TABLE grandchild (PRIMARY KEY (id)) INHERITS (child);"
+        "INSERT INTO parent SELECT g FROM generate_series(1, 90) AS g;"
+        "INSERT INTO child SELECT g FROM generate_series(1, 90) AS g;"
+        "INSERT INTO grandchild SELECT g FROM generate_series(31, 120) AS g;");
+    Filled filled(db, json::array({table("parent", {"secret_enc"})}));
+    const TempDir tmp;
+    // The child named too: still one target per relation.
+    const auto args = rotate_cmd(db.conninfo(), {"--column", "parent.secret_enc", "--column", "child.secret_enc",
+                                                 "--batch-size", "16", "--report", tmp.file("r.json")});
+    const ProcessResult r = run_rekey(args, key_env());
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    const json result = filled.rotated();
+    REQUIRE_DATA_OK(result);
+    CHECK(result.at("rows_by_relation") ==
+          json{{"public.parent", 90}, {"public.child", 90}, {"public.grandchild", 90}});
+    const json report = read_report(tmp.file("r.json"));
+    CHECK(report_tables(report) == "public.parent public.child public.grandchild");
+    for (const auto& t : report.at("tables")) CHECK(t.at("columns").at(0).at("rotated") == 90);
+    const std::vector<std::pair<std::string, std::string>> tables{{"public.parent", "tableoid, id"}};
+    check_rerun_rewrites_nothing(db, args, key_env(), tables);
+
+    SUBCASE("a descendant without a primary key is refused (exit 2), naming it") {
+      db.exec("CREATE TABLE orphan () INHERITS (child); INSERT INTO orphan (id) VALUES (1)");
+      const std::string with_orphan = fingerprint(db, tables);
+      const ProcessResult refused = run_rekey(args, key_env());
+      INFO(refused.describe());
+      CHECK(refused.exit_code == 2);
+      CHECK(contains(refused.err, "public.orphan (inherits from public.parent) has no primary key"));
+      CHECK(fingerprint(db, tables) == with_orphan);
+    }
+  }
+
+  TEST_CASE("a partitioned table stands for its leaf partitions, each rotated") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("partitions");
+    db.exec(
+        "CREATE TABLE events (id bigint PRIMARY KEY, secret_enc text) PARTITION BY RANGE (id);"
+        "CREATE TABLE events_low PARTITION OF events FOR VALUES FROM (MINVALUE) TO (100);"
+        "CREATE TABLE events_mid PARTITION OF events FOR VALUES FROM (100) TO (200);"
+        "CREATE TABLE events_high PARTITION OF events FOR VALUES FROM (200) TO (MAXVALUE);"
+        "INSERT INTO events SELECT g FROM generate_series(1, 290) AS g;");
+    Filled filled(db, json::array({table("events", {"secret_enc"})}));
+    const TempDir tmp;
+    const ProcessResult r = run_rekey(rotate_cmd(db.conninfo(), {"--column", "events.secret_enc", "--batch-size", "32",
+                                                                 "--report", tmp.file("r.json")}),
+                                      key_env());
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    const json result = filled.rotated();
+    REQUIRE_DATA_OK(result);
+    CHECK(result.at("rows_by_relation") ==
+          json{{"public.events_low", 99}, {"public.events_mid", 100}, {"public.events_high", 91}});
+    CHECK(report_tables(read_report(tmp.file("r.json"))) == "public.events_high public.events_low public.events_mid");
   }
 }

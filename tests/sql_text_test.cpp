@@ -49,7 +49,8 @@ std::size_t occurrences(const std::string& text, const std::string& part) {
 TEST_SUITE("sql_text") {
   TEST_CASE("build_update: compare-and-swap per cell, rows returned by their position in the batch") {
     CHECK(db::build_update(one_key_one_column(), db::RowLocks::kWait) ==
-          "UPDATE \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE v.n0 "
+          "UPDATE ONLY \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE "
+          "v.n0 "
           "END FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(k0, o0, n0, ord) "
           "WHERE t.\"id\" OPERATOR(pg_catalog.=) v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) RETURNING "
           "v.ord");
@@ -57,10 +58,11 @@ TEST_SUITE("sql_text") {
 
   TEST_CASE("build_update with kSkipLocked: the same, only for the positions whose row it could lock") {
     CHECK(db::build_update(one_key_one_column(), db::RowLocks::kSkipLocked) ==
-          "UPDATE \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE v.n0 "
+          "UPDATE ONLY \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE "
+          "v.n0 "
           "END FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(k0, o0, n0, ord) "
           "WHERE t.\"id\" OPERATOR(pg_catalog.=) v.k0::bigint AND (v.n0 IS NULL OR t.\"phone_enc\" = v.o0) "
-          "AND v.ord IN (SELECT w.ord FROM \"public\".\"users\" AS l JOIN unnest($1::text[]) WITH ORDINALITY AS "
+          "AND v.ord IN (SELECT w.ord FROM ONLY \"public\".\"users\" AS l JOIN unnest($1::text[]) WITH ORDINALITY AS "
           "w(k0, ord) ON l.\"id\" OPERATOR(pg_catalog.=) w.k0::bigint FOR UPDATE OF l SKIP LOCKED) RETURNING v.ord");
   }
 
@@ -68,7 +70,7 @@ TEST_SUITE("sql_text") {
     for (const auto locks : {db::RowLocks::kWait, db::RowLocks::kSkipLocked}) {
       const std::string sql = db::build_update(two_keys_two_columns(), locks);
       INFO(sql);
-      CHECK(sql.rfind("UPDATE \"Vault Data\".\"Accounts\" AS t SET ", 0) == 0);
+      CHECK(sql.rfind("UPDATE ONLY \"Vault Data\".\"Accounts\" AS t SET ", 0) == 0);
       CHECK(occurrences(sql, "$6::text[]") == 1);
       CHECK(occurrences(sql, "$7") == 0);
       CHECK(occurrences(sql, " WITH ORDINALITY AS v(k0, k1, o0, n0, o1, n1, ord) ") == 1);
@@ -88,6 +90,12 @@ TEST_SUITE("sql_text") {
         CHECK(occurrences(sql, "SKIP LOCKED") == 0);
       }
     }
+  }
+
+  TEST_CASE("select_rows reads the relation itself (ONLY), its key and text columns as text") {
+    CHECK(db::select_rows(two_keys_two_columns(), "t") ==
+          "SELECT t.\"tenant\"::text, t.\"Account \"\"Id\"\"\"::text, t.\"iban_enc\"::text, t.\"Doc\" "
+          "FROM ONLY \"Vault Data\".\"Accounts\" AS t");
   }
 
   TEST_CASE("key_after: one row comparison when every key column has the same operator") {
