@@ -16,7 +16,8 @@ struct Relation {
   std::string table;
   std::string kind;  // pg_class.relkind
   double estimated_rows = 0;
-  std::string where;  // "table s.t", and how it hangs under the named table
+  bool row_security = false;  // row-level security applies to this role
+  std::string where;          // "table s.t", and how it hangs under the named table
 };
 
 std::string name_of(const std::string& schema, const std::string& table) {
@@ -35,16 +36,22 @@ std::vector<Relation> hierarchy(pqxx::transaction_base& tx, const std::string& s
   const pqxx::result tree = tx.exec_params(
       "WITH RECURSIVE tree(oid) AS ("
       "  SELECT $1::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid) "
-      "SELECT c.oid, n.nspname, c.relname, c.relkind::text, GREATEST(c.reltuples, 0)::float8, c.relispartition "
+      "SELECT c.oid, n.nspname, c.relname, c.relkind::text, GREATEST(c.reltuples, 0)::float8, "
+      "  row_security_active(c.oid), c.relispartition "
       "FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace "
       "ORDER BY c.oid <> $1, n.nspname, c.relname",
       root[0][0].as<std::uint32_t>());
   std::vector<Relation> out;
   for (const auto& r : tree) {
-    Relation rel{r[0].as<std::uint32_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                 r[3].as<std::string>(),   r[4].as<double>(),      ""};
+    Relation rel;
+    rel.oid = r[0].as<std::uint32_t>();
+    rel.schema = r[1].as<std::string>();
+    rel.table = r[2].as<std::string>();
+    rel.kind = r[3].as<std::string>();
+    rel.estimated_rows = r[4].as<double>();
+    rel.row_security = r[5].as<bool>();
     rel.where = "table " + name_of(rel.schema, rel.table);
-    if (!out.empty()) rel.where += (r[5].as<bool>() ? " (a partition of " : " (inherits from ") + named + ")";
+    if (!out.empty()) rel.where += (r[6].as<bool>() ? " (a partition of " : " (inherits from ") + named + ")";
     out.push_back(std::move(rel));
   }
   return out;
@@ -131,6 +138,13 @@ std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string&
   pqxx::read_transaction tx(conn);
   std::vector<TableShape> shapes;
   for (const Relation& rel : hierarchy(tx, schema, table)) {
+    // Policies would hide rows from the keyset; and reading a child directly
+    // would pass by the policies of the tables above it.
+    if (rel.row_security) {
+      throw CatalogError("row-level security applies to this role on " + rel.where +
+                         ", so rekey would see only the rows its policies let through; run rekey as the table's "
+                         "owner (with NO FORCE ROW LEVEL SECURITY) or as a role with BYPASSRLS");
+    }
     if (rel.kind == "p") continue;  // a partitioned table stores no rows of its own
     if (rel.kind == "f") {
       throw CatalogError(rel.where + " is a foreign table; rekey rotates only tables stored in this database");

@@ -16,7 +16,8 @@ namespace rekey::db {
 // written on its own (ONLY), with its own primary key (columns, types and
 // operators), column kinds and estimated rows. Throws CatalogError naming the
 // relation (and the column) when the table is unknown or partitioned with no
-// partition; a relation is a foreign table or has no primary key; a column is
+// partition; a relation is a foreign table, has no primary key, or row-level
+// security applies to this role on it (or on a table above it); a column is
 // named twice, unknown, part of the key, or of a type that cannot hold a token.
 std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
                                       const std::vector<std::string>& columns);

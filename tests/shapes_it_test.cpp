@@ -75,6 +75,34 @@ void check_rerun_rewrites_nothing(TestDatabase& db, const std::vector<std::strin
   CHECK(fingerprint(db, tables) == before);
 }
 
+// A login role for one test (trust authentication, as scripts/lib/pg.sh sets
+// up), allowed to create rekey's state schema; dropped at scope end with all
+// it owns in `db`.
+class TestRole {
+ public:
+  TestRole(TestDatabase& db, const std::string& suffix, const std::string& options)
+      : db_(db), name_(db.name() + "_" + suffix) {
+    db_.exec("CREATE ROLE " + name_ + " LOGIN " + options + "; GRANT CREATE ON DATABASE " + db_.name() + " TO " +
+             name_);
+  }
+  ~TestRole() {
+    try {
+      db_.exec("DROP OWNED BY " + name_ + "; DROP ROLE " + name_);
+    } catch (...) {
+      // Best effort: a leftover role in a throwaway cluster is harmless.
+    }
+  }
+  TestRole(const TestRole&) = delete;
+  TestRole& operator=(const TestRole&) = delete;
+
+  const std::string& name() const { return name_; }
+  std::string conninfo() const { return db_.conninfo() + " user=" + name_; }
+
+ private:
+  TestDatabase& db_;
+  std::string name_;
+};
+
 // The tables of a rotate report, in the order rekey took them.
 std::string report_tables(const json& report) {
   std::string out;
@@ -293,5 +321,45 @@ TEST_SUITE("db.shapes") {
     CHECK(result.at("rows_by_relation") ==
           json{{"public.events_low", 99}, {"public.events_mid", 100}, {"public.events_high", 91}});
     CHECK(report_tables(read_report(tmp.file("r.json"))) == "public.events_high public.events_low public.events_mid");
+  }
+
+  TEST_CASE("row-level security that applies to rekey's role is refused (exit 2); a BYPASSRLS role rotates") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("rls");
+    const TestRole app(db, "app", "");  // the application: owns the table, FORCE makes its policies bind it too
+    const TestRole bypass(db, "bypass", "BYPASSRLS");
+    db.exec(
+        "CREATE TABLE accounts (id int PRIMARY KEY, tenant text NOT NULL, secret_enc text);"
+        "INSERT INTO accounts SELECT g, 'tenant' || g % 3 FROM generate_series(1, 60) AS g;"
+        "ALTER TABLE accounts OWNER TO " +
+        app.name() +
+        ";"
+        "ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;"
+        "ALTER TABLE accounts FORCE ROW LEVEL SECURITY;"
+        "CREATE POLICY tenant_rows ON accounts USING (tenant = current_setting('app.tenant', true));"
+        "GRANT SELECT, UPDATE ON accounts TO " +
+        bypass.name());
+    Filled filled(db, json::array({table("accounts", {"secret_enc"})}));
+    const auto args = [](const TestRole& role) {
+      return rotate_cmd(role.conninfo(), {"--column", "accounts.secret_enc", "--batch-size", "16"});
+    };
+    const std::string before = fingerprint(db, {{"public.accounts", "id"}});
+
+    const ProcessResult refused = run_rekey(args(app), key_env());
+    INFO(refused.describe());
+    CHECK(refused.exit_code == 2);
+    CHECK(contains(refused.err, "row-level security applies to this role on table public.accounts"));
+    CHECK(contains(refused.err, "NO FORCE ROW LEVEL SECURITY"));
+    CHECK(contains(refused.err, "BYPASSRLS"));
+    CHECK(fingerprint(db, {{"public.accounts", "id"}}) == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+    REQUIRE_DATA_OK(filled.untouched());
+
+    const ProcessResult r = run_rekey(args(bypass), key_env());
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    const json result = filled.rotated();
+    REQUIRE_DATA_OK(result);
+    CHECK(result.at("rows") == 60);
   }
 }
