@@ -103,12 +103,15 @@ void resolve_column(pqxx::transaction_base& tx, const Relation& rel, const std::
     throw CatalogError(where + " is part of the primary key; rekey does not rewrite key columns");
   }
   const pqxx::result col = tx.exec_params(
-      "SELECT COALESCE(bt.typname, t.typname), format_type(a.atttypid, a.atttypmod) "
+      "SELECT COALESCE(bt.typname, t.typname), format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' "
       "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype "
       "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
       rel.oid, column);
   if (col.empty()) throw CatalogError(where + " does not exist");
+  if (col[0][2].as<bool>()) {
+    throw CatalogError(where + " is a generated column: PostgreSQL computes it from other columns; rotate those");
+  }
   const auto type = col[0][0].as<std::string>();
   if (type == "bytea") {
     shape.kinds.push_back(ColumnKind::kBytea);

@@ -18,7 +18,8 @@ namespace rekey::db {
 // relation (and the column) when the table is unknown or partitioned with no
 // partition; a relation is a foreign table, has no primary key, or row-level
 // security applies to this role on it (or on a table above it); a column is
-// named twice, unknown, part of the key, or of a type that cannot hold a token.
+// named twice, unknown, part of the key, generated, or of a type that cannot
+// hold a token.
 std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
                                       const std::vector<std::string>& columns);
 

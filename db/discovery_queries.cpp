@@ -72,7 +72,8 @@ std::vector<CandidateColumn> DiscoveryQueries::list_candidate_columns(const std:
       "  COALESCE(bt.typname, t.typname), size.tuples, size.pages, "
       "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary), "
       "  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel.oid AND i.indisprimary "
-      "    AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])) "  // key columns, not INCLUDE ones
+      "    AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])), "  // key columns, not INCLUDE ones
+      "  a.attgenerated <> '' "
       "FROM rel JOIN size ON size.oid = rel.oid "
       "JOIN pg_attribute a ON a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped "
       "JOIN pg_type t ON t.oid = a.atttypid "
@@ -94,6 +95,7 @@ std::vector<CandidateColumn> DiscoveryQueries::list_candidate_columns(const std:
     c.pages = row[6].as<std::int64_t>();
     c.table_has_primary_key = row[7].as<bool>();
     c.in_primary_key = row[8].as<bool>();
+    c.generated = row[9].as<bool>();
     out.push_back(std::move(c));
   }
   return out;

@@ -25,6 +25,7 @@ struct CandidateColumn {
   std::int64_t pages = 0;     // pg_class.relpages (of the leaf partitions); 0 when never analyzed
   bool table_has_primary_key = false;
   bool in_primary_key = false;
+  bool generated = false;  // computed by PostgreSQL from other columns
 };
 
 struct SampleSettings {

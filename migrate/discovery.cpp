@@ -53,6 +53,9 @@ std::optional<DiscoveredColumn> classify(const db::CandidateColumn& c, const db:
   } else if (c.in_primary_key) {
     d.rotatable = false;
     d.note = "column is part of the primary key";
+  } else if (c.generated) {
+    d.rotatable = false;
+    d.note = "generated column: PostgreSQL computes it from other columns; rotate those";
   }
   if (plain > 0 && wrapped > 0) {
     log::warn("{}: sampled tokens are both plain ({}) and wrapped ({}); each keeps its format when rotated", display(c),

@@ -362,4 +362,41 @@ TEST_SUITE("db.shapes") {
     REQUIRE_DATA_OK(result);
     CHECK(result.at("rows") == 60);
   }
+
+  TEST_CASE("a generated column is never a target: naming it is refused (exit 2); rotating its source recomputes it") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("generated");
+    db.exec(
+        "CREATE TABLE profiles (id int PRIMARY KEY, phone_enc text, "
+        "  phone_copy text GENERATED ALWAYS AS (phone_enc) STORED);"
+        "INSERT INTO profiles (id) SELECT g FROM generate_series(1, 80) AS g;");
+    Filled filled(db, json::array({table("profiles", {"phone_enc"}, {{"phone_copy", "phone_enc"}})}));
+    const std::string before = fingerprint(db, {{"public.profiles", "id"}});
+
+    const ProcessResult refused = run_rekey(
+        rotate_cmd(db.conninfo(), {"--column", "profiles.phone_enc", "--column", "profiles.phone_copy"}), key_env());
+    INFO(refused.describe());
+    CHECK(refused.exit_code == 2);
+    CHECK(contains(refused.err, "table public.profiles, column phone_copy is a generated column"));
+    CHECK(contains(refused.err, "rotate those"));
+    CHECK(fingerprint(db, {{"public.profiles", "id"}}) == before);
+    REQUIRE_DATA_OK(filled.untouched());
+
+    // Discovery finds both, and offers only the source.
+    const ProcessResult found = run_rekey({"discover", "--db", db.conninfo(), "--format", "json"}, key_env());
+    INFO(found.describe());
+    REQUIRE(found.exit_code == 0);
+    std::string rotatable;
+    for (const auto& c : json::parse(found.out)) {
+      rotatable += c.at("column").get<std::string>() + (c.at("rotatable").get<bool>() ? " yes " : " no ");
+      if (c.at("column") == "phone_copy") CHECK(contains(c.at("note").get<std::string>(), "generated column"));
+    }
+    CHECK(rotatable == "phone_enc yes phone_copy no ");
+
+    const ProcessResult r =
+        run_rekey(rotate_cmd(db.conninfo(), {"--column", "profiles.phone_enc", "--batch-size", "16"}), key_env());
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    REQUIRE_DATA_OK(filled.rotated());  // phone_copy included: PostgreSQL recomputed it from the new token
+  }
 }
