@@ -399,4 +399,37 @@ TEST_SUITE("db.shapes") {
     CHECK(r.exit_code == 0);
     REQUIRE_DATA_OK(filled.rotated());  // phone_copy included: PostgreSQL recomputed it from the new token
   }
+
+  TEST_CASE("a token in a primary-key column is refused (exit 2), whichever relation's key holds it; nothing changes") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("token_key");
+    // keyed: the token is a key column. parent: not in its key, but in its child's.
+    db.exec(
+        "CREATE TABLE keyed (tenant int, token_enc text, PRIMARY KEY (tenant, token_enc));"
+        "INSERT INTO keyed SELECT g % 4, 'placeholder ' || g FROM generate_series(1, 40) AS g;"
+        "CREATE TABLE parent (id int PRIMARY KEY, token_enc text);"
+        "CREATE TABLE child (PRIMARY KEY (id, token_enc)) INHERITS (parent);"
+        "INSERT INTO parent SELECT g FROM generate_series(1, 40) AS g;"
+        "INSERT INTO child SELECT g, 'placeholder ' || g FROM generate_series(1, 40) AS g;");
+    Filled filled(db, json::array({table("keyed", {"token_enc"}), table("parent", {"token_enc"})}));
+    const std::vector<std::pair<std::string, std::string>> tables{{"public.keyed", "tenant, token_enc"},
+                                                                  {"public.parent", "tableoid, id"}};
+    const std::string before = fingerprint(db, tables);
+    struct Case {
+      std::string column;
+      std::string expected;
+    };
+    for (const Case& c : {Case{"keyed.token_enc", "table public.keyed, column token_enc is part of the primary key"},
+                          Case{"parent.token_enc",
+                               "table public.child (inherits from public.parent), column "
+                               "token_enc is part of the primary key"}}) {
+      const ProcessResult r = run_rekey(rotate_cmd(db.conninfo(), {"--column", c.column}), key_env());
+      INFO("--column " << c.column << ": " << r.describe());
+      CHECK(r.exit_code == 2);
+      CHECK(contains(r.err, c.expected));
+    }
+    CHECK(fingerprint(db, tables) == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+    REQUIRE_DATA_OK(filled.untouched());
+  }
 }
