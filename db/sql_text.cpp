@@ -172,13 +172,13 @@ std::string key_names(std::size_t count) {
   return out;
 }
 
-// The positions in the batch of the rows no other transaction holds locked,
-// locking them (the skip-locked variant of build_update).
-std::string unlocked_positions(const TableShape& s) {
-  const std::size_t nk = s.key_columns.size();
-  return "SELECT w.ord FROM " + only_relation(s) + " AS l JOIN unnest(" + text_array_params(1, nk) +
-         ") WITH ORDINALITY AS w(" + key_names(nk) + ", ord) ON " + key_match(s, "l", "w") +
-         " FOR UPDATE OF l SKIP LOCKED";
+// True, locking it, when no other transaction holds the row of batch row `v`
+// locked (the skip-locked variant of build_update). Correlated, so that each
+// batch row costs one index lookup: joined to the whole batch instead, it cost
+// a nested loop over batch x batch (hash and merge joins are off for writes).
+std::string row_unlocked(const TableShape& s) {
+  return "EXISTS (SELECT 1 FROM " + only_relation(s) + " AS l WHERE " + key_match(s, "l", "v") +
+         " FOR UPDATE OF l SKIP LOCKED)";
 }
 
 }  // namespace
@@ -203,7 +203,7 @@ std::string build_update(const TableShape& s, RowLocks locks) {
     set += (c > 0 ? ", " : "") + col + " = CASE WHEN " + n + " IS NULL THEN t." + col + " ELSE " + new_value + " END";
     where += " AND (" + n + " IS NULL OR t." + col + " = " + old_value + ")";
   }
-  if (locks == RowLocks::kSkipLocked) where += " AND v.ord IN (" + unlocked_positions(s) + ")";
+  if (locks == RowLocks::kSkipLocked) where += " AND " + row_unlocked(s);
   return "UPDATE " + only_relation(s) + " AS t SET " + set + " FROM unnest(" +
          text_array_params(1, nk + 2 * s.columns.size()) + ") WITH ORDINALITY AS v(" + names + ", ord) WHERE " + where +
          " RETURNING v.ord";
