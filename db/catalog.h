@@ -9,11 +9,18 @@
 
 namespace rekey::db {
 
-// Resolves `schema.table` and its `columns` into a TableShape: primary key
-// columns and types, column kinds, estimated rows. Throws CatalogError naming
-// the table or column when the table is unknown, has no primary key, or a
-// column is unknown, part of the key, or of a type that cannot hold a token.
-TableShape resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
-                         const std::vector<std::string>& columns);
+// Resolves `schema.table` and its `columns` into one TableShape per relation
+// that stores the table's rows: the table itself and every inheritance
+// descendant, or, for a partitioned table, its leaf partitions (the named
+// relation first, then the others by schema and name). Each is read and
+// written on its own (ONLY), with its own primary key (columns, types and
+// operators), column kinds and estimated rows. Throws CatalogError naming the
+// relation (and the column) when the table is unknown or partitioned with no
+// partition; a relation is a foreign table, has no primary key, or row-level
+// security applies to this role on it (or on a table above it); a column is
+// named twice, unknown, part of the key, generated, or of a type that cannot
+// hold a token.
+std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
+                                      const std::vector<std::string>& columns);
 
 }  // namespace rekey::db

@@ -1,13 +1,36 @@
 #include "db/connection.h"
 
 #include <pqxx/pqxx>
+#include <utility>
 
 namespace rekey::db {
+namespace {
+
+// The session settings every connection of rekey runs with (see connect()).
+constexpr std::pair<const char*, const char*> kPinnedSettings[] = {
+    // Nothing planted in another schema (a function or operator shadowing a
+    // built-in one, a table shadowing a catalog) runs as rekey's role: rekey
+    // quotes and qualifies every table, and names the schema of every
+    // non-catalog type (format_type() does) and operator (KeyOperators).
+    {"search_path", "pg_catalog, pg_temp"},
+    // Key values read as text come back to the same value when cast back:
+    // every float digit, ISO dates, one time zone, one interval style.
+    {"extra_float_digits", "3"},
+    {"DateStyle", "'ISO, MDY'"},
+    {"IntervalStyle", "postgres"},
+    {"TimeZone", "'UTC'"},
+    // Key text passes through unconverted, whatever the client's locale.
+    {"client_encoding", "'UTF8'"},
+    {"application_name", "'rekey'"},
+};
+
+}  // namespace
 
 std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
   auto conn = std::make_unique<pqxx::connection>(conninfo);
-  pqxx::nontransaction tx(*conn);
-  tx.exec("SET application_name = 'rekey'");
+  // set_variable(): libpqxx 6 reconnects a broken connection by itself, and
+  // sets these again when it does.
+  for (const auto& [name, value] : kPinnedSettings) conn->set_variable(name, value);
   return conn;
 }
 

@@ -19,8 +19,14 @@ class CatalogError : public std::runtime_error {
 };
 
 // Connects with libpq's rules (keyword/value string or URI; empty: PG*
-// variables and defaults) and sets application_name to "rekey". Throws
-// pqxx::broken_connection when the server cannot be reached.
+// variables and defaults) and pins the session settings rekey depends on,
+// whatever PGOPTIONS, ALTER ROLE ... SET or ALTER DATABASE ... SET say:
+// search_path = pg_catalog, pg_temp (every table rekey names is qualified);
+// extra_float_digits = 3, DateStyle = ISO, IntervalStyle = postgres,
+// TimeZone = UTC and client_encoding = UTF8, so that a key read as text casts
+// back to the same value; application_name = rekey. They hold for the life of
+// the connection object, a transparent reconnection by libpqxx included.
+// Throws pqxx::broken_connection when the server cannot be reached.
 std::unique_ptr<pqxx::connection> connect(const std::string& conninfo);
 
 // A connection that is opened on first use and reopened after it breaks.

@@ -184,7 +184,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> DiscoveryQueries::count_token
     sql += (c > 0 ? ", " : "") + std::string("count(*) FILTER (WHERE ") + is_strong + "), count(*) FILTER (WHERE " +
            holds_token_sign(one, weak, "s") + " AND NOT " + is_strong + ")";
   }
-  sql += " FROM ONLY " + qualified(shape) + " AS s";
+  sql += " FROM " + only_relation(shape) + " AS s";
   pqxx::read_transaction tx(*conn_);
   const pqxx::row r = tx.exec1(sql);
   std::vector<std::pair<std::int64_t, std::int64_t>> out;
@@ -198,7 +198,7 @@ std::vector<std::string> DiscoveryQueries::token_values(const TableShape& shape,
                                                         std::size_t limit) {
   const std::string column = "s." + quote_ident(shape.columns.at(0));
   const bool bytea = shape.kinds.at(0) == ColumnKind::kBytea;
-  const std::string sql = "SELECT " + column + (bytea ? "" : "::pg_catalog.text") + " FROM ONLY " + qualified(shape) +
+  const std::string sql = "SELECT " + column + (bytea ? "" : "::pg_catalog.text") + " FROM " + only_relation(shape) +
                           " AS s WHERE " + holds_token_sign(shape, filter, "s") +
                           (limit > 0 ? " LIMIT " + std::to_string(limit) : "");
   pqxx::read_transaction tx(*conn_);

@@ -25,7 +25,7 @@ std::string PgRowScanner::query() const {
     sql += (c > 0 ? ", s." : "s.") + quote_ident(shape_.columns[c]) +
            (shape_.kinds[c] == ColumnKind::kText ? "::pg_catalog.text" : "");
   }
-  sql += " FROM ONLY " + qualified(shape_) + " AS s";
+  sql += " FROM " + only_relation(shape_) + " AS s";
   if (settings_.filter) sql += " WHERE " + holds_token_sign(shape_, *settings_.filter, "s");
   if (settings_.first_rows > 0) {
     if (!shape_.key_columns.empty()) sql += " ORDER BY " + key_list(shape_, "s.");

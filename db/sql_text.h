@@ -23,14 +23,26 @@ std::string binary_text_array(const std::vector<std::string>& values);
 // Lower-case hex of raw bytes, for decode(x, 'hex').
 std::string to_hex(std::string_view bytes);
 
-// "schema"."table", always quoted.
-std::string qualified(const TableShape& shape);
+// ONLY "schema"."table", always quoted: the rows this relation stores itself,
+// never those of its inheritance children (each child is a target of its own,
+// see resolve_table), which may repeat its keys.
+std::string only_relation(const TableShape& shape);
 
 // `"k1", "k2"` (with an optional alias prefix such as "t.").
 std::string key_list(const TableShape& shape, std::string_view prefix = "");
 
-// One string for a key, usable as a map key.
-std::string key_token(const KeyValues& key);
+// `alias.k = source.k0::type AND ...`: the row of `alias` whose key is the
+// text key in columns k0, k1, ... of `source` (with each key column's own
+// equality operator).
+std::string key_match(const TableShape& shape, std::string_view alias, std::string_view source);
+
+// `(alias.k1, alias.k2) > ($first::type1, $first+1::type2)`: the rows after a
+// key (given as text in parameters $first...) in the primary key's order, with
+// each key column's own operators. One row comparison, which the primary-key
+// index serves as one range, when every column's ">" is the same operator
+// name; otherwise the same order spelled out column by column, led by the
+// first column's ">=" so that the index still finds where to start.
+std::string key_after(const TableShape& shape, std::string_view alias, std::size_t first_param);
 
 // The signs of a value that may hold a token (crypto::TokenSigns), for a
 // filter on the server.
@@ -47,5 +59,19 @@ std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter,
 
 // SELECT of the key (as text) and the target columns, ending before any WHERE.
 std::string select_rows(const TableShape& shape, std::string_view alias);
+
+// Whether the batch UPDATE waits for rows other transactions hold locked, or
+// leaves them out (they come back as not applied, as a lost compare-and-swap
+// does) instead.
+enum class RowLocks { kWait, kSkipLocked };
+
+// The batch UPDATE of PgTableWriter. Parameters, each a text[] with one element
+// per row of the batch: the key columns (as text), then for each target column
+// the value read and its replacement (NULL for both: leave the cell alone;
+// bytea as hex). A row is updated only where every cell being replaced still
+// holds the value read. RETURNING gives, for each row updated, its position in
+// the batch (1-based): rows are matched by position, never by the text of
+// their key, which need not come back as it was sent.
+std::string build_update(const TableShape& shape, RowLocks locks);
 
 }  // namespace rekey::db

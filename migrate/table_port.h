@@ -23,13 +23,24 @@ enum class ValuePolicy {
   kValuesWithToken,  // found by discovery: the values holding a token prefix; the rest is left alone (no_token)
 };
 
+// How a key column compares, from the operator class of the primary key's
+// index: each operator as SQL, OPERATOR(schema.name). rekey's sessions search
+// only pg_catalog, so the operators of an extension's type (citext, say) must
+// be named with their schema, or the key would be compared as another type.
+struct KeyOperators {
+  std::string equal;             // btree strategy 3
+  std::string greater_or_equal;  // strategy 4
+  std::string greater;           // strategy 5
+};
+
 // A target table as resolved from the catalog.
 struct TableShape {
   std::string schema;
   std::string table;
   std::vector<std::string> key_columns;
-  std::vector<std::string> key_types;  // format_type() of each key column
-  std::vector<std::string> columns;    // the encrypted columns being handled
+  std::vector<std::string> key_types;       // format_type() of each key column
+  std::vector<KeyOperators> key_operators;  // one per key column
+  std::vector<std::string> columns;         // the encrypted columns being handled
   std::vector<ColumnKind> kinds;
   std::vector<ValuePolicy> policies;  // one per column; a missing one is kEveryValue
   double estimated_rows = 0;

@@ -92,7 +92,7 @@ void add_shapes(std::vector<TableShape>& out, pqxx::connection& conn, const std:
   for (const auto& t : targets) {
     std::vector<TableShape> shapes;
     try {
-      shapes = {db::resolve_table(conn, t.schema, t.table, t.columns)};
+      shapes = db::resolve_table(conn, t.schema, t.table, t.columns);
     } catch (const db::CatalogError& e) {
       throw UsageError(e.what());
     }

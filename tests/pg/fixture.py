@@ -36,7 +36,8 @@ SPEC:
   column type: any SQL type; "bytea" columns get bytes. format: plain (the token
   text) or wrapped (urlsafe_b64encode(token), the service's encrypt_data).
   mix: weights of the key labels, "garbage" (undecryptable or not a token) and "null".
-  Optional per table: "extra": ["note text DEFAULT 'x'", ...], more column definitions.
+  Optional per table: "extra": ["note text DEFAULT 'x'", ...], more column definitions;
+  "include": ["note", ...], non-key columns the primary key's index carries (INCLUDE).
 
 OPTIONS:
 {
@@ -180,7 +181,10 @@ def seed(conninfo: str, spec_path: str, manifest_path: str) -> None:
         defs = [sql.SQL("{} {} NOT NULL").format(sql.Identifier(k["name"]), sql.SQL(k["type"])) for k in t["pk"]]
         defs += [sql.SQL("{} {}").format(sql.Identifier(c["name"]), sql.SQL(c["type"])) for c in t["columns"]]
         defs += [sql.SQL(extra) for extra in t.get("extra", [])]
-        defs.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(sql.Identifier(k["name"]) for k in t["pk"])))
+        pk = sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(sql.Identifier(k["name"]) for k in t["pk"]))
+        if t.get("include"):
+            pk += sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(sql.Identifier(c) for c in t["include"]))
+        defs.append(pk)
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         cur.execute(sql.SQL("CREATE TABLE {} ({})").format(qtable, sql.SQL(", ").join(defs)))
         rows_out = []
