@@ -1,15 +1,23 @@
 #include "crypto/token_spans.h"
 
+#include <cstdint>
+
 namespace rekey::crypto {
 namespace {
 
-// [A-Za-z0-9_-], without branches so that a loop over it vectorizes.
-constexpr bool is_alphabet(unsigned char c) {
-  return (static_cast<unsigned char>((c | 0x20) - 'a') < 26) | (static_cast<unsigned char>(c - '0') < 10) | (c == '-') |
-         (c == '_');
+// 0 for a byte in [A-Za-z0-9_-], 0xff for any other: byte masks, not bools,
+// so that a loop over them vectorizes.
+constexpr std::uint8_t outside_alphabet(std::uint8_t c) {
+  const std::uint8_t letter = static_cast<std::uint8_t>((c | 0x20) - 'a') < 26 ? 0xff : 0;
+  const std::uint8_t digit = static_cast<std::uint8_t>(c - '0') < 10 ? 0xff : 0;
+  const std::uint8_t dash = c == '-' ? 0xff : 0;
+  const std::uint8_t underscore = c == '_' ? 0xff : 0;
+  return static_cast<std::uint8_t>(~(letter | digit | dash | underscore));
 }
 
-bool is_alphabet_at(std::string_view value, std::size_t i) { return is_alphabet(static_cast<unsigned char>(value[i])); }
+bool is_alphabet_at(std::string_view value, std::size_t i) {
+  return outside_alphabet(static_cast<std::uint8_t>(value[i])) == 0;
+}
 
 // `at` < value.size().
 bool starts_with_prefix(std::string_view value, std::size_t at) {
@@ -36,9 +44,10 @@ std::size_t padding_for(std::size_t length) {
 bool is_single_token_text(std::string_view value) {
   std::size_t data = value.size();
   for (int pads = 0; pads < 2 && data > 0 && value[data - 1] == '='; ++pads) --data;
-  bool all = true;
-  for (std::size_t i = 0; i < data; ++i) all &= is_alphabet_at(value, i);
-  return all;
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(value.data());
+  std::uint8_t outside = 0;
+  for (std::size_t i = 0; i < data; ++i) outside |= outside_alphabet(bytes[i]);
+  return outside == 0;
 }
 
 SpanScan find_token_spans(std::string_view value) {
