@@ -345,7 +345,8 @@ TEST_SUITE("crypto.keyring") {
     const Keyring ring = make_keyring();
     const Embedded a{&kOld1, "\xff\xfe", 5, ValueFormat::kPlain};
     const Embedded b{&kOld2, "b", 6, ValueFormat::kWrapped};
-    check_rotates_in_place(ring, {"\xff\xfe\x00", std::string("\x80\0\xc3", 3), "\xed\xa0\x80"}, {a, b}, 1);
+    check_rotates_in_place(ring, {std::string("\xff\xfe\x00", 3), std::string("\x80\0\xc3", 3), "\xed\xa0\x80"}, {a, b},
+                           1);
   }
 
   TEST_CASE("Keyring: a value whose tokens are all under the new key is already new") {
