@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "crypto/base64.h"
+#include "crypto/token_signs.h"
 
 namespace rekey::crypto {
 namespace {
@@ -65,6 +66,40 @@ Readings locate(std::string_view stored) {
   return r;
 }
 
+// The format of `text` read as one token, structure only.
+std::optional<ValueFormat> format_of_one(std::string_view text) {
+  const Readings r = locate(text);
+  if (r.plain.error == TokenError::kNone) return ValueFormat::kPlain;
+  if (r.has_wrapped && r.wrapped.error == TokenError::kNone) return ValueFormat::kWrapped;
+  return std::nullopt;
+}
+
+bool succeeded(ValueOutcome outcome) {
+  return outcome == ValueOutcome::kAlreadyNew || outcome == ValueOutcome::kUnderOldKey ||
+         outcome == ValueOutcome::kRotated;
+}
+
+ValueResult failure(ValueOutcome outcome, FailureReason reason) {
+  ValueResult result;
+  result.outcome = outcome;
+  result.reason = reason;
+  return result;
+}
+
+// A value read as one token holds one, unless it is not a token at all.
+ValueResult counted_as_one(ValueResult result) {
+  result.tokens = result.outcome == ValueOutcome::kNotToken ? 0 : 1;
+  return result;
+}
+
+// Whether a rewritten value reads back as kind 2 with its tokens exactly at
+// `placed`: then every byte around them is where it was.
+bool reads_back_at(std::string_view rotated, const std::vector<TokenSpan>& placed) {
+  if (is_single_token_text(rotated)) return false;
+  const SpanScan scan = find_token_spans(rotated);
+  return scan.boundaries == Boundaries::kClear && scan.spans == placed;
+}
+
 }  // namespace
 
 const char* to_string(ValueFormat format) { return format == ValueFormat::kPlain ? "plain" : "wrapped"; }
@@ -101,6 +136,10 @@ const char* to_string(FailureReason reason) {
       return "bad_padding";
     case FailureReason::kVerifyFailed:
       return "reencrypt_verify_failed";
+    case FailureReason::kUnclearTokenBoundary:
+      return "token_boundary_unclear";
+    case FailureReason::kForeignBytesInToken:
+      return "token_with_foreign_bytes";
   }
   return "unknown";
 }
@@ -115,12 +154,112 @@ Keyring::Keyring(std::unique_ptr<const Fernet> new_key, std::vector<std::unique_
   }
 }
 
-ValueResult Keyring::inspect(std::string_view stored) const { return process(stored, false); }
-ValueResult Keyring::rotate(std::string_view stored) const { return process(stored, true); }
+namespace {
 
-ValueResult Keyring::process(std::string_view stored, bool reencrypt) const {
+bool run_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '=';
+}
+
+// True when a run of base64 text in [from, to) of `stored` is a whole token.
+bool token_between(std::string_view stored, std::size_t from, std::size_t to) {
+  for (std::size_t i = from; i < to;) {
+    while (i < to && !run_char(stored[i])) ++i;
+    std::size_t j = i;
+    while (j < to && run_char(stored[j])) ++j;
+    if (j > i && is_whole_token(stored.substr(i, j - i))) return true;
+    i = j;
+  }
+  return false;
+}
+
+}  // namespace
+
+// True when, beside `spans`, `stored` holds a token without a prefix (a
+// timestamp of 2^36 or more): rotating the others would leave it behind.
+bool hides_a_token(std::string_view stored, const std::vector<TokenSpan>& spans) {
+  if (spans.empty()) return false;
+  std::size_t from = 0;
+  for (const TokenSpan& span : spans) {
+    if (token_between(stored, from, span.begin)) return true;
+    from = span.end;
+  }
+  return token_between(stored, from, stored.size());
+}
+
+ValueResult Keyring::inspect(std::string_view stored) const { return process(stored, Action::kInspect); }
+ValueResult Keyring::rotate(std::string_view stored) const { return process(stored, Action::kReencrypt); }
+
+// Tells the three kinds of value apart (see keyring.h).
+ValueResult Keyring::process(std::string_view stored, Action action) const {
+  if (is_single_token_text(stored)) return counted_as_one(process_token(stored, action));
+  const SpanScan scan = find_token_spans(stored);
+  if (scan.boundaries == Boundaries::kUnclear || hides_a_token(stored, scan.spans)) {
+    return failure(ValueOutcome::kUndecryptable, FailureReason::kUnclearTokenBoundary);
+  }
+  if (!scan.spans.empty()) return process_spans(stored, scan.spans, action);
+  return counted_as_one(process_lenient(stored, action));
+}
+
+// Kind 2: every span read as one token; the value is rewritten only when all
+// of them read, and only inside the spans under an old key.
+ValueResult Keyring::process_spans(std::string_view stored, const std::vector<TokenSpan>& spans, Action action) const {
   ValueResult result;
-  const Readings readings = locate(stored);
+  result.outcome = ValueOutcome::kAlreadyNew;
+  result.key_index = 0;
+  std::vector<TokenSpan> placed;  // where each token is in result.rotated
+  std::size_t copied = 0;         // bytes of `stored` already in result.rotated
+  for (const TokenSpan& span : spans) {
+    const std::string_view text = stored.substr(span.begin, span.end - span.begin);
+    ValueResult one = process_token(text, action);
+    if (!succeeded(one.outcome)) {
+      one.tokens = static_cast<int>(spans.size());
+      return one;
+    }
+    if (&span == &spans.front()) result.format = one.format;
+    if (result.key_index == 0) result.key_index = one.key_index;
+    if (action == Action::kReencrypt) {
+      result.rotated.append(stored.substr(copied, span.begin - copied));
+      const std::string_view token = one.outcome == ValueOutcome::kRotated ? one.rotated : text;
+      placed.push_back(TokenSpan{result.rotated.size(), result.rotated.size() + token.size()});
+      result.rotated.append(token);
+      copied = span.end;
+    }
+  }
+  result.tokens = static_cast<int>(spans.size());
+  if (result.key_index == 0) {
+    result.rotated.clear();
+    return result;
+  }
+  if (action == Action::kInspect) {
+    result.outcome = ValueOutcome::kUnderOldKey;
+    return result;
+  }
+  result.rotated.append(stored.substr(copied));
+  if (!reads_back_at(result.rotated, placed)) {
+    ValueResult failed = failure(ValueOutcome::kUndecryptable, FailureReason::kVerifyFailed);
+    failed.format = result.format;
+    failed.tokens = result.tokens;
+    return failed;
+  }
+  result.outcome = ValueOutcome::kRotated;
+  return result;
+}
+
+// Kind 3: read as Python would, never rewritten.
+ValueResult Keyring::process_lenient(std::string_view stored, Action action) const {
+  ValueResult result = process_token(stored, Action::kInspect);
+  if (action == Action::kReencrypt && result.outcome == ValueOutcome::kUnderOldKey) {
+    result.outcome = ValueOutcome::kUndecryptable;
+    result.reason = FailureReason::kForeignBytesInToken;
+    result.key_index = -1;
+  }
+  return result;
+}
+
+// One token's text, read leniently (kind 1, and each span of kind 2).
+ValueResult Keyring::process_token(std::string_view text, Action action) const {
+  ValueResult result;
+  const Readings readings = locate(text);
   // Try the plain reading first, then the wrapped one; report the first that
   // parses (or the plain reading's error).
   const Located* tries[2] = {nullptr, nullptr};
@@ -172,7 +311,7 @@ ValueResult Keyring::process(std::string_view stored, bool reencrypt) const {
     result.outcome = ValueOutcome::kAlreadyNew;
     return result;
   }
-  if (!reencrypt) {
+  if (action == Action::kInspect) {
     result.outcome = ValueOutcome::kUnderOldKey;
     return result;
   }
@@ -203,9 +342,13 @@ ValueResult Keyring::process(std::string_view stored, bool reencrypt) const {
 }
 
 std::optional<ValueFormat> token_format(std::string_view stored) {
-  const Readings r = locate(stored);
-  if (r.plain.error == TokenError::kNone) return ValueFormat::kPlain;
-  if (r.has_wrapped && r.wrapped.error == TokenError::kNone) return ValueFormat::kWrapped;
+  if (is_single_token_text(stored)) return format_of_one(stored);
+  const SpanScan scan = find_token_spans(stored);
+  if (scan.boundaries == Boundaries::kUnclear) return std::nullopt;
+  if (scan.spans.empty()) return format_of_one(stored);
+  for (const TokenSpan& span : scan.spans) {
+    if (const auto format = format_of_one(stored.substr(span.begin, span.end - span.begin))) return format;
+  }
   return std::nullopt;
 }
 

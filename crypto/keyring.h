@@ -1,6 +1,20 @@
 // The new key and the old keys of a rotation, and what they make of one
-// stored value: which key it is under, and its re-encryption under the new
-// key. A Keyring is immutable and safe to share between threads.
+// stored value: which keys its tokens are under, and its re-encryption under
+// the new key. A Keyring is immutable and safe to share between threads.
+//
+// A stored value (text or bytea bytes) is read in one of three ways:
+//  1. One token: only url-safe base64 alphabet characters, then at most two
+//     '=' (is_single_token_text). Read leniently, as Python's
+//     urlsafe_b64decode reads it, as a plain token or a wrapped one.
+//  2. Tokens embedded in other bytes (several joined by commas, in a JSON
+//     string or array, inside text, with whitespace around): each span that
+//     find_token_spans finds is read as in 1. The value is replaced by one in
+//     which each old-key span is re-encrypted in place and every other byte
+//     is kept; if any span fails, or a span's start is unclear, the whole
+//     value fails and is left as it is.
+//  3. Neither: read leniently as one token, as Python would. Such a value
+//     can be under an old key (inspect says so) but is never rewritten: its
+//     re-encryption could not keep the bytes around the token.
 #pragma once
 
 #include <memory>
@@ -10,6 +24,7 @@
 #include <vector>
 
 #include "crypto/fernet.h"
+#include "crypto/token_spans.h"
 
 namespace rekey::crypto {
 
@@ -22,7 +37,7 @@ enum class ValueOutcome {
   kAlreadyNew,     // decrypts under the new key; nothing to write
   kUnderOldKey,    // inspect(): decrypts under an old key
   kRotated,        // rotate(): decrypted under an old key; `rotated` holds its replacement
-  kUndecryptable,  // looks like a token but no key decrypts it
+  kUndecryptable,  // holds what looks like a token, but it cannot be read or rewritten safely (see reason)
   kNotToken,       // is not a Fernet token in either format
 };
 const char* to_string(ValueOutcome outcome);
@@ -34,16 +49,22 @@ enum class FailureReason {
   kTooShort,
   kNoKeyMatches,  // the HMAC verifies under none of the keys
   kBadPadding,
-  kVerifyFailed,  // the re-encrypted value did not decrypt back to the same plaintext
+  kVerifyFailed,          // the re-encrypted value did not decrypt back to the same plaintext
+  kUnclearTokenBoundary,  // a token prefix inside a run of base64 characters: where a token starts is unclear
+  kForeignBytesInToken,   // rotate(): a token read across bytes it cannot keep (kind 3 above), under an old key
 };
 const char* to_string(FailureReason reason);
 
+// For a value holding several tokens: `format` is the first token's (or the
+// failing one's), `key_index` the first old key found, else 0 when every
+// token is under the new key, and a failure is the first failing token's.
 struct ValueResult {
   ValueOutcome outcome = ValueOutcome::kNotToken;
   ValueFormat format = ValueFormat::kPlain;
   FailureReason reason = FailureReason::kNone;
-  int key_index = -1;   // 0: the new key; i > 0: old key i-1; -1: none
+  int key_index = -1;   // 0: the new key; i > 0: old key i-1; -1: none (every failure)
   std::string rotated;  // the value to store, for kRotated only
+  int tokens = 0;       // token spans found (kind 2 above); else 1, or 0 for kNotToken and unclear boundaries
 };
 
 class Keyring {
@@ -59,25 +80,38 @@ class Keyring {
     return keys_.at(static_cast<std::size_t>(key_index))->fingerprint();
   }
 
-  // Finds the key `stored` is under; never re-encrypts.
+  // Finds the keys the tokens of `stored` are under; never re-encrypts.
   ValueResult inspect(std::string_view stored) const;
 
-  // As inspect(), and for a value under an old key, re-encrypts it under the
-  // new key keeping its timestamp and format, then proves the result decrypts
-  // under the new key to the same plaintext and timestamp (kVerifyFailed
-  // otherwise). Plaintext never leaves this call.
+  // As inspect(), and for a value holding tokens under an old key, re-encrypts
+  // each of them under the new key keeping its timestamp and format, and keeps
+  // every byte around them, then proves each token decrypts under the new key
+  // to the same plaintext and timestamp and that the value reads back with its
+  // tokens at the same places (kVerifyFailed otherwise). Plaintext never
+  // leaves this call.
   ValueResult rotate(std::string_view stored) const;
 
  private:
-  ValueResult process(std::string_view stored, bool reencrypt) const;
+  enum class Action { kInspect, kReencrypt };
+  ValueResult process(std::string_view stored, Action action) const;
+  ValueResult process_token(std::string_view text, Action action) const;
+  ValueResult process_spans(std::string_view stored, const std::vector<TokenSpan>& spans, Action action) const;
+  ValueResult process_lenient(std::string_view stored, Action action) const;
   std::vector<std::unique_ptr<const Fernet>> keys_;  // [0] is the new key
   bool distinct_ = true;                             // no key listed twice: try order is free
 };
 
-// Key-independent detection, for discovery: the format of `stored` when it
-// parses as a Fernet token the way the service reads it (plain, else wrapped
-// once more in url-safe base64), nullopt otherwise. Checks structure only
-// (base64, version byte, length), never authenticity. Pure and thread-safe.
+// Key-independent detection, for discovery: the format of the first token in
+// `stored` read as the Keyring reads it (one token, the first embedded span
+// that parses, or the lenient reading; a token parses plain, else wrapped once
+// more in url-safe base64), nullopt when it holds none or its token
+// boundaries are unclear. Checks structure only (base64, version byte,
+// length), never authenticity. Pure and thread-safe.
 std::optional<ValueFormat> token_format(std::string_view stored);
+
+// True when, beside the tokens at `spans`, `stored` holds a token that has no
+// prefix (a timestamp of 2^36 or more): such a value is left untouched
+// (token_boundary_unclear), never half rotated.
+bool hides_a_token(std::string_view stored, const std::vector<TokenSpan>& spans);
 
 }  // namespace rekey::crypto

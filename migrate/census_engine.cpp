@@ -8,7 +8,7 @@
 #include <chrono>
 #include <memory>
 
-#include "crypto/token_prefixes_stub.h"
+#include "crypto/token_signs.h"
 
 namespace rekey {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "crypto/token_prefixes_stub.h"
+#include "crypto/token_signs.h"
 #include "db/identifier.h"
 #include "migrate/errors.h"
 #include "migrate/log.h"

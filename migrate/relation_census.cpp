@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "crypto/token_prefixes_stub.h"
+#include "crypto/token_signs.h"
 #include "db/pg_row_scanner.h"
 
 namespace rekey {

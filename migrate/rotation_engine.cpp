@@ -8,7 +8,7 @@
 #include <chrono>
 #include <thread>
 
-#include "crypto/token_prefixes_stub.h"
+#include "crypto/token_signs.h"
 #include "db/connection.h"
 #include "migrate/census_engine.h"
 #include "migrate/log.h"

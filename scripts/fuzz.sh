@@ -27,7 +27,7 @@ rm -rf "$SEEDS"
 mkdir -p "$SEEDS" "$CORPUS" "$ARTIFACTS"
 
 # Seeds: tokens under the target's keys (bytes seed, seed+1, ...; new key seed
-# 1, old keys 2 and 3), plain and wrapped, lenient spellings, and non-tokens.
+# 1, old keys 2 and 3), plain and wrapped, lenient spellings, embedded in other bytes, and non-tokens.
 if "$PYTHON" -c 'import cryptography' 2>/dev/null; then
   "$PYTHON" - "$SEEDS" <<'PY'
 import base64, os, sys
@@ -44,6 +44,10 @@ tok = key(2).encrypt_at_time(b"hello fuzz", 1700000000)
 seeds += [b"  " + tok + b"\n", tok.replace(b"-", b"+").replace(b"_", b"/"), tok.rstrip(b"="), tok + b"junk",
           tok[:40] + b"\n" + tok[40:], base64.urlsafe_b64encode(b"\n" + tok), base64.urlsafe_b64encode(tok) + b"=="]
 seeds += [b"", b"hello world", b'{"a": 1}', b"gAAAAA", b"Z0FBQUFB", base64.urlsafe_b64encode(b"\x80" * 72)]
+new = key(1).encrypt_at_time(b"fresh", 1700000001)
+wrapped = base64.urlsafe_b64encode(tok)
+seeds += [tok + b"," + new + b"," + wrapped, b'["' + tok + b'", "' + wrapped + b'"]', b'"' + new + b'"',
+          b"acct: " + tok + b" (primary)", b"\xff" + tok + b"\x80\x00" + new, b"x" + tok]
 for i, s in enumerate(seeds):
     with open(os.path.join(out, "seed%03d" % i), "wb") as f:
         f.write(s)
