@@ -11,10 +11,10 @@ namespace rekey::db {
 namespace {
 
 // The relations that store rows, in the schemas asked for ($1; empty: all
-// user schemas), less the excluded ones ($2).
+// user schemas).
 constexpr const char* kScopeRelations =
     "rel AS (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "  WHERE c.relkind IN ('r', 'm', 'f') AND NOT (n.nspname = ANY ($2::text[])) "
+    "  WHERE c.relkind IN ('r', 'm', 'f') "
     "  AND (CASE WHEN cardinality($1::text[]) > 0 THEN n.nspname = ANY ($1::text[]) "
     "       ELSE n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' END))";
@@ -36,8 +36,24 @@ constexpr const char* kKeyColumnsFrom =
     "pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ";
 constexpr const char* kKeyColumnsWhere = " WHERE i.indrelid = c.oid AND i.indisprimary AND k.ord <= i.indnkeyatts";
 
-constexpr const char* kTextTypes = "('text', 'varchar', 'bpchar', 'json', 'jsonb', 'xml', 'citext')";
+// Every type resolved through its domains, however deep: base_of(oid, base).
+constexpr const char* kTypeBases =
+    "dom(oid, base, depth) AS (SELECT t.oid, t.oid, 0 FROM pg_catalog.pg_type t "
+    "  UNION ALL SELECT dom.oid, t.typbasetype, dom.depth + 1 FROM dom "
+    "  JOIN pg_catalog.pg_type t ON t.oid = dom.base WHERE t.typtype = 'd'), "
+    "base_of AS (SELECT DISTINCT ON (oid) oid, base FROM dom ORDER BY oid, depth DESC)";
 
+// The types that cannot hold a token (numbers, times, addresses, names of at
+// most 63 bytes, ...): every other type can, and its columns are read as text.
+constexpr const char* kNoTokenTypes =
+    "('int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'money', 'oid', 'xid', 'xid8', 'cid', 'tid', "
+    "'bool', 'date', 'time', 'timetz', 'timestamp', 'timestamptz', 'interval', 'uuid', 'inet', 'cidr', "
+    "'macaddr', 'macaddr8', 'bit', 'varbit', 'char', 'name', 'point', 'line', 'lseg', 'box', 'path', "
+    "'polygon', 'circle', 'pg_lsn', 'txid_snapshot', 'pg_snapshot', 'int2vector', 'oidvector', 'aclitem', "
+    "'regclass', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regtype', 'regconfig', "
+    "'regdictionary', 'regnamespace', 'regrole', 'regcollation')";
+
+// One row per candidate column of the relations in `rel`; see column_of().
 std::string scope_select() {
   return std::string(
              "SELECT n.nspname, c.relname, c.relkind::text, "
@@ -49,21 +65,32 @@ std::string scope_select() {
          kKeyColumnsWhere +
          "), "
          "  a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), b.typname::text, "
-         "  b.typname IN ('text', 'varchar', 'bpchar', 'bytea'), a.attgenerated <> '', "
+         "  d.typname IN ('text', 'varchar', 'bpchar', 'bytea'), a.attgenerated <> '', "
          "  EXISTS (SELECT 1 FROM " +
          kKeyColumnsFrom + kKeyColumnsWhere +
          " AND k.attnum = a.attnum), "
+         // Readable: the column, and what keys its rows (the key columns, or the whole table for ctid).
          "  pg_catalog.has_schema_privilege(n.oid, 'USAGE') "
          "    AND pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT') "
+         "    AND CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+         "      THEN NOT EXISTS (SELECT 1 FROM " +
+         kKeyColumnsFrom + kKeyColumnsWhere +
+         " AND NOT pg_catalog.has_column_privilege(c.oid, k.attnum, 'SELECT')) "
+         "      ELSE pg_catalog.has_table_privilege(c.oid, 'SELECT') END, "
+         // Searchable as text: all but arrays of bytea (their text form is hex).
+         "  NOT (b.typcategory = 'A' AND e.typname = 'bytea') "
          "FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid "
          "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
          "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
          "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-         "JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
-         "LEFT JOIN pg_catalog.pg_type e ON e.oid = b.typelem AND b.typcategory = 'A' "
-         "WHERE b.typname IN " +
-         kTextTypes + " OR b.typname = 'bytea' OR e.typname IN " + kTextTypes +
-         " ORDER BY n.nspname, c.relname, a.attnum";
+         "JOIN pg_catalog.pg_type d ON d.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
+         "JOIN base_of bo ON bo.oid = a.atttypid JOIN pg_catalog.pg_type b ON b.oid = bo.base "
+         "LEFT JOIN base_of eo ON eo.oid = b.typelem AND b.typcategory = 'A' "
+         "LEFT JOIN pg_catalog.pg_type e ON e.oid = eo.base "
+         "WHERE NOT (COALESCE(e.typname, b.typname) IN " +
+         kNoTokenTypes +
+         " OR COALESCE(e.typtype, b.typtype) IN ('e', 'p')) "
+         "ORDER BY n.nspname, c.relname, a.attnum";
 }
 
 RelationKind relation_kind_of(const std::string& relkind) {
@@ -81,6 +108,7 @@ ScopeColumn column_of(const pqxx::row& r) {
   c.generated = r[10].as<bool>();
   c.in_key = r[11].as<bool>();
   c.readable = r[12].as<bool>();
+  c.searchable = r[13].as<bool>();
   return c;
 }
 
@@ -130,10 +158,11 @@ std::vector<std::string> DiscoveryQueries::missing_schemas(const std::vector<std
   return out;
 }
 
-std::vector<ScopeRelation> DiscoveryQueries::list(const std::string& relations_cte, const std::string& param1,
-                                                  const std::string& param2) {
+std::vector<ScopeRelation> DiscoveryQueries::list(const std::string& relations_cte,
+                                                  const std::vector<std::string>& params) {
   pqxx::read_transaction tx(*conn_);
-  const pqxx::result r = tx.exec_params("WITH RECURSIVE " + relations_cte + " " + scope_select(), param1, param2);
+  const pqxx::result r = tx.exec_params("WITH RECURSIVE " + relations_cte + ", " + kTypeBases + " " + scope_select(),
+                                        pqxx::prepare::make_dynamic_params(params));
   std::vector<ScopeRelation> out;
   for (const auto& row : r) {
     if (out.empty() || out.back().schema != row[0].c_str() || out.back().table != row[1].c_str()) {
@@ -144,9 +173,8 @@ std::vector<ScopeRelation> DiscoveryQueries::list(const std::string& relations_c
   return out;
 }
 
-std::vector<ScopeRelation> DiscoveryQueries::list_scope(const std::vector<std::string>& schemas,
-                                                        const std::vector<std::string>& excluded) {
-  return list(kScopeRelations, text_array(schemas), text_array(excluded));
+std::vector<ScopeRelation> DiscoveryQueries::list_scope(const std::vector<std::string>& schemas) {
+  return list(kScopeRelations, {text_array(schemas)});
 }
 
 std::vector<ScopeRelation> DiscoveryQueries::list_hierarchies(
@@ -157,7 +185,7 @@ std::vector<ScopeRelation> DiscoveryQueries::list_hierarchies(
     schemas.push_back(schema);
     names.push_back(table);
   }
-  return list(kHierarchyRelations, text_array(schemas), text_array(names));
+  return list(kHierarchyRelations, {text_array(schemas), text_array(names)});
 }
 
 std::string DiscoveryQueries::relation_kind(const std::string& schema, const std::string& table) {

@@ -15,9 +15,10 @@
 
 namespace rekey::db {
 
-// A column that could hold a Fernet token: text-like (text, varchar, char,
-// citext, xml), json, jsonb, an array of one of those, or bytea; or a domain
-// over one of them.
+// A column that could hold a Fernet token: any type but those that cannot
+// (numbers, times, addresses, booleans, enums, names of 63 bytes, ...), seen
+// through domains however deep and arrays: text-like, json, composite, range,
+// hstore, user types, their arrays, bytea.
 struct ScopeColumn {
   std::string name;                     // exactly as in the catalog
   std::string type;                     // format_type(), e.g. "character varying(255)"
@@ -25,7 +26,8 @@ struct ScopeColumn {
   bool rotatable_type = false;          // text, varchar, char or bytea: rotate can rewrite it
   bool generated = false;               // a generated column (computed from others)
   bool in_key = false;                  // one of the primary key's key columns
-  bool readable = false;                // the role may SELECT it (and use its schema)
+  bool readable = false;                // the role may SELECT it, its schema and what keys its rows
+  bool searchable = true;               // its text form shows a token as is (not so: bytea[])
 };
 
 enum class RelationKind { kTable, kMaterializedView, kForeignTable };
@@ -57,10 +59,9 @@ class DiscoveryQueries {
 
   // Every relation of the scope that has a candidate column, whatever the
   // role may read. `schemas`: only these; empty: all but pg_catalog,
-  // information_schema, pg_toast*, pg_temp*. Schemas in `excluded` are always
-  // left out. Ordered by schema, relation, column position.
-  std::vector<ScopeRelation> list_scope(const std::vector<std::string>& schemas,
-                                        const std::vector<std::string>& excluded);
+  // information_schema, pg_toast*, pg_temp*. Ordered by schema, relation,
+  // column position.
+  std::vector<ScopeRelation> list_scope(const std::vector<std::string>& schemas);
 
   // The relations of each named table's hierarchy ({schema, table}): the
   // table itself unless it is partitioned, and every inheritance child or
@@ -83,8 +84,7 @@ class DiscoveryQueries {
   std::vector<std::string> token_values(const TableShape& shape, const TokenFilter& filter, std::size_t limit);
 
  private:
-  std::vector<ScopeRelation> list(const std::string& relations_cte, const std::string& param1,
-                                  const std::string& param2);
+  std::vector<ScopeRelation> list(const std::string& relations_cte, const std::vector<std::string>& params);
   std::unique_ptr<pqxx::connection> conn_;
 };
 

@@ -37,7 +37,12 @@ std::string PgRowScanner::query() const {
 std::vector<Row> PgRowScanner::next(std::size_t limit) {
   if (finished_) return {};
   if (!tx_) {
-    tx_ = std::make_unique<pqxx::read_transaction>(*conn_);
+    if (settings_.snapshot.empty()) {
+      tx_ = std::make_unique<pqxx::read_transaction>(*conn_);
+    } else {
+      tx_ = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_);
+      tx_->exec("SET TRANSACTION SNAPSHOT " + tx_->quote(settings_.snapshot));
+    }
     tx_->exec(std::string("DECLARE ") + kCursor + " NO SCROLL CURSOR FOR " + query());
   }
   const pqxx::result r = tx_->exec("FETCH FORWARD " + std::to_string(limit) + " FROM " + kCursor);

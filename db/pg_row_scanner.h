@@ -26,6 +26,9 @@ struct ScanSettings {
   // Only the first this many rows (in key order when the relation has a
   // primary key); 0: every row, in no particular order.
   std::int64_t first_rows = 0;
+  // An exported snapshot to read from (ExportedSnapshot::id); empty: the
+  // scan's own.
+  std::string snapshot;
 };
 
 class PgRowScanner final : public RowScanner {

@@ -49,6 +49,11 @@ TableProgress to_progress(const pqxx::row& r) {
 
 }  // namespace
 
+const std::vector<std::string>& StateStore::table_names() {
+  static const std::vector<std::string> names = {"runs", "table_progress", "failures", "pending"};
+  return names;
+}
+
 StateStore::StateStore(const std::string& conninfo, std::string schema)
     : schema_(std::move(schema)), session_(conninfo) {}
 

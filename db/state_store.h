@@ -49,6 +49,9 @@ class StateStore {
   StateStore(const std::string& conninfo, std::string schema);
   ~StateStore();
 
+  // The tables of the state schema (sql/state_schema.sql).
+  static const std::vector<std::string>& table_names();
+
   // Creates the schema and its tables if missing.
   void ensure_schema();
   // False when the schema does not exist (nothing has run yet).

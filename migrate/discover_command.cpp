@@ -139,7 +139,7 @@ int run_discover(const DiscoverOptions& o, bool keys_given) {
   if (keys_given) keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
   DiscoveryOptions options;
   options.schemas = o.schemas;
-  options.excluded_schemas.push_back(o.state_schema);
+  options.state_schema = o.state_schema;
   options.exclude = o.exclude;
   options.sample = o.sample;
   const Discovery found = discover_columns(conninfo, options, keyring.get());

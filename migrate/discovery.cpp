@@ -54,7 +54,7 @@ Discovery discover_columns(const std::string& conninfo, const DiscoveryOptions& 
     throw UsageError("schema " + db::quote_ident_if_needed(missing.front()) +
                      " does not exist (or is not visible to this user)");
   }
-  const Scope scope = database_scope(queries, options.schemas, options.excluded_schemas, Exclusions(options.exclude));
+  const Scope scope = database_scope(queries, options.schemas, options.state_schema, Exclusions(options.exclude));
   Discovery out;
   out.unchecked = scope.unchecked;
   out.excluded = scope.excluded;

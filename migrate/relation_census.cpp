@@ -12,8 +12,8 @@ db::TokenFilter token_filter() {
   return db::TokenFilter{signs.anywhere, signs.first_chars, signs.min_whole_length};
 }
 
-CensusOutcome census_relation(const std::string& conninfo, const TableShape& shape, const crypto::Keyring& keyring,
-                              const CensusSettings& settings, StopControl& stop,
+CensusOutcome census_relation(const std::string& conninfo, const std::string& snapshot, const TableShape& shape,
+                              const crypto::Keyring& keyring, const CensusSettings& settings, StopControl& stop,
                               const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress) {
   db::ScanSettings scan;
   const bool tokens_only = !shape.columns.empty() &&
@@ -23,6 +23,7 @@ CensusOutcome census_relation(const std::string& conninfo, const TableShape& sha
   // Only rows where some value holds a token can count: the server filters.
   if (tokens_only) scan.filter = token_filter();
   scan.first_rows = settings.max_rows;
+  scan.snapshot = snapshot;
   db::PgRowScanner scanner(conninfo, shape, scan);
   return census_table(shape, keyring, scanner, settings, stop, on_progress);
 }

@@ -13,10 +13,11 @@ namespace rekey {
 // crypto's token signs as a filter on the server.
 db::TokenFilter token_filter();
 
-// Reads `shape` (ONLY; an empty key_columns keys rows by ctid) and counts it
-// per `settings`. Database errors propagate.
-CensusOutcome census_relation(const std::string& conninfo, const TableShape& shape, const crypto::Keyring& keyring,
-                              const CensusSettings& settings, StopControl& stop,
+// Reads `shape` (ONLY; an empty key_columns keys rows by ctid), from the
+// exported `snapshot` when not empty, and counts it per `settings`. Database
+// errors propagate.
+CensusOutcome census_relation(const std::string& conninfo, const std::string& snapshot, const TableShape& shape,
+                              const crypto::Keyring& keyring, const CensusSettings& settings, StopControl& stop,
                               const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress);
 
 }  // namespace rekey

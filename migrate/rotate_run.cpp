@@ -9,6 +9,7 @@
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
 #include "db/replica_lag.h"
+#include "db/snapshot.h"
 #include "db/state_store.h"
 #include "db/table_lock.h"
 #include "migrate/audit_log.h"
@@ -132,11 +133,13 @@ std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const
                                               const crypto::Keyring& keyring, const RotateOptions& o,
                                               StopControl& stop) {
   std::vector<UncoveredColumn> out;
+  if (targets.uncovered.empty()) return out;
   CensusSettings settings;
   settings.threads = o.threads;
+  const db::ExportedSnapshot snapshot(conninfo);
   for (const auto& rel : targets.uncovered) {
     const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
-    const CensusOutcome census = census_relation(conninfo, shape, keyring, settings, stop, nullptr);
+    const CensusOutcome census = census_relation(conninfo, snapshot.id(), shape, keyring, settings, stop, nullptr);
     for (std::size_t c = 0; c < rel.columns.size(); ++c) {
       const CensusCounts& k = census.counts[c];
       out.push_back({shape.column_display(c), why_not_rotatable(rel, rel.columns[c]).value_or(""), k.total,
@@ -255,8 +258,9 @@ int run_rotate(const RotateOptions& o) {
           if (shape.columns[c] == column) table.counts[c] = counts;
         }
       }
+      // A table done in an earlier invocation still gets its final sweep:
+      // values copied behind its checkpoint since then are rotated too.
       table.completed = progress.done;
-      if (progress.done) continue;
       settings.failures_before = store->failure_count(report.run_id);
       writer = std::make_unique<db::PgTableWriter>(conninfo, shape, writer_settings, table.counts);
       settings.open_scan = [&conninfo, &shape] {

@@ -262,6 +262,7 @@ class TableRotation {
     census.threads = settings_.threads;
     census.examples = kRecordedFailures;
     census.collect_old_rows = kSweepRows;
+    int capped_sweeps = 0;
     for (int round = 0; round < settings_.sweep_rounds; ++round) {
       CensusOutcome found;
       retry("sweeping for old-key values", read_retries_, [&] {
@@ -277,7 +278,9 @@ class TableRotation {
       rewrite_rows(found.old_rows, false);
       outcome_.swept += rotated_total() - rotated_before;
       if (!settle_pending()) return false;
-      if (found.old_rows_capped) --round;  // a capped sweep has more to do; it is no sign of a second writer
+      // A capped sweep has more to do; it is no sign of a second writer (but
+      // rows that cannot be read again must not keep it going for ever).
+      if (found.old_rows_capped && capped_sweeps++ < kMaxCappedSweeps) --round;
     }
     outcome_.old_values_keep_coming = true;
     log::error(
@@ -307,6 +310,7 @@ class TableRotation {
 
   static constexpr std::size_t kRecordedFailures = 100000;  // per column and sweep
   static constexpr std::size_t kSweepRows = 100000;         // rewritten per sweep round
+  static constexpr int kMaxCappedSweeps = 1000;             // 10^8 rows found under an old key by the sweeps
 
   const TableShape& shape_;
   const crypto::Keyring& keyring_;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "db/identifier.h"
+#include "db/state_store.h"
 #include "migrate/errors.h"
 #include "migrate/targets.h"
 
@@ -15,6 +16,8 @@ constexpr const char* kRowSecurity =
     "or a role with BYPASSRLS, or --exclude it";
 constexpr const char* kForeignTable =
     "foreign table: its rows live on another server; check them there, or --exclude it";
+constexpr const char* kUnsearchable =
+    "an array of bytea: rekey cannot search it for tokens; check it by other means, then --exclude it";
 constexpr const char* kUnreadable =
     "this role may not read it (SELECT on the column, USAGE on the schema): grant that, or --exclude it";
 
@@ -40,6 +43,11 @@ void add_relation(Scope& scope, db::ScopeRelation rel, Keep keep) {
     if (!column.readable) {
       scope.unchecked.push_back(
           {display_name(rel.schema, rel.table, column.name), UncheckedCause::kUnreadable, kUnreadable});
+      continue;
+    }
+    if (!column.searchable) {
+      scope.unchecked.push_back(
+          {display_name(rel.schema, rel.table, column.name), UncheckedCause::kUnsearchable, kUnsearchable});
       continue;
     }
     kept.push_back(std::move(column));
@@ -96,9 +104,15 @@ std::vector<std::string> Exclusions::display() const {
 }
 
 Scope database_scope(db::DiscoveryQueries& queries, const std::vector<std::string>& schemas,
-                     const std::vector<std::string>& excluded_schemas, const Exclusions& exclusions) {
+                     const std::string& state_schema, const Exclusions& exclusions) {
   Scope scope;
-  for (auto& rel : queries.list_scope(schemas, excluded_schemas)) {
+  const auto& state_tables = db::StateStore::table_names();
+  for (auto& rel : queries.list_scope(schemas)) {
+    if (rel.schema == state_schema &&
+        std::find(state_tables.begin(), state_tables.end(), rel.table) != state_tables.end()) {
+      scope.excluded.push_back(display_name(rel.schema, rel.table) + " (rekey's own state)");
+      continue;
+    }
     if (exclusions.excludes(rel.schema, rel.table)) {
       scope.excluded.push_back(display_name(rel.schema, rel.table));
       continue;

@@ -30,7 +30,7 @@ class Exclusions {
   std::vector<Entry> entries_;
 };
 
-enum class UncheckedCause { kRowSecurity, kForeignTable, kUnreadable };
+enum class UncheckedCause { kRowSecurity, kForeignTable, kUnreadable, kUnsearchable };
 
 // Something in scope that rekey cannot check, and what to do about it.
 struct Unchecked {
@@ -47,10 +47,11 @@ struct Scope {
   std::vector<std::string> excluded;  // what --exclude left out, display form
 };
 
-// Every relation of the database's user schemas (or `schemas`) outside
-// `excluded_schemas`, less `exclusions`.
+// Every relation of the database's user schemas (or `schemas`), less
+// `exclusions` and rekey's own state tables in `state_schema` (never a whole
+// schema: anything else there is checked); both are listed as excluded.
 Scope database_scope(db::DiscoveryQueries& queries, const std::vector<std::string>& schemas,
-                     const std::vector<std::string>& excluded_schemas, const Exclusions& exclusions);
+                     const std::string& state_schema, const Exclusions& exclusions);
 
 // The named [SCHEMA.]TABLE.COLUMN specs, each table with its inheritance
 // children and partitions. Throws UsageError for a name that is no table,

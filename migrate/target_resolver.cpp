@@ -44,7 +44,7 @@ void add_uncovered(std::vector<db::ScopeRelation>& uncovered, const DiscoveredCo
 void add_discovered(RotationTargets& out, std::vector<TableTarget>& targets, const std::string& conninfo,
                     const std::string& state_schema, const std::vector<std::string>& exclude) {
   DiscoveryOptions options;
-  options.excluded_schemas.push_back(state_schema);
+  options.state_schema = state_schema;
   options.exclude = exclude;
   options.sample = 0;
   const Discovery found = discover_columns(conninfo, options, nullptr);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "db/discovery_queries.h"
+#include "db/snapshot.h"
 #include "migrate/census_engine.h"
 #include "migrate/cli_choices.h"
 #include "migrate/db_options.h"
@@ -31,6 +32,7 @@ struct VerifyOptions {
   std::vector<std::string> exclude;
   KeyOptions keys;
   bool require_new = false;
+  bool allow_no_tokens = false;
   std::int64_t sample = 0;
   std::string report;
   OutputFormat format = OutputFormat::kTable;
@@ -79,7 +81,7 @@ Plan plan_census(const std::string& conninfo, const VerifyOptions& o) {
   for (const auto& rel : named.relations) plan.jobs.push_back({rel, ValuePolicy::kEveryValue});
   plan.unchecked = named.unchecked;
   if (o.discover) {
-    Scope all = database_scope(queries, {}, {o.state_schema}, Exclusions(o.exclude));
+    Scope all = database_scope(queries, {}, o.state_schema, Exclusions(o.exclude));
     for (auto& rel : all.relations) {
       drop_named_columns(rel, named);
       if (!rel.columns.empty()) plan.jobs.push_back({std::move(rel), ValuePolicy::kValuesWithToken});
@@ -148,6 +150,17 @@ nlohmann::json to_json(const std::vector<RelationCensus>& tables, const Plan& pl
           {"excluded", plan.excluded}};
 }
 
+// True when the census counted no value at all: a gate that checked nothing
+// (the wrong database?) proves nothing.
+bool found_nothing(const std::vector<RelationCensus>& tables) {
+  for (const auto& t : tables) {
+    for (const auto& k : t.outcome.counts) {
+      if (k.total > k.null) return false;
+    }
+  }
+  return true;
+}
+
 void print_column(const RelationCensus& t, std::size_t c, const crypto::Keyring& keyring) {
   const CensusCounts& k = t.outcome.counts[c];
   std::string old;
@@ -195,8 +208,10 @@ void print_text(const std::vector<RelationCensus>& tables, const Plan& plan, con
   const char* verdict = exit_code == to_int(ExitCode::kOk)        ? "ok"
                         : exit_code == to_int(ExitCode::kStopped) ? "stopped before the end"
                         : !plan.unchecked.empty()                 ? "some objects could not be checked"
-                        : o.require_new                           ? "some values are not under the new key"
-                                                                  : "some values cannot be decrypted";
+                        : found_nothing(tables) ? "no value holding a token was found: is this the right database? "
+                                                  "(--allow-no-tokens if it is)"
+                        : o.require_new         ? "some values are not under the new key"
+                                                : "some values cannot be decrypted";
   std::printf("  %lld column(s) checked, %lld rows read in %.1fs: %s (exit %d)\n", static_cast<long long>(checked),
               static_cast<long long>(rows), seconds, verdict, exit_code);
   std::fflush(stdout);
@@ -204,8 +219,12 @@ void print_text(const std::vector<RelationCensus>& tables, const Plan& plan, con
 
 // 3 when something could not be checked or a value fails the check (see
 // add_verify_command), 75 when stopped.
-int exit_code_for(const std::vector<RelationCensus>& tables, const Plan& plan, bool require_new, bool complete) {
+int exit_code_for(const std::vector<RelationCensus>& tables, const Plan& plan, const VerifyOptions& o, bool complete) {
+  const bool require_new = o.require_new;
   if (!plan.unchecked.empty()) return to_int(ExitCode::kUndecryptable);
+  if (require_new && !o.allow_no_tokens && complete && found_nothing(tables)) {
+    return to_int(ExitCode::kUndecryptable);
+  }
   for (const auto& t : tables) {
     for (const auto& k : t.outcome.counts) {
       if (k.undecryptable > 0 || (require_new && k.not_new() > 0)) return to_int(ExitCode::kUndecryptable);
@@ -219,6 +238,9 @@ int run_verify(const VerifyOptions& o) {
   force_read_only_sessions();
   const std::string conninfo = resolve_conninfo(o.db);
   const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
+  // Every relation is read at the instant the snapshot is taken, before the
+  // scope is listed: a row that moves between relations is seen once.
+  const db::ExportedSnapshot snapshot(conninfo);
   const Plan plan = plan_census(conninfo, o);
 
   CensusSettings settings;
@@ -235,7 +257,7 @@ int run_verify(const VerifyOptions& o) {
     const auto estimate = static_cast<std::int64_t>(std::max(0.0, shape.estimated_rows));
     ProgressReporter progress(style, shape.display_name(), 0, o.sample > 0 ? std::min(o.sample, estimate) : estimate);
     RelationCensus t{job, shape,
-                     census_relation(conninfo, shape, *keyring, settings, stop,
+                     census_relation(conninfo, snapshot.id(), shape, *keyring, settings, stop,
                                      [&](std::int64_t rows, double s) { progress.update(rows, s); })};
     progress.finish(t.outcome.rows_seen,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -243,7 +265,7 @@ int run_verify(const VerifyOptions& o) {
     tables.push_back(std::move(t));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const int code = exit_code_for(tables, plan, o.require_new, complete);
+  const int code = exit_code_for(tables, plan, o, complete);
   const nlohmann::json j = to_json(tables, plan, *keyring, o, code, complete, seconds);
   if (o.format == OutputFormat::kJson) {
     std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -283,6 +305,9 @@ void add_verify_command(CLI::App& root, int& exit_code) {
                 "The gate before the old key is retired: exit 3 unless every value checked is under the new key "
                 "(old key, undecryptable and not-a-token values all fail) and everything in scope could be "
                 "checked; without it, undecryptable values and unchecked objects exit 3");
+  cmd->add_flag("--allow-no-tokens", o->allow_no_tokens,
+                "With --require-new, pass even when no value anywhere holds a token (by default a gate that "
+                "checked nothing fails: the wrong --db?)");
   cmd->add_option("--sample", o->sample, "Check only the first N rows (key order) of each table; 0: all")
       ->check(CLI::NonNegativeNumber)
       ->excludes("--require-new");

@@ -314,4 +314,79 @@ TEST_SUITE("db.gate") {
     const json census = judge(db);
     CHECK(census["other"] == 100);  // both columns, under the one new key of the run that finished
   }
+
+  TEST_CASE("every type that can hold a token is searched: nested domains, arrays of domains, composites, ranges") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("types");
+    const auto t = tokens("OLD_ENCRYPTION_KEY", 8);
+    db.exec("CREATE DOMAIN d1 AS text; CREATE DOMAIN d2 AS d1; CREATE TYPE pair AS (label text, token text);"
+            "CREATE TYPE textrange AS RANGE (subtype = text)");
+    db.exec("CREATE TABLE nested (id int PRIMARY KEY, v d2); INSERT INTO nested VALUES (1, '" + t[0] + "')");
+    db.exec("CREATE TABLE arr (id int PRIMARY KEY, v d1[]); INSERT INTO arr VALUES (1, ARRAY['" + t[1] + "']::d1[])");
+    db.exec("CREATE TABLE comp (id int PRIMARY KEY, v pair); INSERT INTO comp VALUES (1, ROW('x', '" + t[2] + "'))");
+    db.exec("CREATE TABLE rng (id int PRIMARY KEY, v textrange); INSERT INTO rng VALUES (1, textrange('" + t[3] +
+            "', '" + t[3] + "z'))");
+    db.exec("CREATE TABLE blobs (id int PRIMARY KEY, v bytea[]); INSERT INTO blobs VALUES (1, ARRAY[convert_to('" +
+            t[4] + "', 'UTF8')])");
+    const auto gate = run(db, {"verify", "--discover", "--require-new", "--format", "json"});
+    CHECK(gate.exit_code == 3);
+    const json report = json::parse(gate.out);
+    std::map<std::string, int> old;
+    for (const auto& c : report["columns"]) old[c["display"]] = c["total"].get<int>() - c["new_key"].get<int>();
+    for (const char* column : {"public.nested.v", "public.arr.v", "public.comp.v", "public.rng.v"}) {
+      CHECK_MESSAGE(old[column] == 1, column);
+    }
+    CHECK(contains(report["unchecked"].dump(), "public.blobs.v"));
+    const auto rotated = run(db, {"rotate", "--discover"});
+    CHECK(rotated.exit_code == 3);
+    CHECK(contains(rotated.out, "NOT ROTATED public.comp.v"));
+  }
+
+  TEST_CASE("the state schema hides nothing but rekey's own tables; a gate that found no token fails") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("state_scope");
+    CHECK(run(db, {"verify", "--discover", "--require-new"}).exit_code == 3);  // nothing at all: the wrong --db?
+    CHECK(run(db, {"verify", "--discover", "--require-new", "--allow-no-tokens"}).exit_code == 0);
+    const auto t = tokens("OLD_ENCRYPTION_KEY", 2);
+    db.exec("CREATE SCHEMA rekey; CREATE TABLE rekey.customer_backup (id int PRIMARY KEY, v text);"
+            "INSERT INTO rekey.customer_backup VALUES (1, '" + t[0] + "')");
+    db.exec("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, '" + t[1] + "')");
+    const auto gate = run(db, {"verify", "--discover", "--require-new"});
+    CHECK(gate.exit_code == 3);
+    CHECK(contains(gate.out, "rekey.customer_backup.v"));
+    const auto other_state = run(db, {"verify", "--discover", "--require-new", "--state-schema", "public"});
+    CHECK(other_state.exit_code == 3);
+    CHECK(contains(other_state.out, "public.t.v"));
+    // rekey's own state tables are left out, and listed.
+    CHECK(run(db, {"rotate", "--discover", "--state-schema", "rekey_state"}).exit_code == 0);
+    const auto after = run(db, {"verify", "--discover", "--require-new", "--state-schema", "rekey_state"});
+    CHECK_MESSAGE(after.exit_code == 0, after.describe());
+    CHECK(contains(after.out, "rekey_state.runs (rekey's own state)"));
+  }
+
+  TEST_CASE("a role that may read the token column but not the key is told so (exit 3), never a crash") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("column_grant");
+    const auto t = tokens("NEW_ENCRYPTION_KEY", 1);
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, '" + t[0] + "')");
+    const std::string role = "auditor_" + db.name().substr(db.name().size() - 6);
+    db.exec("DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role + " LOGIN; GRANT SELECT (v) ON t TO " + role);
+    const auto gate = run_rekey({"verify", "--db", db.conninfo() + " user=" + role, "--discover", "--require-new"},
+                                key_env());
+    CHECK_MESSAGE(gate.exit_code == 3, gate.describe());
+    CHECK(contains(gate.out, "NOT CHECKED public.t.v"));
+    db.exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
+  }
+
+  TEST_CASE("a resumed run sweeps the tables an earlier invocation finished") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("resume_sweep");
+    const auto t = tokens("OLD_ENCRYPTION_KEY", 3);
+    db.exec("CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, '" + t[0] + "')");
+    CHECK(run(db, {"rotate", "--column", "a.v"}).exit_code == 0);
+    db.exec("INSERT INTO a VALUES (0, '" + t[1] + "')");  // behind the finished run's checkpoint
+    db.exec("UPDATE rekey.runs SET status = 'stopped'");  // as if another of its tables were unfinished
+    CHECK(run(db, {"rotate", "--column", "a.v"}).exit_code == 0);
+    CHECK(judge(db)["old"] == 0);
+  }
 }
