@@ -344,7 +344,7 @@ ValueResult Keyring::process_token(std::string_view text, Action action) const {
 std::optional<ValueFormat> token_format(std::string_view stored) {
   if (is_single_token_text(stored)) return format_of_one(stored);
   const SpanScan scan = find_token_spans(stored);
-  if (scan.boundaries == Boundaries::kUnclear) return std::nullopt;
+  if (scan.boundaries == Boundaries::kUnclear || hides_a_token(stored, scan.spans)) return std::nullopt;
   if (scan.spans.empty()) return format_of_one(stored);
   for (const TokenSpan& span : scan.spans) {
     if (const auto format = format_of_one(stored.substr(span.begin, span.end - span.begin))) return format;

@@ -122,7 +122,10 @@ enum class Kind { kSingle, kSpans, kUnclear, kLenient };
 Kind kind_of(std::string_view text, SpanScan& scan) {
   if (is_single_token_text(text)) return Kind::kSingle;
   scan = find_token_spans(text);
-  if (scan.boundaries == Boundaries::kUnclear) return Kind::kUnclear;
+  // A token without a prefix beside tokens with one is as unclear as a prefix inside a run.
+  if (scan.boundaries == Boundaries::kUnclear || rekey::crypto::hides_a_token(text, scan.spans)) {
+    return Kind::kUnclear;
+  }
   return scan.spans.empty() ? Kind::kLenient : Kind::kSpans;
 }
 
