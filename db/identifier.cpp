@@ -39,7 +39,17 @@ std::string quote_ident_if_needed(std::string_view name) {
   return is_plain(name) ? std::string(name) : quote_ident(name);
 }
 
+void check_no_control_characters(std::string_view name, std::string_view what) {
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      throw std::invalid_argument(std::string(what) + " must not contain control characters (newline, tab, ...)");
+    }
+  }
+}
+
 std::vector<std::string> split_qualified_name(std::string_view text) {
+  check_no_control_characters(text, "a name");
   const auto bad = [&](const char* why) {
     return std::invalid_argument("bad name '" + std::string(text) + "': " + why);
   };

@@ -15,9 +15,15 @@ std::string quote_ident(std::string_view name);
 // special characters, not a keyword), quoted otherwise. For display.
 std::string quote_ident_if_needed(std::string_view name);
 
+// Throws std::invalid_argument naming `what` when `name` holds a control
+// character (a newline could end a comment or forge a log line): no
+// identifier rekey accepts may.
+void check_no_control_characters(std::string_view name, std::string_view what);
+
 // Splits a dotted name by SQL rules: unquoted parts fold to lower case,
 // "quoted" parts keep their case, spaces and dots ("" is a quote). Throws
-// std::invalid_argument with a message naming `text` if it is malformed.
+// std::invalid_argument with a message naming `text` if it is malformed or
+// holds a control character.
 std::vector<std::string> split_qualified_name(std::string_view text);
 
 struct ColumnRef {

@@ -47,6 +47,21 @@ TableProgress to_progress(const pqxx::row& r) {
   return p;
 }
 
+// `sql` without its "--" comments (the DDL has no "--" inside a string).
+std::string without_comments(const std::string& sql) {
+  std::string out;
+  std::size_t from = 0;
+  while (from < sql.size()) {
+    std::size_t end = sql.find('\n', from);
+    if (end == std::string::npos) end = sql.size();
+    const std::string_view line(sql.data() + from, end - from);
+    out.append(line.substr(0, line.find("--")));
+    out += '\n';
+    from = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& StateStore::table_names() {
@@ -61,7 +76,11 @@ StateStore::~StateStore() = default;
 
 void StateStore::ensure_schema() {
   return session_.run([&](pqxx::connection& conn) {
-    std::string ddl = kStateSchemaSql;
+    // The name goes into the DDL only outside comments (a comment is where a
+    // newline in it would end the quoting), and it never holds a control
+    // character: it cannot leave its quotes.
+    check_no_control_characters(schema_, "--state-schema");
+    std::string ddl = without_comments(kStateSchemaSql);
     const std::string quoted = quote_ident(schema_);
     for (std::size_t pos = ddl.find("__SCHEMA__"); pos != std::string::npos; pos = ddl.find("__SCHEMA__", pos)) {
       ddl.replace(pos, 10, quoted);

@@ -7,7 +7,24 @@
 #include <cstdlib>
 #include <regex>
 
+#include "db/identifier.h"
+
 namespace rekey {
+
+void add_state_schema_option(CLI::App& app, std::string& schema, const std::string& help) {
+  app.add_option("--state-schema", schema, help)
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            try {
+              db::check_no_control_characters(name, "--state-schema");
+            } catch (const std::invalid_argument& e) {
+              return e.what();
+            }
+            return name.empty() ? "--state-schema must not be empty" : "";
+          },
+          "NAME"));
+}
 
 std::string resolve_conninfo(const std::string& db_option) {
   if (!db_option.empty()) return db_option;

@@ -13,6 +13,10 @@ namespace rekey {
 // Registers --db (a libpq conninfo or URI) on `app`, stored in `db`.
 void add_db_option(CLI::App& app, std::string& db);
 
+// Registers --state-schema on `app`, stored in `schema`: a name without
+// control characters (CLI and config file alike).
+void add_state_schema_option(CLI::App& app, std::string& schema, const std::string& help);
+
 // --db, else DATABASE_URL, else "" (libpq's PG* variables and defaults).
 std::string resolve_conninfo(const std::string& db_option);
 

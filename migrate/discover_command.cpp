@@ -175,7 +175,7 @@ std::string rotate_config_text(const std::vector<DiscoveredColumn>& columns, con
     if (c.rotatable) {
       list += "  " + config_string(spec_of(c)) + ",\n";
     } else {
-      skipped += "#   " + spec_of(c) + " (" + c.note + ")\n";
+      skipped += "#   " + log::printable(spec_of(c)) + " (" + c.note + ")\n";  // a name cannot end the comment
     }
   }
   if (!list.empty()) out += "column = [\n" + list + "]\n";
@@ -199,7 +199,7 @@ void add_discover_command(CLI::App& root, int& exit_code) {
       ->transform(
           choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
   cmd->add_option("--emit-config", o->emit_config, "Write a `rekey rotate --config` file listing the columns found");
-  cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, never searched")->capture_default_str();
+  add_state_schema_option(*cmd, o->state_schema, "rekey's state schema, never searched");
   cmd->add_option("--exclude", o->exclude, "SCHEMA.TABLE[.COLUMN] to leave out (repeatable; SQL identifier rules)");
   add_key_options(*cmd, o->keys);
   cmd->footer(

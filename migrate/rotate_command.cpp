@@ -41,7 +41,7 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--report", o->report, "Write a JSON report to this file");
   cmd->add_flag("--restart", o->restart, "Start a new run instead of resuming the last one over these columns");
-  cmd->add_option("--state-schema", o->state_schema, "Schema for rekey's own state tables")->capture_default_str();
+  add_state_schema_option(*cmd, o->state_schema, "Schema for rekey's own state tables");
   cmd->add_option("--lock-timeout", o->lock_timeout, "Longest wait for a row lock per batch")->capture_default_str();
   cmd->add_option("--statement-timeout", o->statement_timeout, "Longest statement; 0: none")->capture_default_str();
   cmd->add_option("--metrics-file", o->metrics_file, "Write Prometheus metrics here (textfile collector), atomically");

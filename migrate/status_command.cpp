@@ -203,7 +203,7 @@ void add_status_command(CLI::App& root, int& exit_code) {
   cmd->add_option("--failures", o->failures, "Show at most this many failures per run")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  cmd->add_option("--state-schema", o->state_schema, "Schema of rekey's state tables")->capture_default_str();
+  add_state_schema_option(*cmd, o->state_schema, "Schema of rekey's state tables");
   cmd->add_option("--format", o->format, "table or json (on stdout)")
       ->transform(
           choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));

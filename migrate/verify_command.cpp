@@ -315,8 +315,7 @@ void add_verify_command(CLI::App& root, int& exit_code) {
   cmd->add_option("--format", o->format, "table or json (on stdout)")
       ->transform(
           choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
-  cmd->add_option("--state-schema", o->state_schema, "rekey's state schema, left out of --discover")
-      ->capture_default_str();
+  add_state_schema_option(*cmd, o->state_schema, "rekey's state schema: its own tables are left out of --discover");
   cmd->add_option("--batch-size", o->batch_size, "Rows per read")->check(CLI::Range(1, 1000000))->capture_default_str();
   cmd->add_option("--threads", o->threads, "Decryption threads")->check(CLI::Range(1, 256))->capture_default_str();
   cmd->callback([o, &exit_code] {

@@ -1,0 +1,66 @@
+// Names are hostile input: no name rekey is given, or finds in the database,
+// can run SQL or inject an option. Against the real PostgreSQL (REKEY_TEST_DB).
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "migrate/config_file.h"
+#include "tests/it_support.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace rekey::it;
+
+}  // namespace
+
+TEST_SUITE("db.hardening") {
+  TEST_CASE("a state schema or column name with a newline cannot escape its quotes: exit 2, nothing run") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("ddl_injection");
+    db.exec("CREATE TABLE victim (id int PRIMARY KEY, v text); INSERT INTO victim VALUES (1, 'x')");
+    const std::string hostile = "x\nDROP TABLE victim;--";
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"rotate", "--db", db.conninfo(), "--column", "victim.v", "--state-schema", hostile},
+             {"verify", "--db", db.conninfo(), "--discover", "--state-schema", hostile},
+             {"status", "--db", db.conninfo(), "--state-schema", hostile},
+             {"rotate", "--db", db.conninfo(), "--column", "\"vic\ntim\".v"}}) {
+      const auto r = run_rekey(args, key_env());
+      CAPTURE(r.describe());
+      CHECK(r.exit_code == 2);
+      CHECK(contains(r.err, "control characters"));
+    }
+    TempDir dir;
+    write_file(dir.file("rotate.toml"), "column = ['victim.v']\nstate-schema = \"x\\nDROP TABLE victim;--\"\n");
+    const auto from_config =
+        run_rekey({"rotate", "--db", db.conninfo(), "--config", dir.file("rotate.toml")}, key_env());
+    CHECK(from_config.exit_code == 2);
+    CHECK(db.count("SELECT count(*) FROM victim") == 1);
+    CHECK(db.count("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'x%'") == 0);
+  }
+
+  TEST_CASE("discover --emit-config: a hostile column name cannot inject a setting, in a comment or a list") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emit_injection");
+    const auto r = run_python("tests/pg/fixture.py",
+                              {"tokens", "OLD_ENCRYPTION_KEY", "2", "pt-", "1700000000", "plain"}, key_env());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    const auto t = json::parse(r.out).get<std::vector<std::string>>();
+    const std::string name = "a\nnew-key-env = PATH\n#";
+    db.exec("CREATE TABLE no_pk (\"" + name + "\" text); INSERT INTO no_pk VALUES ('" + t[0] + "')");
+    db.exec("CREATE TABLE keyed (id int PRIMARY KEY, \"" + name + "\" text); INSERT INTO keyed VALUES (1, '" + t[1] +
+            "')");
+    TempDir dir;
+    const std::string config = dir.file("rotate.toml");
+    const auto found = run_rekey({"discover", "--db", db.conninfo(), "--emit-config", config}, key_env());
+    REQUIRE_MESSAGE(found.exit_code == 0, found.describe());
+    const auto entries = rekey::parse_config_text(read_file(config), config);
+    std::vector<std::string> keys;
+    for (const auto& e : entries) keys.push_back(e.key);
+    CHECK(keys == std::vector<std::string>{"db", "column"});
+    REQUIRE(entries.back().values.size() == 1);
+    CHECK(contains(entries.back().values[0], "new-key-env = PATH"));  // the name itself, quoted, read back whole
+  }
+}
