@@ -136,7 +136,7 @@ std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const
   if (targets.uncovered.empty()) return out;
   CensusSettings settings;
   settings.threads = o.threads;
-  const db::ExportedSnapshot snapshot(conninfo);
+  const db::ExportedSnapshot snapshot(conninfo, std::chrono::milliseconds(0));
   for (const auto& rel : targets.uncovered) {
     const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
     const CensusOutcome census = census_relation(conninfo, snapshot.id(), shape, keyring, settings, stop, nullptr);

@@ -95,7 +95,7 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
     std::printf("  NOT CHECKED %s: %s\n", log::printable(u.at("object").get<std::string>()).c_str(),
                 u.at("reason").get<std::string>().c_str());
   }
-  for (const auto& e : r.excluded) std::printf("  excluded by --exclude: %s\n", log::printable(e).c_str());
+  for (const auto& e : r.excluded) std::printf("  excluded: %s\n", log::printable(e).c_str());
   if (!r.failures.empty()) {
     std::printf("  %zu value(s) could not be decrypted and were left untouched; see the report or `rekey status`\n",
                 r.failures.size());

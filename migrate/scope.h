@@ -30,7 +30,7 @@ class Exclusions {
   std::vector<Entry> entries_;
 };
 
-enum class UncheckedCause { kRowSecurity, kForeignTable, kUnreadable, kUnsearchable };
+enum class UncheckedCause { kRowSecurity, kForeignTable, kUnreadable, kUnsearchable, kOpenTransaction };
 
 // Something in scope that rekey cannot check, and what to do about it.
 struct Unchecked {

@@ -12,6 +12,7 @@
 #include "migrate/census_engine.h"
 #include "migrate/cli_choices.h"
 #include "migrate/db_options.h"
+#include "migrate/duration.h"
 #include "migrate/errors.h"
 #include "migrate/key_source.h"
 #include "migrate/log.h"
@@ -33,6 +34,7 @@ struct VerifyOptions {
   KeyOptions keys;
   bool require_new = false;
   bool allow_no_tokens = false;
+  std::string wait_for_transactions = "30s";
   std::int64_t sample = 0;
   std::string report;
   OutputFormat format = OutputFormat::kTable;
@@ -204,7 +206,7 @@ void print_text(const std::vector<RelationCensus>& tables, const Plan& plan, con
   for (const auto& u : plan.unchecked) {
     std::printf("  NOT CHECKED %s: %s\n", log::printable(u.object).c_str(), u.reason.c_str());
   }
-  for (const auto& e : plan.excluded) std::printf("  excluded by --exclude: %s\n", log::printable(e).c_str());
+  for (const auto& e : plan.excluded) std::printf("  excluded: %s\n", log::printable(e).c_str());
   const char* verdict = exit_code == to_int(ExitCode::kOk)        ? "ok"
                         : exit_code == to_int(ExitCode::kStopped) ? "stopped before the end"
                         : !plan.unchecked.empty()                 ? "some objects could not be checked"
@@ -240,8 +242,13 @@ int run_verify(const VerifyOptions& o) {
   const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
   // Every relation is read at the instant the snapshot is taken, before the
   // scope is listed: a row that moves between relations is seen once.
-  const db::ExportedSnapshot snapshot(conninfo);
-  const Plan plan = plan_census(conninfo, o);
+  const db::ExportedSnapshot snapshot(conninfo, parse_duration(o.wait_for_transactions, "--wait-for-transactions"));
+  Plan plan = plan_census(conninfo, o);
+  for (const auto& open : snapshot.older_still_open()) {
+    plan.unchecked.push_back({"transaction (" + open + ")", UncheckedCause::kOpenTransaction,
+                              "began before the census and is still open: it could still commit values the "
+                              "census cannot see; rerun once it has ended"});
+  }
 
   CensusSettings settings;
   settings.batch_size = o.batch_size;
@@ -305,6 +312,10 @@ void add_verify_command(CLI::App& root, int& exit_code) {
                 "The gate before the old key is retired: exit 3 unless every value checked is under the new key "
                 "(old key, undecryptable and not-a-token values all fail) and everything in scope could be "
                 "checked; without it, undecryptable values and unchecked objects exit 3");
+  cmd->add_option("--wait-for-transactions", o->wait_for_transactions,
+                  "Wait this long for transactions begun before the census to end; one still open (or prepared) "
+                  "fails the gate")
+      ->capture_default_str();
   cmd->add_flag("--allow-no-tokens", o->allow_no_tokens,
                 "With --require-new, pass even when no value anywhere holds a token (by default a gate that "
                 "checked nothing fails: the wrong --db?)");
