@@ -89,8 +89,10 @@ nlohmann::json to_json(const Discovery& found, bool with_keys) {
 
 // `new_fp` empty: no keys were given.
 void print_unchecked(const Discovery& found) {
-  for (const auto& u : found.unchecked) std::printf("not checked: %s: %s\n", u.object.c_str(), u.reason.c_str());
-  for (const auto& e : found.excluded) std::printf("excluded: %s\n", e.c_str());
+  for (const auto& u : found.unchecked) {
+    std::printf("not checked: %s: %s\n", log::printable(u.object).c_str(), u.reason.c_str());
+  }
+  for (const auto& e : found.excluded) std::printf("excluded: %s\n", log::printable(e).c_str());
 }
 
 void print_table(const Discovery& found, const std::string& new_fp) {
@@ -105,11 +107,11 @@ void print_table(const Discovery& found, const std::string& new_fp) {
   if (with_keys) rows[0].push_back("KEYS (fingerprint:sampled)");
   rows[0].push_back("NOTE");
   for (const auto& c : found.columns) {
-    rows.push_back({spec_of(c), c.type, crypto::to_string(c.format),
+    rows.push_back({log::printable(spec_of(c)), log::printable(c.type), crypto::to_string(c.format),
                     c.estimated_rows >= 0 ? std::to_string(c.estimated_rows) : "?",
                     std::to_string(c.values_with_tokens), std::to_string(c.sampled)});
     if (with_keys) rows.back().push_back(keys_text(c, new_fp));
-    rows.back().push_back(c.rotatable ? "" : "not rotatable: " + c.note);
+    rows.back().push_back(c.rotatable ? "" : "not rotatable: " + log::printable(c.note));
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (const auto& r : rows) {
@@ -175,7 +177,8 @@ std::string rotate_config_text(const std::vector<DiscoveredColumn>& columns, con
     if (c.rotatable) {
       list += "  " + config_string(spec_of(c)) + ",\n";
     } else {
-      skipped += "#   " + log::printable(spec_of(c)) + " (" + c.note + ")\n";  // a name cannot end the comment
+      // A name cannot end the comment.
+      skipped += "#   " + log::printable(spec_of(c)) + " (" + log::printable(c.note) + ")\n";
     }
   }
   if (!list.empty()) out += "column = [\n" + list + "]\n";

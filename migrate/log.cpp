@@ -54,8 +54,10 @@ void write(Level level, const std::string& message, const nlohmann::json& fields
     j["message"] = message;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   } else {
-    line = level == Level::kInfo ? fmt::format("rekey: {}\n", message)
-                                 : fmt::format("rekey: {}: {}\n", name(level), message);
+    // A name from the database or a key of a row may hold a newline: one
+    // message is one line, whatever it quotes.
+    line = level == Level::kInfo ? fmt::format("rekey: {}\n", printable(message))
+                                 : fmt::format("rekey: {}: {}\n", name(level), printable(message));
   }
   std::lock_guard<std::mutex> lock(g_mutex);
   std::fputs(line.c_str(), stderr);

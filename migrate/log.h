@@ -1,4 +1,5 @@
-// Operator-facing logging on stderr, as text or JSON lines.
+// Operator-facing logging on stderr, as text or JSON lines; a message is one
+// line in either (control characters escaped, see printable()).
 //
 // Messages must never contain a key, a derived key or a plaintext: callers
 // pass fingerprints, table and column names and primary keys only. Safe to

@@ -89,7 +89,7 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
   for (const auto& u : r.uncovered) {
     std::printf("  NOT ROTATED %s: %lld value(s) with tokens, %lld not under the new key: %s\n",
                 log::printable(u.column).c_str(), static_cast<long long>(u.values), static_cast<long long>(u.not_new),
-                u.why.c_str());
+                log::printable(u.why).c_str());
   }
   for (const auto& u : r.unchecked) {
     std::printf("  NOT CHECKED %s: %s\n", log::printable(u.at("object").get<std::string>()).c_str(),

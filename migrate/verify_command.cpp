@@ -177,7 +177,7 @@ void print_column(const RelationCensus& t, std::size_t c, const crypto::Keyring&
               t.outcome.completed ? "" : " (incomplete)");
   if (k.not_new() > k.null) {
     if (auto why = why_not_rotatable(t.job.relation, t.job.relation.columns[c])) {
-      std::printf("    rekey rotate cannot rewrite it: %s\n", why->c_str());
+      std::printf("    rekey rotate cannot rewrite it: %s\n", log::printable(*why).c_str());
     }
   }
 }

@@ -63,4 +63,24 @@ TEST_SUITE("db.hardening") {
     REQUIRE(entries.back().values.size() == 1);
     CHECK(contains(entries.back().values[0], "new-key-env = PATH"));  // the name itself, quoted, read back whole
   }
+
+  TEST_CASE("a name from the database cannot forge a line of output or of the log") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("forged_line");
+    const auto r = run_python("tests/pg/fixture.py",
+                              {"tokens", "OLD_ENCRYPTION_KEY", "1", "pt-", "1700000000", "plain"}, key_env());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    const std::string token = json::parse(r.out).at(0).get<std::string>();
+    db.exec("CREATE TABLE \"x\nrekey: error: forged\" (v text); INSERT INTO \"x\nrekey: error: forged\" VALUES ('" +
+            token + "')");
+    for (const auto& args : std::vector<std::vector<std::string>>{{"discover", "--db", db.conninfo()},
+                                                                  {"verify", "--db", db.conninfo(), "--discover"},
+                                                                  {"rotate", "--db", db.conninfo(), "--discover"}}) {
+      const auto out = run_rekey(args, key_env());
+      CAPTURE(out.describe());
+      CHECK(out.exit_code != 1);
+      CHECK(contains(out.out + out.err, "x\\x0arekey: error: forged"));
+      CHECK_FALSE(contains(out.out + out.err, "\nrekey: error: forged"));
+    }
+  }
 }

@@ -6,6 +6,7 @@
 #include "migrate/db_options.h"
 #include "migrate/duration.h"
 #include "migrate/errors.h"
+#include "migrate/log.h"
 #include "migrate/metrics_file.h"
 #include "migrate/targets.h"
 
@@ -68,7 +69,8 @@ TEST_SUITE("options") {
   }
 
   TEST_CASE("error_summary keeps the first line of an error, never a server DETAIL that quotes a row") {
-    const std::runtime_error e("ERROR:  new row violates check constraint \"c\"\nDETAIL:  Failing row contains (7, secret)");
+    const std::runtime_error e(
+        "ERROR:  new row violates check constraint \"c\"\nDETAIL:  Failing row contains (7, secret)");
     const std::string s = db::error_summary(e);
     CHECK(s == "ERROR:  new row violates check constraint \"c\"");
     CHECK(s.find("secret") == std::string::npos);
@@ -94,6 +96,11 @@ TEST_SUITE("options") {
     CHECK(text.find("rekey_rows_per_second{command=\"rotate\",run_id=\"7\",new_key=\"abcd1234\"} 4.0") !=
           std::string::npos);
     CHECK(text.find("rekey_exit_code") != std::string::npos);
+  }
+
+  TEST_CASE("printable: control characters and backslashes escaped, everything else as is") {
+    CHECK(rekey::log::printable("a\nb\\c\td\x7f\x01 \xc3\xbc") == "a\\x0ab\\x5cc\\x09d\\x7f\\x01 \xc3\xbc");
+    CHECK(rekey::log::printable("public.\"Phone Numbers\"") == "public.\"Phone Numbers\"");
   }
 }
 
