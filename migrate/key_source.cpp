@@ -3,9 +3,13 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <string_view>
 
 #include "migrate/cli_choices.h"
 #include "migrate/errors.h"
@@ -19,6 +23,7 @@ void add_key_options(CLI::App& app, KeyOptions& o) {
   app.add_option("--old-key-env", o.old_key_envs,
                  "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
   app.add_option("--old-key-file", o.old_key_files, "File holding an old key (repeatable)");
+  app.add_option("--key-name", o.key_name, "The variable a key file in .env form is read by")->capture_default_str();
   app.add_option("--key-format", o.format, "passphrase (PBKDF2, as the service) or fernet (Fernet.generate_key())")
       ->transform(choices(std::map<std::string, crypto::KeyFormat>{{"passphrase", crypto::KeyFormat::kPassphrase},
                                                                    {"fernet", crypto::KeyFormat::kFernet}}))
@@ -37,7 +42,57 @@ KeyText read_key_from_env(const std::string& name) {
   return key;
 }
 
-KeyText read_key_from_file(const std::string& path) {
+namespace {
+
+bool env_name(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+std::string_view trimmed(std::string_view s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
+
+std::string_view unquoted(std::string_view s) {
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+    return s.substr(1, s.size() - 2);
+  return s;
+}
+
+}  // namespace
+
+crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std::string& key_name,
+                                     const std::string& label) {
+  const std::string_view all(reinterpret_cast<const char*>(text.data()), text.size());
+  std::size_t lines = 0;
+  bool env_form = false;
+  std::optional<std::string_view> value;
+  for (std::size_t from = 0; from <= all.size();) {
+    std::size_t end = all.find('\n', from);
+    if (end == std::string_view::npos) end = all.size();
+    std::string_view line = trimmed(all.substr(from, end - from));
+    from = end + 1;
+    if (line.empty() || line.front() == '#') continue;
+    ++lines;
+    if (line.rfind("export ", 0) == 0) line = trimmed(line.substr(7));
+    const std::size_t eq = line.find('=');
+    if (eq == std::string_view::npos || !env_name(trimmed(line.substr(0, eq)))) continue;
+    env_form = true;
+    if (trimmed(line.substr(0, eq)) == key_name) value = unquoted(trimmed(line.substr(eq + 1)));
+  }
+  if (value) return crypto::SecretBytes(value->begin(), value->end());
+  if (env_form) {
+    throw UsageError(label + " is in .env form (NAME=value lines) but has no " + key_name +
+                     "= line; name the variable with --key-name");
+  }
+  if (lines > 1) throw UsageError(label + " has several lines: a key file holds one key, or is in .env form");
+  return text;
+}
+
+KeyText read_key_from_file(const std::string& path, const std::string& key_name) {
   KeyText key{"key file " + path, {}};
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) throw UsageError(key.label + " cannot be read");
@@ -50,6 +105,7 @@ KeyText read_key_from_file(const std::string& path) {
   key.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   // A trailing newline is how editors and `echo` write files; it is not key material.
   while (!key.text.empty() && (key.text.back() == '\n' || key.text.back() == '\r')) key.text.pop_back();
+  key.text = key_in_file_text(key.text, key_name, key.label);
   if (key.text.empty()) throw UsageError(key.label + " is empty");
   return key;
 }
@@ -75,12 +131,12 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
 
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy) {
   const KeyText new_text =
-      o.new_key_file.empty() ? read_key_from_env(o.new_key_env) : read_key_from_file(o.new_key_file);
+      o.new_key_file.empty() ? read_key_from_env(o.new_key_env) : read_key_from_file(o.new_key_file, o.key_name);
   const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
 
   std::vector<KeyText> old_texts;
   for (const auto& env : o.old_key_envs) old_texts.push_back(read_key_from_env(env));
-  for (const auto& file : o.old_key_files) old_texts.push_back(read_key_from_file(file));
+  for (const auto& file : o.old_key_files) old_texts.push_back(read_key_from_file(file, o.key_name));
   if (o.old_key_envs.empty() && o.old_key_files.empty()) {
     const char* fallback = std::getenv("OLD_ENCRYPTION_KEY");
     if (fallback != nullptr && *fallback != '\0') {

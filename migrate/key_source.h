@@ -23,6 +23,7 @@ struct KeyOptions {
   std::string new_key_file;
   std::vector<std::string> old_key_envs;
   std::vector<std::string> old_key_files;
+  std::string key_name = "ENCRYPTION_KEY";  // the variable a key file in .env form is read by
   crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
   crypto::KdfParams kdf;
 };
@@ -38,10 +39,18 @@ struct KeyText {
   crypto::SecretBytes text;
 };
 
+// The key in a key file's `text`: in .env form (NAME=value lines, as `rekey
+// keygen` writes them) the value of the `key_name` line, without quotes;
+// otherwise the text itself, which must then be one line. Throws UsageError
+// naming `label` (never the text) when .env form has no such line or a
+// file of several lines is in no such form. Pure.
+crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std::string& key_name,
+                                     const std::string& label);
+
 // Reads an environment variable or a file. Throws UsageError if missing or
 // empty; warns if a file is readable by group or others.
 KeyText read_key_from_env(const std::string& name);
-KeyText read_key_from_file(const std::string& path);
+KeyText read_key_from_file(const std::string& path, const std::string& key_name = "ENCRYPTION_KEY");
 
 enum class KeyRole { kNew, kOld };
 

@@ -83,4 +83,35 @@ TEST_SUITE("db.hardening") {
       CHECK_FALSE(contains(out.out + out.err, "\nrekey: error: forged"));
     }
   }
+
+  TEST_CASE("rekey keygen > new.env, then --new-key-file new.env: the key is the ENCRYPTION_KEY line") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("env_key_file");
+    TempDir dir;
+    const auto generated = run_rekey({"keygen"}, {});
+    REQUIRE(generated.exit_code == 0);
+    const std::string env_file = dir.file("new.env");
+    write_file(env_file, generated.out);
+    const std::string line = generated.out.substr(generated.out.find("ENCRYPTION_KEY=") + 15);
+    const std::string passphrase = line.substr(0, line.find('\n'));
+    const auto r = run_python("tests/pg/fixture.py",
+                              {"tokens", "OLD_ENCRYPTION_KEY", "3", "pt-", "1700000000", "plain"}, key_env());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    const auto t = json::parse(r.out).get<std::vector<std::string>>();
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    for (int i = 0; i < 3; ++i) db.exec("INSERT INTO t VALUES (" + std::to_string(i) + ", '" + t[i] + "')");
+    const auto rotated = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key-file", env_file},
+                                   key_env(kNewPassphrase, kOldPassphrase, {{"NEW_ENCRYPTION_KEY", std::nullopt}}));
+    CHECK_MESSAGE(rotated.exit_code == 0, rotated.describe());
+    const auto gate = run_rekey({"verify", "--db", db.conninfo(), "--discover", "--require-new"},
+                                key_env(passphrase, kOldPassphrase));
+    CHECK_MESSAGE(gate.exit_code == 0, gate.describe());
+    for (const auto& form : secret_forms(passphrase)) CHECK_FALSE(contains(rotated.out + rotated.err, form));
+    // A .env file without the variable asked for is refused, naming the option and never the text.
+    const auto refused = run_rekey(
+        {"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key-file", env_file, "--key-name", "NOPE"},
+        key_env());
+    CHECK(refused.exit_code == 2);
+    CHECK(contains(refused.err, "--key-name"));
+  }
 }

@@ -6,6 +6,7 @@
 #include "migrate/db_options.h"
 #include "migrate/duration.h"
 #include "migrate/errors.h"
+#include "migrate/key_source.h"
 #include "migrate/log.h"
 #include "migrate/metrics_file.h"
 #include "migrate/targets.h"
@@ -101,6 +102,25 @@ TEST_SUITE("options") {
   TEST_CASE("printable: control characters and backslashes escaped, everything else as is") {
     CHECK(rekey::log::printable("a\nb\\c\td\x7f\x01 \xc3\xbc") == "a\\x0ab\\x5cc\\x09d\\x7f\\x01 \xc3\xbc");
     CHECK(rekey::log::printable("public.\"Phone Numbers\"") == "public.\"Phone Numbers\"");
+  }
+
+  TEST_CASE("key files: .env form read by its ENCRYPTION_KEY line (or --key-name), one bare line, else refused") {
+    using rekey::crypto::to_secret;
+    const auto key = [](const std::string& text, const std::string& name = "ENCRYPTION_KEY") {
+      const auto k = rekey::key_in_file_text(to_secret(text), name, "key file f");
+      return std::string(k.begin(), k.end());
+    };
+    CHECK(key("SECRET_KEY=s3cr3t\nENCRYPTION_KEY=the passphrase\n") == "the passphrase");
+    CHECK(key("# made by rekey keygen\r\nexport ENCRYPTION_KEY=\"quoted one\"\r\n") == "quoted one");
+    CHECK(key("SECRET_KEY=s3cr3t\nENCRYPTION_KEY=x", "SECRET_KEY") == "s3cr3t");
+    CHECK(key("just-one-line passphrase=with an equals sign") == "just-one-line passphrase=with an equals sign");
+    CHECK_THROWS_WITH_AS(key("SECRET_KEY=s3cr3t\n"), doctest::Contains("no ENCRYPTION_KEY= line"), rekey::UsageError);
+    CHECK_THROWS_WITH_AS(key("line one\nline two\n"), doctest::Contains("several lines"), rekey::UsageError);
+    try {
+      key("SECRET_KEY=s3cr3t-value\n");
+    } catch (const rekey::UsageError& e) {
+      CHECK_FALSE(std::string(e.what()).find("s3cr3t") != std::string::npos);  // the message never holds key text
+    }
   }
 }
 
