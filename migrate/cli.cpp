@@ -12,6 +12,27 @@
 #include "migrate/process_guard.h"
 
 namespace rekey {
+namespace {
+
+// `message` with every value the command line gave (what follows '=' in an
+// option, and every word that is not an option) replaced by "<value>".
+std::string without_values(std::string message, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!arg.empty() && arg[0] == '-') {
+      const std::size_t eq = arg.find('=');
+      if (eq == std::string::npos) continue;
+      arg = arg.substr(eq + 1);
+    }
+    if (arg.size() < 3) continue;
+    for (std::size_t at = message.find(arg); at != std::string::npos; at = message.find(arg, at + 7)) {
+      message.replace(at, arg.size(), "<value>");
+    }
+  }
+  return message;
+}
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
   harden_process();
@@ -44,7 +65,9 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // CLI11 quotes what it did not expect, `--new-key=<a key>` included:
+    // the message names options, never the values given.
+    log::error("{} (run with --help for more information)", without_values(e.what(), argc, argv));
     return to_int(ExitCode::kUsage);
   } catch (const UsageError& e) {
     log::error("{}", e.what());

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <string_view>
 
@@ -34,14 +35,6 @@ void add_key_options(CLI::App& app, KeyOptions& o) {
   app.add_option("--kdf-salt", o.kdf.salt, "PBKDF2 salt")->capture_default_str();
 }
 
-KeyText read_key_from_env(const std::string& name) {
-  const char* value = std::getenv(name.c_str());
-  KeyText key{"environment variable " + name, {}};
-  if (value == nullptr || *value == '\0') throw UsageError(key.label + " is not set or empty");
-  key.text.assign(value, value + std::char_traits<char>::length(value));
-  return key;
-}
-
 namespace {
 
 bool env_name(std::string_view s) {
@@ -63,6 +56,25 @@ std::string_view unquoted(std::string_view s) {
 }
 
 }  // namespace
+
+KeyText read_key_from_env(const std::string& name) {
+  if (!env_name(name)) {
+    // Most likely a key pasted where its variable's name belongs: never shown.
+    throw UsageError(
+        "--new-key-env and --old-key-env take the NAME of an environment variable (letters, digits, "
+        "_), not a key; the value given is not shown");
+  }
+  char* value = std::getenv(name.c_str());
+  KeyText key{"environment variable " + name, {}};
+  if (value == nullptr || *value == '\0') throw UsageError(key.label + " is not set or empty");
+  const std::size_t size = std::char_traits<char>::length(value);
+  key.text.assign(value, value + size);
+  // Read once, then gone: wiped where the process's environment holds it
+  // (also what /proc shows of it) and removed, so no child inherits it.
+  crypto::wipe(value, size);
+  ::unsetenv(name.c_str());
+  return key;
+}
 
 crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std::string& key_name,
                                      const std::string& label) {
@@ -130,17 +142,24 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
 }
 
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy) {
+  // A variable is read once (reading wipes it); a name given twice gets the same text.
+  std::map<std::string, KeyText> read_envs;
+  const auto from_env = [&read_envs](const std::string& name) {
+    auto it = read_envs.find(name);
+    if (it == read_envs.end()) it = read_envs.emplace(name, read_key_from_env(name)).first;
+    return it->second;
+  };
   const KeyText new_text =
-      o.new_key_file.empty() ? read_key_from_env(o.new_key_env) : read_key_from_file(o.new_key_file, o.key_name);
+      o.new_key_file.empty() ? from_env(o.new_key_env) : read_key_from_file(o.new_key_file, o.key_name);
   const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
 
   std::vector<KeyText> old_texts;
-  for (const auto& env : o.old_key_envs) old_texts.push_back(read_key_from_env(env));
+  for (const auto& env : o.old_key_envs) old_texts.push_back(from_env(env));
   for (const auto& file : o.old_key_files) old_texts.push_back(read_key_from_file(file, o.key_name));
   if (o.old_key_envs.empty() && o.old_key_files.empty()) {
     const char* fallback = std::getenv("OLD_ENCRYPTION_KEY");
     if (fallback != nullptr && *fallback != '\0') {
-      old_texts.push_back(read_key_from_env("OLD_ENCRYPTION_KEY"));
+      old_texts.push_back(from_env("OLD_ENCRYPTION_KEY"));
     } else if (policy == OldKeyPolicy::kRequired) {
       throw UsageError("no old key: set OLD_ENCRYPTION_KEY, or name one with --old-key-env or --old-key-file");
     }

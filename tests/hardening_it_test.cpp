@@ -1,6 +1,7 @@
 // Names are hostile input: no name rekey is given, or finds in the database,
 // can run SQL or inject an option. Against the real PostgreSQL (REKEY_TEST_DB).
 #include <doctest/doctest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -113,5 +114,38 @@ TEST_SUITE("db.hardening") {
         key_env());
     CHECK(refused.exit_code == 2);
     CHECK(contains(refused.err, "--key-name"));
+  }
+
+  TEST_CASE("a key given where a name or an option belongs is never echoed; a key read from the environment is wiped") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("key_hygiene");
+    const std::string key = "a pasted passphrase: correct horse battery staple 0003";
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key=" + key},
+             {"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key-env", key},
+             {"verify", "--db", db.conninfo(), "--discover", "--old-key-env", key}}) {
+      const auto r = run_rekey(args, key_env());
+      CAPTURE(r.describe());
+      CHECK(r.exit_code == 2);
+      CHECK_FALSE(contains(r.out + r.err, "correct horse battery staple 0003"));
+    }
+    // While rotate runs (paused by its pause file), its environment no longer holds the keys it read.
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    const auto tok = run_python("tests/pg/fixture.py",
+                                {"tokens", "OLD_ENCRYPTION_KEY", "1", "pt-", "1700000000", "plain"}, key_env());
+    REQUIRE(tok.exit_code == 0);
+    db.exec("INSERT INTO t VALUES (1, '" + json::parse(tok.out).at(0).get<std::string>() + "')");
+    TempDir dir;
+    const std::string pause = dir.file("pause");
+    write_file(pause, "");
+    auto runner = start_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--pause-file", pause}, key_env());
+    REQUIRE(wait_until([&] { return contains(runner->stderr_so_far(), "pause"); }, std::chrono::seconds(30),
+                       std::chrono::milliseconds(50)));
+    const std::string environ = read_file("/proc/" + std::to_string(runner->pid()) + "/environ");
+    CHECK_FALSE(environ.empty());
+    CHECK_FALSE(contains(environ, kNewPassphrase));
+    CHECK_FALSE(contains(environ, kOldPassphrase));
+    runner->signal(SIGTERM);
+    CHECK(runner->wait().exit_code == 75);
   }
 }
