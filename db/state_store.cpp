@@ -62,6 +62,30 @@ std::string without_comments(const std::string& sql) {
   return out;
 }
 
+// Columns later versions added to the state tables, for a schema an older
+// rekey created.
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* type;
+};
+constexpr AddedColumn kAddedColumns[] = {{"runs", "superseded_by", "bigint"},
+                                         {"pending", "not_found_at", "timestamptz"}};
+
+// Adds each missing column; looks first, so that a schema that has them all
+// takes no lock beyond what reading the catalog takes.
+void add_missing_columns(pqxx::work& tx, const std::string& schema) {
+  for (const auto& added : kAddedColumns) {
+    const std::string table = quote_ident(schema) + "." + quote_ident(added.table);
+    const bool present = !tx.exec_params(
+                                "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
+                                "pg_catalog.to_regclass($1) AND attname = $2 AND NOT attisdropped",
+                                table, added.column)
+                              .empty();
+    if (!present) tx.exec("ALTER TABLE " + table + " ADD COLUMN " + quote_ident(added.column) + " " + added.type);
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& StateStore::table_names() {
@@ -90,6 +114,7 @@ void StateStore::ensure_schema() {
     // Two runners creating the schema at once would race on CREATE ... IF NOT EXISTS.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('rekey state schema'))");
     tx.exec(ddl);
+    add_missing_columns(tx, schema_);
     tx.commit();
   });
 }

@@ -14,11 +14,10 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.runs (
   started_at           timestamptz NOT NULL DEFAULT now(),
   updated_at           timestamptz NOT NULL DEFAULT now(),
   finished_at          timestamptz,
-  exit_code            integer
+  exit_code            integer,
+  superseded_by        bigint       -- the run that `rotate --restart` put in its place: never resumed
 );
 CREATE INDEX IF NOT EXISTS runs_targets ON __SCHEMA__.runs (targets, id);
--- A run that `rotate --restart` replaced over some of its columns: never resumed.
-ALTER TABLE __SCHEMA__.runs ADD COLUMN IF NOT EXISTS superseded_by bigint;
 
 -- One row per run and table: the keyset checkpoint and the counts, updated in
 -- the same transaction as the batch they describe.
@@ -53,6 +52,9 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.pending (
   run_id       bigint NOT NULL REFERENCES __SCHEMA__.runs (id) ON DELETE CASCADE,
   table_name   text   NOT NULL,
   primary_key  jsonb  NOT NULL,
+  not_found_at timestamptz,
   PRIMARY KEY (run_id, table_name, primary_key)
 );
-ALTER TABLE __SCHEMA__.pending ADD COLUMN IF NOT EXISTS not_found_at timestamptz;
+-- Columns added since the first version are added to an older schema by
+-- db/state_store.cpp, only where missing (an ALTER TABLE would lock the
+-- tables a running rekey writes to even when it has nothing to do).

@@ -148,4 +148,36 @@ TEST_SUITE("db.hardening") {
     runner->signal(SIGTERM);
     CHECK(runner->wait().exit_code == 75);
   }
+
+  TEST_CASE("a state schema made by an older rekey gains the new columns; a current one is left unlocked") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("state_upgrade");
+    // The DDL as the first version had it: no superseded_by, no not_found_at.
+    std::string ddl = read_file(source_path("sql/state_schema.sql"));
+    std::string old_ddl;
+    for (std::size_t from = 0; from < ddl.size();) {
+      std::size_t end = ddl.find('\n', from);
+      if (end == std::string::npos) end = ddl.size();
+      const std::string line = ddl.substr(from, end - from);
+      from = end + 1;
+      if (contains(line, "superseded_by") || contains(line, "not_found_at")) continue;
+      old_ddl += line + "\n";
+    }
+    const std::size_t comma = old_ddl.find("exit_code            integer,");
+    REQUIRE(comma != std::string::npos);
+    old_ddl.replace(comma, 29, "exit_code            integer");
+    for (std::size_t at = old_ddl.find("__SCHEMA__"); at != std::string::npos; at = old_ddl.find("__SCHEMA__", at)) {
+      old_ddl.replace(at, 10, "rekey");
+    }
+    db.exec(old_ddl);
+    CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.runs'::regclass AND "
+                   "attname = 'superseded_by'") == 0);
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    const auto r = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v"}, key_env());
+    CHECK_MESSAGE(r.exit_code == 0, r.describe());
+    CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.runs'::regclass AND "
+                   "attname = 'superseded_by'") == 1);
+    CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.pending'::regclass AND "
+                   "attname = 'not_found_at'") == 1);
+  }
 }
