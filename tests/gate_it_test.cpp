@@ -110,6 +110,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("random databases: nothing lost, and the gate and rotate's exit code tell the truth") {
     REKEY_IT_REQUIRE_DB();
     const int seeds = std::getenv("REKEY_RANDOM_DB_SEEDS") ? std::atoi(std::getenv("REKEY_RANDOM_DB_SEEDS")) : 6;
+    int changed = 0;  // a seed may draw nothing rotatable (tables without a primary key only); all of them may not
     for (int seed = 1; seed <= seeds; ++seed) {
       CAPTURE(seed);
       TestDatabase db("random" + std::to_string(seed));
@@ -130,13 +131,14 @@ TEST_SUITE("db.gate") {
       const json verdict = json::parse(checked.out);
       INFO("judge: " << verdict.dump(1));
       CHECK(verdict["ok"].get<bool>());
-      CHECK(verdict["stats"]["changed"].get<int>() > 0);  // the test rotated something
+      changed += verdict["stats"]["changed"].get<int>();
       // A second rotation has nothing left to do, and changes nothing.
       const std::string before = db.dump_schema("public") + db.dump_schema("Tenant Data");
       const auto again = run(db, {"rotate", "--discover"});
       CHECK(again.exit_code == rotated.exit_code);
       CHECK(db.dump_schema("public") + db.dump_schema("Tenant Data") == before);
     }
+    CHECK(changed > 0);  // the test rotated something
   }
 
   TEST_CASE("a column whose first 1,000 values are '' and later ones tokens is found, rotated and verified") {
