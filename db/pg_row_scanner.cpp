@@ -3,7 +3,6 @@
 #include <pqxx/pqxx>
 
 #include "db/connection.h"
-#include "db/identifier.h"
 #include "db/result_rows.h"
 #include "db/sql_text.h"
 
@@ -18,14 +17,7 @@ PgRowScanner::PgRowScanner(const std::string& conninfo, TableShape shape, ScanSe
 PgRowScanner::~PgRowScanner() = default;
 
 std::string PgRowScanner::query() const {
-  std::string sql = "SELECT ";
-  if (shape_.key_columns.empty()) sql += "s.ctid::pg_catalog.text, ";
-  for (const auto& k : shape_.key_columns) sql += "s." + quote_ident(k) + "::pg_catalog.text, ";
-  for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
-    sql += (c > 0 ? ", s." : "s.") + quote_ident(shape_.columns[c]) +
-           (shape_.kinds[c] == ColumnKind::kText ? "::pg_catalog.text" : "");
-  }
-  sql += " FROM " + only_relation(shape_) + " AS s";
+  std::string sql = select_rows(shape_, "s");
   if (settings_.filter) sql += " WHERE " + holds_token_sign(shape_, *settings_.filter, "s");
   if (settings_.first_rows > 0) {
     if (!shape_.key_columns.empty()) sql += " ORDER BY " + key_list(shape_, "s.");

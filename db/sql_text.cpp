@@ -182,6 +182,7 @@ std::string key_after(const TableShape& shape, std::string_view alias, std::size
 std::string select_rows(const TableShape& shape, std::string_view alias) {
   const std::string prefix = std::string(alias) + ".";
   std::string sql = "SELECT ";
+  if (shape.key_columns.empty()) sql += prefix + "ctid::text, ";  // a relation without a primary key
   for (const auto& k : shape.key_columns) sql += prefix + quote_ident(k) + "::text, ";
   for (std::size_t i = 0; i < shape.columns.size(); ++i) {
     if (i > 0) sql += ", ";

@@ -57,7 +57,8 @@ struct TokenFilter {
 // a sign, or a sign that is not letters and digits.
 std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter, std::string_view alias);
 
-// SELECT of the key (as text) and the target columns, ending before any WHERE.
+// SELECT of the key (as text; ctid for a shape without key columns) and the
+// target columns, FROM ONLY the relation, ending before any WHERE.
 std::string select_rows(const TableShape& shape, std::string_view alias);
 
 // Whether the batch UPDATE waits for rows other transactions hold locked, or

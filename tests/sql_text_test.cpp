@@ -96,6 +96,10 @@ TEST_SUITE("sql_text") {
     CHECK(db::select_rows(two_keys_two_columns(), "t") ==
           "SELECT t.\"tenant\"::text, t.\"Account \"\"Id\"\"\"::text, t.\"iban_enc\"::text, t.\"Doc\" "
           "FROM ONLY \"Vault Data\".\"Accounts\" AS t");
+    TableShape keyless = two_keys_two_columns();
+    keyless.key_columns.clear();
+    CHECK(db::select_rows(keyless, "s") ==
+          "SELECT s.ctid::text, s.\"iban_enc\"::text, s.\"Doc\" FROM ONLY \"Vault Data\".\"Accounts\" AS s");
   }
 
   TEST_CASE("key_after: one row comparison when every key column has the same operator") {
