@@ -38,11 +38,13 @@ bool is_whole_token(std::string_view value) {
   return is_single_token_text(inner_text) && base64url_decode_lenient(inner_text, inner) && token_bytes(inner);
 }
 
-bool holds_token(std::string_view value) {
+bool holds_token_prefix(std::string_view value) {
   for (const auto p : token_prefixes()) {
     if (value.find(p) != std::string_view::npos) return true;
   }
-  return is_whole_token(value);
+  return false;
 }
+
+bool holds_token(std::string_view value) { return holds_token_prefix(value) || is_whole_token(value); }
 
 }  // namespace rekey::crypto

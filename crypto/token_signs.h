@@ -29,6 +29,9 @@ const TokenSigns& token_signs();
 // alone too). Random base64 of another length never is.
 bool is_whole_token(std::string_view value);
 
+// True when `value` holds a token prefix (token_prefixes()) anywhere.
+bool holds_token_prefix(std::string_view value);
+
 // True when `value` holds a token prefix anywhere or is one token as a
 // whole: the values a census of a discovered column counts.
 bool holds_token(std::string_view value);

@@ -205,9 +205,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> DiscoveryQueries::count_token
                                                                                         const TokenFilter& weak) {
   std::string sql = "SELECT ";
   for (std::size_t c = 0; c < shape.columns.size(); ++c) {
-    TableShape one = shape;
-    one.columns = {shape.columns[c]};
-    one.kinds = {shape.kinds[c]};
+    const TableShape one = shape.column_shape(c);
     const std::string is_strong = holds_token_sign(one, strong, "s");
     sql += (c > 0 ? ", " : "") + std::string("count(*) FILTER (WHERE ") + is_strong + "), count(*) FILTER (WHERE " +
            holds_token_sign(one, weak, "s") + " AND NOT " + is_strong + ")";

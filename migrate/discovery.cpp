@@ -66,16 +66,12 @@ Discovery discover_columns(const std::string& conninfo, const DiscoveryOptions& 
     log::debug("discovery: counting tokens in {} column(s) of {}", shape.columns.size(), shape.display_name());
     const auto counts = queries.count_token_values(shape, strong, weak);
     for (std::size_t c = 0; c < rel.columns.size(); ++c) {
-      TableShape one = shape;
-      one.columns = {shape.columns[c]};
-      one.kinds = {shape.kinds[c]};
+      const TableShape one = shape.column_shape(c);
       std::int64_t found = counts[c].first;
       // A weak sign alone (the shape of a whole token) is confirmed value by value.
       if (counts[c].second > 0) {
         for (const auto& value : queries.token_values(one, weak, 0)) {
-          const bool strong_too = std::any_of(strong.anywhere.begin(), strong.anywhere.end(),
-                                              [&](const std::string& p) { return value.find(p) != std::string::npos; });
-          if (!strong_too && crypto::holds_token(value)) ++found;
+          if (!crypto::holds_token_prefix(value) && crypto::is_whole_token(value)) ++found;  // not counted yet
         }
       }
       if (found == 0) continue;

@@ -10,6 +10,14 @@ std::string TableShape::display_name() const {
   return db::quote_ident_if_needed(schema) + "." + db::quote_ident_if_needed(table);
 }
 
+TableShape TableShape::column_shape(std::size_t column) const {
+  TableShape one = *this;
+  one.columns = {columns.at(column)};
+  one.kinds = {kinds.at(column)};
+  one.policies = {policy(column)};
+  return one;
+}
+
 std::string TableShape::column_display(std::size_t column) const {
   return display_name() + "." + db::quote_ident_if_needed(columns.at(column));
 }

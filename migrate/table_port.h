@@ -45,6 +45,9 @@ struct TableShape {
   std::vector<ValuePolicy> policies;  // one per column; a missing one is kEveryValue
   double estimated_rows = 0;
 
+  // This shape with only `column` (its kind and policy).
+  TableShape column_shape(std::size_t column) const;
+
   ValuePolicy policy(std::size_t column) const {
     return column < policies.size() ? policies[column] : ValuePolicy::kEveryValue;
   }
