@@ -15,13 +15,8 @@ namespace {
 
 void add_column(std::vector<TableTarget>& targets, const std::string& schema, const std::string& table,
                 const std::string& column) {
-  auto it = std::find_if(targets.begin(), targets.end(),
-                         [&](const TableTarget& t) { return t.schema == schema && t.table == table; });
-  if (it == targets.end()) {
-    targets.push_back({schema, table, {}});
-    it = targets.end() - 1;
-  }
-  if (std::find(it->columns.begin(), it->columns.end(), column) == it->columns.end()) it->columns.push_back(column);
+  auto& columns = target_for(targets, schema, table).columns;
+  if (std::find(columns.begin(), columns.end(), column) == columns.end()) columns.push_back(column);
 }
 
 void add_uncovered(std::vector<db::ScopeRelation>& uncovered, const DiscoveredColumn& found,

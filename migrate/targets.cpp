@@ -8,6 +8,14 @@
 
 namespace rekey {
 
+TableTarget& target_for(std::vector<TableTarget>& targets, const std::string& schema, const std::string& table) {
+  const auto it = std::find_if(targets.begin(), targets.end(),
+                               [&](const TableTarget& t) { return t.schema == schema && t.table == table; });
+  if (it != targets.end()) return *it;
+  targets.push_back({schema, table, {}});
+  return targets.back();
+}
+
 std::vector<TableTarget> group_targets(const std::vector<std::string>& specs) {
   std::vector<TableTarget> out;
   for (const auto& spec : specs) {
@@ -17,13 +25,8 @@ std::vector<TableTarget> group_targets(const std::vector<std::string>& specs) {
     } catch (const std::invalid_argument& e) {
       throw UsageError(std::string("--column: ") + e.what());
     }
-    auto it = std::find_if(out.begin(), out.end(),
-                           [&](const TableTarget& t) { return t.schema == ref.schema && t.table == ref.table; });
-    if (it == out.end()) {
-      out.push_back({ref.schema, ref.table, {}});
-      it = out.end() - 1;
-    }
-    it->columns.push_back(ref.column);
+    target_for(out, ref.schema, ref.table)
+        .columns.push_back(ref.column);  // a column named twice is the catalog's to refuse
   }
   return out;
 }

@@ -12,6 +12,10 @@ struct TableTarget {
   std::vector<std::string> columns;
 };
 
+// The target of `schema`.`table` in `targets`, appended (with no column)
+// when missing. The reference is valid until `targets` next grows.
+TableTarget& target_for(std::vector<TableTarget>& targets, const std::string& schema, const std::string& table);
+
 // Parses [SCHEMA.]TABLE.COLUMN specs (SQL identifier rules) and groups them by
 // table, keeping first-seen order. Throws UsageError naming a malformed spec.
 std::vector<TableTarget> group_targets(const std::vector<std::string>& specs);
