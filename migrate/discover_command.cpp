@@ -82,9 +82,7 @@ nlohmann::json to_json(const Discovery& found, bool with_keys) {
     }
     columns.push_back(std::move(j));
   }
-  nlohmann::json unchecked = nlohmann::json::array();
-  for (const auto& u : found.unchecked) unchecked.push_back({{"object", u.object}, {"reason", u.reason}});
-  return {{"columns", columns}, {"unchecked", unchecked}, {"excluded", found.excluded}};
+  return {{"columns", columns}, {"unchecked", found.unchecked}, {"excluded", found.excluded}};
 }
 
 // `new_fp` empty: no keys were given.

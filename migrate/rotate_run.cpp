@@ -214,7 +214,7 @@ int run_rotate(const RotateOptions& o) {
   for (std::size_t i = 0; i < keyring->old_key_count(); ++i) {
     report.old_key_fingerprints.push_back(keyring->old_key(i).fingerprint());
   }
-  for (const auto& u : resolved.unchecked) report.unchecked.push_back({{"object", u.object}, {"reason", u.reason}});
+  report.unchecked = resolved.unchecked;
   report.excluded = resolved.excluded;
 
   std::unique_ptr<db::StateStore> store;

@@ -1,6 +1,7 @@
 #include "migrate/scope.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "db/identifier.h"
@@ -57,6 +58,8 @@ void add_relation(Scope& scope, db::ScopeRelation rel, Keep keep) {
 }
 
 }  // namespace
+
+void to_json(nlohmann::json& j, const Unchecked& u) { j = {{"object", u.object}, {"reason", u.reason}}; }
 
 std::string display_name(const std::string& schema, const std::string& table) {
   return db::quote_ident_if_needed(schema) + "." + db::quote_ident_if_needed(table);

@@ -3,6 +3,7 @@
 // excluded by name.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct Unchecked {
   UncheckedCause cause = UncheckedCause::kUnreadable;
   std::string reason;  // the cause and its fix, for the operator
 };
+
+// {object, reason}, as reports and --format json show it.
+void to_json(nlohmann::json& j, const Unchecked& u);
 
 struct Scope {
   // Relations with the candidate columns that can be checked (readable, not

@@ -135,8 +135,6 @@ nlohmann::json to_json(const std::vector<RelationCensus>& tables, const Plan& pl
       if (shown(t, c)) columns.push_back(column_json(t, c, keyring));
     }
   }
-  nlohmann::json unchecked = nlohmann::json::array();
-  for (const auto& u : plan.unchecked) unchecked.push_back({{"object", u.object}, {"reason", u.reason}});
   nlohmann::json olds = nlohmann::json::array();
   for (std::size_t i = 0; i < keyring.old_key_count(); ++i) olds.push_back(keyring.old_key(i).fingerprint());
   return {{"new_key_fingerprint", keyring.new_key().fingerprint()},
@@ -148,7 +146,7 @@ nlohmann::json to_json(const std::vector<RelationCensus>& tables, const Plan& pl
           {"exit_code", exit_code},
           {"columns_checked", checked},
           {"columns", columns},
-          {"unchecked", unchecked},
+          {"unchecked", plan.unchecked},
           {"excluded", plan.excluded}};
 }
 
