@@ -141,12 +141,7 @@ struct AppValue {
 std::vector<AppValue> app_values(int count) {
   std::vector<std::vector<std::string>> columns;
   for (const auto& [prefix, format] : {std::pair<std::string, std::string>{"app-a-", "plain"}, {"app-b-", "wrapped"}}) {
-    const ProcessResult r =
-        run_python("tests/pg/fixture.py",
-                   {"tokens", "NEW_ENCRYPTION_KEY", std::to_string(count), prefix, "1700000000", format}, key_env());
-    INFO("fixture.py tokens: exit " << r.exit_code << ": " << r.err);
-    REQUIRE(r.exit_code == 0);
-    columns.push_back(json::parse(r.out).get<std::vector<std::string>>());
+    columns.push_back(python_tokens("NEW_ENCRYPTION_KEY", count, format, prefix));
     REQUIRE(columns.back().size() == static_cast<std::size_t>(count));
   }
   std::vector<AppValue> out;

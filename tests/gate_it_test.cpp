@@ -28,15 +28,6 @@ ProcessResult run(const TestDatabase& db, std::vector<std::string> args, const E
   return run_rekey(args, env);
 }
 
-// Tokens written by Python: `count` values of `plaintext-i` under the key in
-// `env_var` ("plain" or "wrapped").
-std::vector<std::string> tokens(const std::string& env_var, int count, const std::string& format = "plain") {
-  const auto r = run_python("tests/pg/fixture.py",
-                            {"tokens", env_var, std::to_string(count), "pt-", "1700000000", format}, key_env());
-  REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
-  return json::parse(r.out).get<std::vector<std::string>>();
-}
-
 // Python's census of a whole database: every value holding a token span,
 // and under which key each span opens (see tests/pg/gate_judge.py).
 json judge(const TestDatabase& db) {
@@ -57,8 +48,8 @@ TEST_SUITE("db.gate") {
   TEST_CASE("several tokens in one value, JSON around tokens, a token inside text: rotated in place") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("multi_token");
-    const auto t = tokens("OLD_ENCRYPTION_KEY", 12);
-    const auto w = tokens("OLD_ENCRYPTION_KEY", 2, "wrapped");
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 12);
+    const auto w = python_tokens("OLD_ENCRYPTION_KEY", 2, "wrapped");
     const std::vector<std::string> values = {
         t[0] + "," + t[1],
         "\"" + t[2] + "\"",
@@ -96,7 +87,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("a value with one token that no key opens is left whole, even beside tokens that rotate") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("multi_token_bad");
-    const auto t = tokens("OLD_ENCRYPTION_KEY", 2);
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 2);
     const std::string broken = t[1].substr(0, t[1].size() - 4);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
     db.exec("INSERT INTO t VALUES (1, '" + t[0] + "," + broken + "')");
@@ -144,7 +135,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("a column whose first 1,000 values are '' and later ones tokens is found, rotated and verified") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("late_tokens");
-    const auto old_tokens = tokens("OLD_ENCRYPTION_KEY", 300);
+    const auto old_tokens = python_tokens("OLD_ENCRYPTION_KEY", 300);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, '' FROM generate_series(1, 1000) g");
     for (std::size_t i = 0; i < old_tokens.size(); ++i) {
       db.exec("INSERT INTO t VALUES (" + std::to_string(1001 + i) + ", '" + old_tokens[i] + "')");
@@ -168,7 +159,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("what rotate cannot rewrite fails the gate and rotate's exit code, names why, and is left untouched") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("uncovered");
-    const auto old_tokens = tokens("OLD_ENCRYPTION_KEY", 20);
+    const auto old_tokens = python_tokens("OLD_ENCRYPTION_KEY", 20);
     db.exec("CREATE TABLE ok (id int PRIMARY KEY, v text)");
     db.exec("INSERT INTO ok VALUES (1, '" + old_tokens[0] + "'), (2, '" + old_tokens[1] + "')");
     db.exec("CREATE TABLE no_pk (v text); INSERT INTO no_pk VALUES ('" + old_tokens[2] + "'), ('" + old_tokens[3] +
@@ -215,8 +206,8 @@ TEST_SUITE("db.gate") {
   TEST_CASE("new-key tokens where rotate cannot reach pass the gate; a stored generated copy follows its source") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("generated");
-    const auto old_tokens = tokens("OLD_ENCRYPTION_KEY", 10);
-    const auto new_tokens = tokens("NEW_ENCRYPTION_KEY", 2);
+    const auto old_tokens = python_tokens("OLD_ENCRYPTION_KEY", 10);
+    const auto new_tokens = python_tokens("NEW_ENCRYPTION_KEY", 2);
     db.exec("CREATE TABLE no_pk (v text); INSERT INTO no_pk VALUES ('" + new_tokens[0] + "')");
     db.exec("CREATE TABLE g (id int PRIMARY KEY, v text, copy text GENERATED ALWAYS AS (v) STORED)");
     for (int i = 0; i < 10; ++i)
@@ -241,7 +232,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("objects the role cannot read, or sees only in part, fail the gate with the reason; rotate refuses RLS") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("unreadable");
-    const auto new_tokens = tokens("NEW_ENCRYPTION_KEY", 4);
+    const auto new_tokens = python_tokens("NEW_ENCRYPTION_KEY", 4);
     db.exec("CREATE TABLE open (id int PRIMARY KEY, v text); INSERT INTO open VALUES (1, '" + new_tokens[0] + "')");
     db.exec("CREATE TABLE secret (id int PRIMARY KEY, v text); INSERT INTO secret VALUES (1, '" + new_tokens[1] + "')");
     db.exec("CREATE TABLE tenants (id int PRIMARY KEY, tenant text, v text)");
@@ -267,7 +258,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("a value the application copies behind the checkpoint is rotated by the final sweep") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("sweep");
-    const auto old_tokens = tokens("OLD_ENCRYPTION_KEY", 400);
+    const auto old_tokens = python_tokens("OLD_ENCRYPTION_KEY", 400);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
     std::string values;
     for (int i = 0; i < 400; ++i) values += (i ? ", (" : "(") + std::to_string(i) + ", '" + old_tokens[i] + "')";
@@ -298,7 +289,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("one new key per column: an unfinished run over an overlapping column set refuses another key") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("overlap");
-    const auto old_tokens = tokens("OLD_ENCRYPTION_KEY", 50);
+    const auto old_tokens = python_tokens("OLD_ENCRYPTION_KEY", 50);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, a text, b text)");
     for (int i = 0; i < 50; ++i) {
       db.exec("INSERT INTO t VALUES (" + std::to_string(i) + ", '" + old_tokens[i] + "', '" + old_tokens[i] + "')");
@@ -320,7 +311,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("every type that can hold a token is searched: nested domains, arrays of domains, composites, ranges") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("types");
-    const auto t = tokens("OLD_ENCRYPTION_KEY", 8);
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 8);
     db.exec(
         "CREATE DOMAIN d1 AS text; CREATE DOMAIN d2 AS d1; CREATE TYPE pair AS (label text, token text);"
         "CREATE TYPE textrange AS RANGE (subtype = text)");
@@ -350,7 +341,7 @@ TEST_SUITE("db.gate") {
     TestDatabase db("state_scope");
     CHECK(run(db, {"verify", "--discover", "--require-new"}).exit_code == 3);  // nothing at all: the wrong --db?
     CHECK(run(db, {"verify", "--discover", "--require-new", "--allow-no-tokens"}).exit_code == 0);
-    const auto t = tokens("OLD_ENCRYPTION_KEY", 2);
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 2);
     db.exec(
         "CREATE SCHEMA rekey; CREATE TABLE rekey.customer_backup (id int PRIMARY KEY, v text);"
         "INSERT INTO rekey.customer_backup VALUES (1, '" +
@@ -372,7 +363,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("a role that may read the token column but not the key is told so (exit 3), never a crash") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("column_grant");
-    const auto t = tokens("NEW_ENCRYPTION_KEY", 1);
+    const auto t = python_tokens("NEW_ENCRYPTION_KEY", 1);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, '" + t[0] + "')");
     const std::string role = "auditor_" + db.name().substr(db.name().size() - 6);
     db.exec("DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role + " LOGIN; GRANT SELECT (v) ON t TO " + role);
@@ -386,7 +377,7 @@ TEST_SUITE("db.gate") {
   TEST_CASE("a resumed run sweeps the tables an earlier invocation finished") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("resume_sweep");
-    const auto t = tokens("OLD_ENCRYPTION_KEY", 3);
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 3);
     db.exec("CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, '" + t[0] + "')");
     CHECK(run(db, {"rotate", "--column", "a.v"}).exit_code == 0);
     db.exec("INSERT INTO a VALUES (0, '" + t[1] + "')");  // behind the finished run's checkpoint
@@ -398,8 +389,8 @@ TEST_SUITE("db.gate") {
   TEST_CASE("a transaction begun before the gate and still open fails it: it could commit old-key values later") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("open_xact");
-    const auto t = tokens("NEW_ENCRYPTION_KEY", 1);
-    const auto old = tokens("OLD_ENCRYPTION_KEY", 1);
+    const auto t = python_tokens("NEW_ENCRYPTION_KEY", 1);
+    const auto old = python_tokens("OLD_ENCRYPTION_KEY", 1);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, '" + t[0] + "')");
     {
       Session app(db.conninfo());

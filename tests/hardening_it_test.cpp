@@ -45,10 +45,7 @@ TEST_SUITE("db.hardening") {
   TEST_CASE("discover --emit-config: a hostile column name cannot inject a setting, in a comment or a list") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("emit_injection");
-    const auto r = run_python("tests/pg/fixture.py",
-                              {"tokens", "OLD_ENCRYPTION_KEY", "2", "pt-", "1700000000", "plain"}, key_env());
-    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
-    const auto t = json::parse(r.out).get<std::vector<std::string>>();
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 2);
     const std::string name = "a\nnew-key-env = PATH\n#";
     db.exec("CREATE TABLE no_pk (\"" + name + "\" text); INSERT INTO no_pk VALUES ('" + t[0] + "')");
     db.exec("CREATE TABLE keyed (id int PRIMARY KEY, \"" + name + "\" text); INSERT INTO keyed VALUES (1, '" + t[1] +
@@ -68,10 +65,7 @@ TEST_SUITE("db.hardening") {
   TEST_CASE("a name from the database cannot forge a line of output or of the log") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("forged_line");
-    const auto r = run_python("tests/pg/fixture.py",
-                              {"tokens", "OLD_ENCRYPTION_KEY", "1", "pt-", "1700000000", "plain"}, key_env());
-    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
-    const std::string token = json::parse(r.out).at(0).get<std::string>();
+    const std::string token = python_tokens("OLD_ENCRYPTION_KEY", 1).at(0);
     db.exec("CREATE TABLE \"x\nrekey: error: forged\" (v text); INSERT INTO \"x\nrekey: error: forged\" VALUES ('" +
             token + "')");
     for (const auto& args : std::vector<std::vector<std::string>>{{"discover", "--db", db.conninfo()},
@@ -95,10 +89,7 @@ TEST_SUITE("db.hardening") {
     write_file(env_file, generated.out);
     const std::string line = generated.out.substr(generated.out.find("ENCRYPTION_KEY=") + 15);
     const std::string passphrase = line.substr(0, line.find('\n'));
-    const auto r = run_python("tests/pg/fixture.py",
-                              {"tokens", "OLD_ENCRYPTION_KEY", "3", "pt-", "1700000000", "plain"}, key_env());
-    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
-    const auto t = json::parse(r.out).get<std::vector<std::string>>();
+    const auto t = python_tokens("OLD_ENCRYPTION_KEY", 3);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
     for (int i = 0; i < 3; ++i) db.exec("INSERT INTO t VALUES (" + std::to_string(i) + ", '" + t[i] + "')");
     const auto rotated = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key-file", env_file},
@@ -131,10 +122,7 @@ TEST_SUITE("db.hardening") {
     }
     // While rotate runs (paused by its pause file), its environment no longer holds the keys it read.
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
-    const auto tok = run_python("tests/pg/fixture.py",
-                                {"tokens", "OLD_ENCRYPTION_KEY", "1", "pt-", "1700000000", "plain"}, key_env());
-    REQUIRE(tok.exit_code == 0);
-    db.exec("INSERT INTO t VALUES (1, '" + json::parse(tok.out).at(0).get<std::string>() + "')");
+    db.exec("INSERT INTO t VALUES (1, '" + python_tokens("OLD_ENCRYPTION_KEY", 1).at(0) + "')");
     TempDir dir;
     const std::string pause = dir.file("pause");
     write_file(pause, "");

@@ -395,6 +395,14 @@ void Session::rollback() {
 
 // ---------------------------------------------------------------- test data
 
+std::vector<std::string> python_tokens(const std::string& env_var, int count, const std::string& format,
+                                       const std::string& prefix, const Env& env) {
+  const ProcessResult r =
+      run_python("tests/pg/fixture.py", {"tokens", env_var, std::to_string(count), prefix, "1700000000", format}, env);
+  if (r.exit_code != 0) throw std::runtime_error("fixture.py tokens failed: " + r.describe());
+  return nlohmann::json::parse(r.out).get<std::vector<std::string>>();
+}
+
 void seed_fixture(const std::string& conninfo, const nlohmann::json& spec, const std::string& manifest_path,
                   const Env& env) {
   const std::string spec_path = manifest_path + ".spec.json";

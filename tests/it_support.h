@@ -212,6 +212,13 @@ bool wait_until(Pred pred, std::chrono::milliseconds timeout,
 void seed_fixture(const std::string& conninfo, const nlohmann::json& spec, const std::string& manifest_path,
                   const Env& env = key_env());
 
+// `count` stored values written by Python's cryptography under the key in
+// environment variable `env_var` (from `env`): the i-th a token of `prefix` +
+// str(i) at timestamp 1700000000, in `format` ("plain" or "wrapped"). Throws
+// std::runtime_error (with Python's stderr) on failure.
+std::vector<std::string> python_tokens(const std::string& env_var, int count, const std::string& format = "plain",
+                                       const std::string& prefix = "pt-", const Env& env = key_env());
+
 // Checks every seeded row against the manifest (options: see fixture.py) and
 // returns {"ok", "error_count", "errors", "rows", "counts"}. Throws on a crash.
 nlohmann::json check_fixture(const std::string& conninfo, const std::string& manifest_path,
