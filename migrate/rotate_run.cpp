@@ -178,103 +178,119 @@ nlohmann::json counts_json(const RunReport& report) {
   return tables;
 }
 
-}  // namespace
-
-int run_rotate(const RotateOptions& o) {
-  const auto started = std::chrono::steady_clock::now();
-  const auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  };
-  StopControl stop;
-  install_signal_handlers(stop);  // before key derivation: a signal at any point stops cleanly
-  const std::string conninfo = resolve_conninfo(o.db);
-  const auto keyring = load_keyring(o.keys, OldKeyPolicy::kRequired);
-  AuditLog audit(o.audit_log);
-  MetricsFile metrics(o.metrics_file, "rotate");
-  if (!o.max_duration.empty()) stop.set_deadline(started + parse_duration(o.max_duration, "--max-duration"));
-  EngineSettings settings = engine_settings(o);
-  db::WriterSettings writer_settings;
-  writer_settings.state_schema = o.state_schema;
-  writer_settings.lock_timeout = parse_duration(o.lock_timeout, "--lock-timeout");
-  writer_settings.statement_timeout = parse_duration(o.statement_timeout, "--statement-timeout");
-  db::ReplicaLagProbe lag_probe(conninfo);
-  Throttle throttle(throttle_settings(o), o.batch_size, [&lag_probe] { return lag_probe.max_lag_seconds(); });
-  settings.throttle = &throttle;
-
-  const RotationTargets resolved = resolve_targets(conninfo, o.columns, o.discover, o.state_schema, o.exclude);
-  const std::vector<TableShape>& shapes = resolved.shapes;
-  std::vector<TableTarget> targets;
-  for (const auto& s : shapes) targets.push_back({s.schema, s.table, s.columns});
-  const std::string targets_id = targets_key(targets);
-
-  RunReport report;
-  report.dry_run = o.dry_run;
-  report.status = "running";
-  report.new_key_fingerprint = keyring->new_key().fingerprint();
-  for (std::size_t i = 0; i < keyring->old_key_count(); ++i) {
-    report.old_key_fingerprints.push_back(keyring->old_key(i).fingerprint());
+// One invocation of `rekey rotate`, in named stages: open (keys, targets,
+// state, locks, the run's row), rotate each table, account (what rotate could
+// not reach, the exit code), publish (state, metrics, audit, summary, report).
+// A run that ends in an error once its row exists is recorded as `failed`,
+// with its report and an audit `run_stop`, and the error propagates.
+// Single-threaded; owns every connection it opens.
+class RotateRun {
+ public:
+  explicit RotateRun(const RotateOptions& o)
+      : o_(o),
+        conninfo_(resolve_conninfo(o.db)),
+        audit_(o.audit_log),
+        metrics_(o.metrics_file, "rotate"),
+        lag_probe_(conninfo_),
+        throttle_(throttle_settings(o), o.batch_size, [this] { return lag_probe_.max_lag_seconds(); }) {
+    install_signal_handlers(stop_);  // before key derivation: a signal at any point stops cleanly
+    keyring_ = load_keyring(o.keys, OldKeyPolicy::kRequired);
   }
-  report.unchecked = resolved.unchecked;
-  report.excluded = resolved.excluded;
 
-  std::unique_ptr<db::StateStore> store;
-  std::unique_ptr<db::TableLocks> locks;
-  if (!o.dry_run) {
-    store = std::make_unique<db::StateStore>(conninfo, o.state_schema);
-    store->ensure_schema();
-    locks = std::make_unique<db::TableLocks>(conninfo);
-    for (const auto& shape : shapes) {
-      if (auto holder = locks->try_lock(shape)) {
+  int run() {
+    open();
+    try {
+      for (const auto& shape : resolved_.shapes) rotate_one(shape);
+      account();
+    } catch (const std::exception& e) {
+      record_failure(e);
+      throw;
+    }
+    publish();
+    return report_.exit_code;
+  }
+
+ private:
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
+
+  void open() {
+    if (!o_.max_duration.empty()) stop_.set_deadline(started_ + parse_duration(o_.max_duration, "--max-duration"));
+    settings_ = engine_settings(o_);
+    settings_.throttle = &throttle_;
+    writer_settings_.state_schema = o_.state_schema;
+    writer_settings_.lock_timeout = parse_duration(o_.lock_timeout, "--lock-timeout");
+    writer_settings_.statement_timeout = parse_duration(o_.statement_timeout, "--statement-timeout");
+    resolved_ = resolve_targets(conninfo_, o_.columns, o_.discover, o_.state_schema, o_.exclude);
+    std::vector<TableTarget> targets;
+    for (const auto& s : resolved_.shapes) targets.push_back({s.schema, s.table, s.columns});
+    targets_id_ = targets_key(targets);
+
+    report_.dry_run = o_.dry_run;
+    report_.status = "running";
+    report_.new_key_fingerprint = keyring_->new_key().fingerprint();
+    for (std::size_t i = 0; i < keyring_->old_key_count(); ++i) {
+      report_.old_key_fingerprints.push_back(keyring_->old_key(i).fingerprint());
+    }
+    report_.unchecked = resolved_.unchecked;
+    report_.excluded = resolved_.excluded;
+    if (!o_.dry_run) open_state();
+    audit_.record("run_start", {{"command", "rotate"},
+                                {"run_id", report_.run_id},
+                                {"dry_run", o_.dry_run},
+                                {"targets", targets_id_},
+                                {"new_key_fingerprint", report_.new_key_fingerprint},
+                                {"old_key_fingerprints", report_.old_key_fingerprints},
+                                {"command_line", command_line()}});
+  }
+
+  // The state schema, one lock per table, and the run's row (new or resumed).
+  void open_state() {
+    store_ = std::make_unique<db::StateStore>(conninfo_, o_.state_schema);
+    store_->ensure_schema();
+    locks_ = std::make_unique<db::TableLocks>(conninfo_);
+    for (const auto& shape : resolved_.shapes) {
+      if (auto holder = locks_->try_lock(shape)) {
         throw UsageError("table " + shape.display_name() + " is being rotated by another rekey: " + *holder);
       }
     }
-    settings.still_locked = [&locks] { return locks->still_held(); };
-    report.run_id = open_run(*store, o, targets_id, *keyring);
-    writer_settings.run_id = report.run_id;
+    settings_.still_locked = [this] { return locks_->still_held(); };
+    report_.run_id = open_run(*store_, o_, targets_id_, *keyring_);
+    writer_settings_.run_id = report_.run_id;
   }
-  audit.record("run_start", {{"command", "rotate"},
-                             {"run_id", report.run_id},
-                             {"dry_run", o.dry_run},
-                             {"targets", targets_id},
-                             {"new_key_fingerprint", report.new_key_fingerprint},
-                             {"old_key_fingerprints", report.old_key_fingerprints},
-                             {"command_line", command_line()}});
 
-  bool all_completed = true;
-  std::map<std::string, std::int64_t> failure_reasons;
-  const ProgressStyle style = default_progress_style(!log::enabled(log::Level::kInfo));
-  for (const auto& shape : shapes) {
-    report.tables.push_back({shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())});
-    TableReport& table = report.tables.back();
+  std::unique_ptr<TableWriter> open_writer(const TableShape& shape, TableReport& table,
+                                           std::optional<KeyValues>& start_after, std::int64_t& seen_before) {
+    if (!store_) return std::make_unique<DryRunWriter>(shape.display_name(), shape.columns, report_.failures);
+    const db::TableProgress progress = store_->start_table(report_.run_id, shape);
+    start_after = progress.last_key;
+    seen_before = progress.rows_seen;
+    for (const auto& [column, counts] : progress.counts) {
+      for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+        if (shape.columns[c] == column) table.counts[c] = counts;
+      }
+    }
+    // A table done in an earlier invocation still gets its final sweep:
+    // values copied behind its checkpoint since then are rotated too.
+    table.completed = progress.done;
+    settings_.failures_before = store_->failure_count(report_.run_id);
+    settings_.open_scan = [this, &shape] {
+      return std::make_unique<db::PgRowScanner>(conninfo_, shape, db::ScanSettings{});
+    };
+    return std::make_unique<db::PgTableWriter>(conninfo_, shape, writer_settings_, table.counts);
+  }
+
+  void rotate_one(const TableShape& shape) {
+    report_.tables.push_back({shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())});
+    TableReport& table = report_.tables.back();
     std::optional<KeyValues> start_after;
     std::int64_t seen_before = 0;
-    std::unique_ptr<TableWriter> writer;
-    if (store) {
-      const db::TableProgress progress = store->start_table(report.run_id, shape);
-      start_after = progress.last_key;
-      seen_before = progress.rows_seen;
-      for (const auto& [column, counts] : progress.counts) {
-        for (std::size_t c = 0; c < shape.columns.size(); ++c) {
-          if (shape.columns[c] == column) table.counts[c] = counts;
-        }
-      }
-      // A table done in an earlier invocation still gets its final sweep:
-      // values copied behind its checkpoint since then are rotated too.
-      table.completed = progress.done;
-      settings.failures_before = store->failure_count(report.run_id);
-      writer = std::make_unique<db::PgTableWriter>(conninfo, shape, writer_settings, table.counts);
-      settings.open_scan = [&conninfo, &shape] {
-        return std::make_unique<db::PgRowScanner>(conninfo, shape, db::ScanSettings{});
-      };
-    } else {
-      writer = std::make_unique<DryRunWriter>(shape.display_name(), shape.columns, report.failures);
+    const std::unique_ptr<TableWriter> writer = open_writer(shape, table, start_after, seen_before);
+    if (stop_.should_stop()) {
+      all_completed_ = false;
+      return;
     }
-    if (stop.should_stop()) {
-      all_completed = false;
-      continue;
-    }
-    db::PgTableReader reader(conninfo, shape);
-    ProgressReporter progress(style, shape.display_name(), seen_before,
+    db::PgTableReader reader(conninfo_, shape);
+    ProgressReporter progress(style_, shape.display_name(), seen_before,
                               static_cast<std::int64_t>(shape.estimated_rows));
     const std::vector<ColumnCounts> before = table.counts;
     const auto absorb = [&](const TableOutcome& so_far) {
@@ -285,65 +301,132 @@ int run_rotate(const RotateOptions& o) {
       table.pending_not_found = so_far.pending_not_found;
       table.swept = so_far.swept;
     };
-    const TableOutcome outcome = rotate_table(shape, *keyring, reader, *writer, start_after, settings, stop,
+    const TableOutcome outcome = rotate_table(shape, *keyring_, reader, *writer, start_after, settings_, stop_,
                                               [&](const TableOutcome& so_far, double seconds) {
                                                 progress.update(so_far.rows_seen, seconds);
                                                 absorb(so_far);
-                                                report.duration_seconds = elapsed();
-                                                report.seconds_paused = throttle.seconds_paused();
-                                                report.seconds_throttled = throttle.seconds_throttled();
-                                                metrics.update(report, false);
+                                                note_time();
+                                                metrics_.update(report_, false);
                                               });
     progress.finish(outcome.rows_seen, elapsed());
     absorb(outcome);
     table.completed = outcome.completed;
-    for (const auto& [reason, n] : outcome.failure_reasons) failure_reasons[reason] += n;
+    for (const auto& [reason, n] : outcome.failure_reasons) failure_reasons_[reason] += n;
     log::debug("{}: {:.2f}s reading, {:.2f}s re-encrypting (all threads), {:.2f}s writing, {} batches",
                shape.display_name(), outcome.read_seconds, outcome.crypto_seconds, outcome.write_seconds,
                outcome.batches);
-    if (outcome.completed && store) store->mark_table_done(report.run_id, shape.display_name());
-    if (!outcome.completed) all_completed = false;
+    if (outcome.completed && store_) store_->mark_table_done(report_.run_id, shape.display_name());
+    if (!outcome.completed) all_completed_ = false;
     if (outcome.pending_left > 0) {
       log::warn("{}: {} row(s) kept changing under rekey; rerun to finish them", shape.display_name(),
                 outcome.pending_left);
     }
   }
 
-  if (!stop.should_stop()) report.uncovered = census_uncovered(conninfo, resolved, *keyring, o, stop);
-  report.duration_seconds = elapsed();
-  report.seconds_paused = throttle.seconds_paused();
-  report.seconds_throttled = throttle.seconds_throttled();
-  report.stop_reason = to_string(stop.reason());
-  const std::int64_t recorded_failures = store ? store->failure_count(report.run_id) : 0;
-  report.exit_code = exit_code_for(report, stop.reason(), all_completed, recorded_failures);
-  report.status = stop.reason() != StopReason::kNone || !all_completed ? "stopped" : "finished";
-  if (store) {
-    try {
-      store->set_status(report.run_id, report.status, report.exit_code);
-      for (const auto& f : store->failures(report.run_id, 1000)) {
-        report.failures.push_back(
-            {{"table", f.table_name}, {"column", f.column_name}, {"primary_key", f.primary_key}, {"reason", f.reason}});
+  void note_time() {
+    report_.duration_seconds = elapsed();
+    report_.seconds_paused = throttle_.seconds_paused();
+    report_.seconds_throttled = throttle_.seconds_throttled();
+  }
+
+  // What rotate could not reach, and the exit code of it all.
+  void account() {
+    if (!stop_.should_stop()) report_.uncovered = census_uncovered(conninfo_, resolved_, *keyring_, o_, stop_);
+    note_time();
+    report_.stop_reason = to_string(stop_.reason());
+    const std::int64_t recorded_failures = store_ ? store_->failure_count(report_.run_id) : 0;
+    report_.exit_code = exit_code_for(report_, stop_.reason(), all_completed_, recorded_failures);
+    report_.status = stop_.reason() != StopReason::kNone || !all_completed_ ? "stopped" : "finished";
+  }
+
+  void publish() {
+    if (store_) {
+      try {
+        store_->set_status(report_.run_id, report_.status, report_.exit_code);
+        for (const auto& f : store_->failures(report_.run_id, 1000)) {
+          report_.failures.push_back({{"table", f.table_name},
+                                      {"column", f.column_name},
+                                      {"primary_key", f.primary_key},
+                                      {"reason", f.reason}});
+        }
+      } catch (const std::exception& e) {
+        // The data and its checkpoints are committed; only the run's summary row is stale.
+        log::warn("could not record the run's status: {}", db::error_summary(e));
       }
+    }
+    publish_files(report_.status == "stopped" ? "run_stop" : "run_finish", nlohmann::json::object());
+    print_rotate_summary(report_, o_.dry_run);
+  }
+
+  void publish_files(const std::string& event, const nlohmann::json& extra) {
+    metrics_.update(report_, true);
+    nlohmann::json fields = {{"command", "rotate"},
+                             {"run_id", report_.run_id},
+                             {"dry_run", o_.dry_run},
+                             {"status", report_.status},
+                             {"exit_code", report_.exit_code},
+                             {"stop_reason", report_.stop_reason},
+                             {"duration_seconds", report_.duration_seconds},
+                             {"new_key_fingerprint", report_.new_key_fingerprint},
+                             {"old_key_fingerprints", report_.old_key_fingerprints},
+                             {"counts", counts_json(report_)},
+                             {"failures_by_reason", failure_reasons_}};
+    fields.update(extra);
+    audit_.record(event, fields);
+    if (!o_.report.empty()) write_json_file(o_.report, to_json(report_));
+  }
+
+  // Best effort, never masking `error`: the run's row says `failed` (on a
+  // fresh connection: the error may have been the old one's), and the report
+  // and audit log say what happened. Committed data and checkpoints stand;
+  // the next invocation resumes the run.
+  void record_failure(const std::exception& error) noexcept {
+    try {
+      note_time();
+      report_.status = "failed";
+      report_.stop_reason = "error";
+      report_.exit_code =
+          to_int(dynamic_cast<const UsageError*>(&error) != nullptr ? ExitCode::kUsage : ExitCode::kFailure);
+      report_.error = db::error_summary(error);
+      if (store_) mark_failed();
+      publish_files("run_stop", {{"error", report_.error}});
     } catch (const std::exception& e) {
-      // The data and its checkpoints are committed; only the run's summary row is stale.
-      log::warn("could not record the run's status: {}", db::error_summary(e));
+      log::error("could not record the run's failure: {}", db::error_summary(e));
     }
   }
-  metrics.update(report, true);
-  audit.record(report.status == "stopped" ? "run_stop" : "run_finish",
-               {{"command", "rotate"},
-                {"run_id", report.run_id},
-                {"dry_run", o.dry_run},
-                {"exit_code", report.exit_code},
-                {"stop_reason", report.stop_reason},
-                {"duration_seconds", report.duration_seconds},
-                {"new_key_fingerprint", report.new_key_fingerprint},
-                {"old_key_fingerprints", report.old_key_fingerprints},
-                {"counts", counts_json(report)},
-                {"failures_by_reason", failure_reasons}});
-  print_rotate_summary(report, o.dry_run);
-  if (!o.report.empty()) write_json_file(o.report, to_json(report));
-  return report.exit_code;
-}
+
+  void mark_failed() {
+    try {
+      db::StateStore(conninfo_, o_.state_schema).set_status(report_.run_id, report_.status, report_.exit_code);
+    } catch (const std::exception& e) {
+      log::error("run {} could not be marked failed ({}); it stays `running` until resumed", report_.run_id,
+                 db::error_summary(e));
+    }
+  }
+
+  const RotateOptions& o_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  StopControl stop_;
+  const std::string conninfo_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  AuditLog audit_;
+  MetricsFile metrics_;
+  db::ReplicaLagProbe lag_probe_;
+  Throttle throttle_;
+  EngineSettings settings_;
+  db::WriterSettings writer_settings_;
+  RotationTargets resolved_;
+  std::string targets_id_;
+  std::unique_ptr<db::StateStore> store_;
+  std::unique_ptr<db::TableLocks> locks_;
+  RunReport report_;
+  bool all_completed_ = true;
+  std::map<std::string, std::int64_t> failure_reasons_;
+  const ProgressStyle style_ = default_progress_style(!log::enabled(log::Level::kInfo));
+};
+
+}  // namespace
+
+int run_rotate(const RotateOptions& o) { return RotateRun(o).run(); }
 
 }  // namespace rekey

@@ -44,6 +44,7 @@ nlohmann::json to_json(const RunReport& r) {
                    {"failures", r.failures},
                    {"unchecked", r.unchecked},
                    {"excluded", r.excluded}};
+  if (!r.error.empty()) j["error"] = r.error;
   nlohmann::json uncovered = nlohmann::json::array();
   for (const auto& u : r.uncovered) {
     uncovered.push_back({{"column", u.column}, {"why", u.why}, {"values", u.values}, {"not_new", u.not_new}});

@@ -38,6 +38,7 @@ struct RunReport {
   int exit_code = 0;
   std::string status;
   std::string stop_reason;
+  std::string error;  // a failed run's error, first line (error_summary): never a key or a value
   double duration_seconds = 0;
   double seconds_paused = 0;     // pause file present or replicas lagging
   double seconds_throttled = 0;  // held back by --max-rate

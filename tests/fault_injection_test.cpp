@@ -760,3 +760,50 @@ TEST_SUITE("db.faults") {
     REQUIRE_DATA_OK(seeded.check());
   }
 }
+
+TEST_SUITE("db.faults") {
+  TEST_CASE("a run that ends in an error is marked failed, reported and audited, and resumes to the end") {
+    REKEY_IT_REQUIRE_DB();
+    const std::uint32_t seed = test_seed();
+    INFO("REKEY_FI_SEED=" << seed);
+    std::mt19937 rng(seed);
+    TestDatabase db("run_fails");
+    Seeded seeded(db, accounts_spec(1500, kClean, static_cast<int>(seed % 1000)));
+    // A trigger of the application's that refuses updates from a row on (some
+    // row past it holds an old-key value): an error no retry can get past.
+    const int refused = uniform(rng, 200, 1400);
+    db.exec(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.id >= " +
+        std::to_string(refused) +
+        " THEN RAISE EXCEPTION 'refused by the application'; END IF; "
+        "RETURN NEW; END $$");
+    db.exec("CREATE TRIGGER refuse BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION refuse()");
+    const TempDir tmp;
+    const auto args = rotate_args(db, {"--batch-size", "100", "--retry-for", "1s", "--report", tmp.file("r.json"),
+                                       "--audit-log", tmp.file("audit.log")});
+    const ProcessResult failed = run_rekey(args, key_env());
+    INFO(failed.describe());
+    CHECK(failed.exit_code == 1);
+    CHECK(contains(failed.err, "refused by the application"));
+    CHECK(db.value("SELECT status || ' ' || exit_code FROM rekey.runs") == "failed 1");
+    const json report = json::parse(read_file(tmp.file("r.json")));
+    CHECK(report.at("status") == "failed");
+    CHECK(report.at("exit_code") == 1);
+    CHECK(contains(report.at("error").get<std::string>(), "refused by the application"));
+    const std::string audit = read_file(tmp.file("audit.log"));
+    const json last = json::parse(audit.substr(audit.rfind('\n', audit.size() - 2) + 1));
+    CHECK(last.at("event") == "run_stop");
+    CHECK(last.at("status") == "failed");
+    // Nothing lost: every value holds its plaintext, under the old key or the new.
+    REQUIRE_DATA_OK(seeded.check(json{{"mode", "partial"}}));
+
+    db.exec("DROP TRIGGER refuse ON accounts");
+    const ProcessResult resumed = run_rekey(args, key_env());
+    INFO(resumed.describe());
+    CHECK(resumed.exit_code == 0);
+    CHECK(contains(resumed.err, "resuming run 1"));
+    CHECK(db.value("SELECT status || ' ' || exit_code FROM rekey.runs") == "finished 0");
+    REQUIRE_DATA_OK(seeded.check());
+  }
+}
