@@ -1,8 +1,5 @@
 #include "migrate/discover_command.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db/identifier.h"
+#include "migrate/atomic_file.h"
 #include "migrate/cli_choices.h"
 #include "migrate/config_file.h"
 #include "migrate/db_options.h"
@@ -125,13 +123,6 @@ void print_table(const Discovery& found, const std::string& new_fp) {
   std::fflush(stdout);
 }
 
-void write_private_file(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw UsageError("cannot write " + path);
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  if (::close(fd) != 0 || !ok) throw UsageError("cannot write " + path);
-}
-
 int run_discover(const DiscoverOptions& o, bool keys_given) {
   force_read_only_sessions();
   const std::string conninfo = resolve_conninfo(o.db);
@@ -152,7 +143,11 @@ int run_discover(const DiscoverOptions& o, bool keys_given) {
     print_table(found, keyring != nullptr ? keyring->new_key().fingerprint() : std::string());
   }
   if (!o.emit_config.empty()) {
-    write_private_file(o.emit_config, rotate_config_text(found.columns, o.db, o.state_schema));
+    try {
+      write_file_atomically(o.emit_config, rotate_config_text(found.columns, o.db, o.state_schema));
+    } catch (const std::runtime_error& e) {
+      throw UsageError(std::string("--emit-config: ") + e.what());
+    }
     log::info("wrote {}: run `rekey rotate --config {}` (keys from the environment, as usual)", o.emit_config,
               o.emit_config);
   }

