@@ -41,6 +41,13 @@ void plant_link(const std::string& target, const std::string& link) {
   REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
 }
 
+std::string key_file(const TempDir& dir, const std::string& name, const std::string& text, mode_t mode) {
+  const std::string path = dir.file(name);
+  write_file(path, text);
+  REQUIRE(::chmod(path.c_str(), mode) == 0);
+  return path;
+}
+
 // A table t (id, v) with `n` values under the old key; returns its checksum.
 std::string seed_old_tokens(TestDatabase& db, int n) {
   const auto tokens = python_tokens("OLD_ENCRYPTION_KEY", n);
@@ -83,6 +90,37 @@ TEST_SUITE("files") {
     const std::string no_directory = nowhere + " (creating a temporary file beside it): No such file";
     CHECK_THROWS_WITH_AS(rekey::write_file_atomically(nowhere, "x"), doctest::Contains(no_directory.c_str()),
                          std::runtime_error);
+  }
+
+  TEST_CASE("a key file group or others may access is refused, naming it, its mode and chmod 600, never its text") {
+    using rekey::ReadableKeyFile;
+    TempDir dir;
+    const std::string passphrase = kNewPassphrase;
+    const std::string open_file = key_file(dir, "open.key", passphrase + "\n", 0640);
+    try {
+      rekey::read_key_from_file(open_file, "ENCRYPTION_KEY", ReadableKeyFile::kRefuse);
+      FAIL("a key file of mode 0640 was read");
+    } catch (const rekey::UsageError& e) {
+      const std::string message = e.what();
+      CHECK(contains(message, open_file));
+      CHECK(contains(message, "mode 0640"));
+      CHECK(contains(message, "chmod 600"));
+      CHECK(contains(message, "--allow-readable-key-file"));
+      CHECK_FALSE(contains(message, "correct horse"));
+    }
+    const auto allowed = rekey::read_key_from_file(open_file, "ENCRYPTION_KEY", ReadableKeyFile::kAllow);
+    CHECK(std::string(allowed.text.begin(), allowed.text.end()) == passphrase);
+
+    // Through a link (secret mounts are links), the file read is the one judged.
+    const std::string private_file = key_file(dir, "private.key", passphrase, 0600);
+    plant_link(private_file, dir.file("mounted.key"));
+    const auto linked = rekey::read_key_from_file(dir.file("mounted.key"), "ENCRYPTION_KEY", ReadableKeyFile::kRefuse);
+    CHECK(std::string(linked.text.begin(), linked.text.end()) == passphrase);
+    REQUIRE(::chmod(private_file.c_str(), 0604) == 0);
+    CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.file("mounted.key"), "ENCRYPTION_KEY", ReadableKeyFile::kRefuse),
+                         doctest::Contains("mode 0604"), rekey::UsageError);
+    CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.path(), "ENCRYPTION_KEY", ReadableKeyFile::kAllow),
+                         doctest::Contains("not a regular file"), rekey::UsageError);
   }
 }
 
@@ -141,5 +179,33 @@ TEST_SUITE("db.files") {
     CHECK(contains(r.err, "symbolic link"));
     CHECK(read_file(victim) == "the victim's content\n");
     CHECK(db.checksum("t", "id") == before);
+  }
+
+  TEST_CASE("a readable key file is refused (exit 2) before anything is touched; --allow-readable-key-file warns") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("readable_key");
+    const std::string before = seed_old_tokens(db, 3);
+    TempDir dir;
+    const std::string path = key_file(dir, "new.key", std::string(kNewPassphrase) + "\n", 0644);
+    const Env env = key_env(kNewPassphrase, kOldPassphrase, {{"NEW_ENCRYPTION_KEY", std::nullopt}});
+    const std::vector<std::string> rotate{"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key-file", path};
+    for (const auto& args : {rotate, std::vector<std::string>{"check-key", "--key-file", path}}) {
+      const auto refused = run_rekey(args, env);
+      CAPTURE(refused.describe());
+      CHECK(refused.exit_code == 2);
+      CHECK(contains(refused.err, path + " is accessible by group or others (mode 0644): chmod 600 " + path));
+    }
+    CHECK(db.checksum("t", "id") == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+
+    std::vector<std::string> allowed_args = rotate;
+    allowed_args.push_back("--allow-readable-key-file");
+    const auto allowed = run_rekey(allowed_args, env);
+    CAPTURE(allowed.describe());
+    CHECK(allowed.exit_code == 0);
+    CHECK(contains(allowed.err, "warning: key file " + path + " is accessible by group or others"));
+    const auto gate = run_rekey({"verify", "--db", db.conninfo(), "--column", "t.v", "--require-new"}, key_env());
+    CHECK_MESSAGE(gate.exit_code == 0, gate.describe());
+    for (const auto& form : secret_forms(kNewPassphrase)) CHECK_FALSE(contains(allowed.out + allowed.err, form));
   }
 }
