@@ -122,6 +122,32 @@ TEST_SUITE("files") {
     CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.path(), "ENCRYPTION_KEY", ReadableKeyFile::kAllow),
                          doctest::Contains("not a regular file"), rekey::UsageError);
   }
+
+  TEST_CASE("hide_passwords and has_password: every form of a password in a connection string") {
+    const std::vector<std::string> with_password{
+        "host=db user=app password=hunter2 dbname=prod",
+        "host=db password = 'hun ter\\'2' dbname=prod",
+        "postgresql://app:hunter2@db/prod",
+        "postgres://app:hunter2@db:5432/prod?sslmode=require",
+        "postgresql://app@db/prod?sslmode=require&password=hunter2",
+        "host=db dbname=postgresql://app:hunter2@db/prod",
+    };
+    for (const auto& conninfo : with_password) {
+      CAPTURE(conninfo);
+      CHECK(rekey::has_password(conninfo));
+      const std::string hidden = rekey::hide_passwords(conninfo);
+      CHECK_FALSE(contains(hidden, "hunter2"));
+      CHECK_FALSE(contains(hidden, "ter"));
+      CHECK(contains(hidden, "***"));
+      CHECK(contains(hidden, "db"));
+    }
+    for (const std::string conninfo : {"host=db user=app dbname=prod", "postgresql://app@db/prod?sslmode=require",
+                                       "host=/tmp port=5432 dbname=passwords"}) {
+      CAPTURE(conninfo);
+      CHECK_FALSE(rekey::has_password(conninfo));
+      CHECK(rekey::hide_passwords(conninfo) == conninfo);
+    }
+  }
 }
 
 TEST_SUITE("db.files") {
@@ -207,5 +233,87 @@ TEST_SUITE("db.files") {
     const auto gate = run_rekey({"verify", "--db", db.conninfo(), "--column", "t.v", "--require-new"}, key_env());
     CHECK_MESSAGE(gate.exit_code == 0, gate.describe());
     for (const auto& form : secret_forms(kNewPassphrase)) CHECK_FALSE(contains(allowed.out + allowed.err, form));
+  }
+
+  TEST_CASE("the database password shows in no output, file, log or state row; --db with one warns") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("password_hidden");
+    seed_old_tokens(db, 3);
+    db.exec("INSERT INTO t VALUES (99, 'gAAAAABnot-a-token-any-key-opens')");
+    const std::string password = "Pw-never-shown-5f3e9a";
+    const std::string with_password = db.conninfo() + " password=" + password;
+    TempDir dir;
+    const auto files = [&dir](const std::string& command) {
+      return std::vector<std::string>{"--report", dir.file(command + ".json")};
+    };
+    std::vector<ProcessResult> results;
+    const auto run_with = [&](std::vector<std::string> args, const Env& env) {
+      results.push_back(run_rekey(args, env));
+      return results.back();
+    };
+    // --db on the command line: warned about, never shown.
+    std::vector<std::string> rotate{"rotate",
+                                    "--db",
+                                    with_password,
+                                    "--column",
+                                    "t.v",
+                                    "--log-format",
+                                    "json",
+                                    "--verbose",
+                                    "--metrics-file",
+                                    dir.file("metrics.prom"),
+                                    "--audit-log",
+                                    dir.file("audit.log")};
+    for (const auto& a : files("rotate")) rotate.push_back(a);
+    const auto rotated = run_with(rotate, key_env());
+    CHECK_MESSAGE(rotated.exit_code == 3, rotated.describe());
+    CHECK(contains(rotated.err, "other local users can read"));
+    // The environment form: no warning.
+    const Env url_env = key_env(kNewPassphrase, kOldPassphrase, {{"DATABASE_URL", with_password}});
+    std::vector<std::string> verify{"verify", "--column", "t.v"};
+    for (const auto& a : files("verify")) verify.push_back(a);
+    const auto verified = run_with(verify, url_env);
+    CHECK_MESSAGE(verified.exit_code == 0, verified.describe());
+    CHECK_FALSE(contains(verified.err, "other local users can read"));
+    CHECK(run_with({"discover", "--emit-config", dir.file("rotate.toml")}, url_env).exit_code == 0);
+    CHECK(run_with({"status"}, url_env).exit_code == 0);
+    CHECK(run_with({"status", "--format", "json"}, url_env).exit_code == 0);
+    CHECK(run_with({"rotate", "--db", with_password, "--config", dir.file("rotate.toml")}, key_env()).exit_code == 3);
+    // libpq quotes a malformed URI whole in its error: the error is shown, the password is not.
+    const auto malformed = run_with({"discover", "--db", "postgresql://app:" + password + "@[::1/db"}, key_env());
+    CHECK(malformed.exit_code != 0);
+    CHECK(contains(malformed.err, "IPv6"));
+
+    for (const auto& r : results) {
+      CAPTURE(r.describe());
+      CHECK_FALSE(contains(r.out + r.err, password));
+    }
+    for (const auto& name : names_in(dir.path())) {
+      CAPTURE(name);
+      CHECK_FALSE(contains(read_file(dir.file(name)), password));
+    }
+    CHECK(names_in(dir.path()).size() == 5);
+    CHECK(db.count("SELECT count(*) FROM rekey.runs WHERE command LIKE '%password=***%'") >= 1);
+    CHECK_FALSE(contains(db.dump_schema("rekey"), password));
+  }
+
+  TEST_CASE("--db-env NAME reads the connection string from NAME; a value given as the name is never echoed") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("db_env");
+    seed_old_tokens(db, 1);
+    const std::string uri_like = db.conninfo() + " password=Pw-pasted-as-a-name-77";
+    const auto found = run_rekey({"discover", "--db-env", "PAYMENTS_DB"},
+                                 key_env(kNewPassphrase, kOldPassphrase, {{"PAYMENTS_DB", db.conninfo()}}));
+    CHECK_MESSAGE(found.exit_code == 0, found.describe());
+    CHECK(contains(found.out, "public.t.v"));
+    const auto pasted = run_rekey({"discover", "--db-env", uri_like}, key_env());
+    CAPTURE(pasted.describe());
+    CHECK(pasted.exit_code == 2);
+    CHECK(contains(pasted.err, "--db-env"));
+    CHECK_FALSE(contains(pasted.out + pasted.err, "Pw-pasted-as-a-name-77"));
+    CHECK_FALSE(contains(pasted.out + pasted.err, db.name()));
+    const auto unset = run_rekey({"discover", "--db-env", "NOT_SET_ANYWHERE"}, key_env());
+    CHECK(unset.exit_code == 2);
+    CHECK(contains(unset.err, "NOT_SET_ANYWHERE is not set"));
   }
 }
