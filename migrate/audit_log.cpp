@@ -1,10 +1,13 @@
 #include "migrate/audit_log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <system_error>
 
 #include "migrate/db_options.h"
 #include "migrate/errors.h"
@@ -23,20 +26,29 @@ std::string utc_now() {
   return buf;
 }
 
-bool append_line(const std::string& path, const std::string& line) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
-  return ::close(fd) == 0 && ok;
-}
+std::string system_reason(int error) { return std::error_code(error, std::generic_category()).message(); }
 
 }  // namespace
 
 AuditLog::AuditLog(std::string path) : path_(std::move(path)) {
   if (path_.empty()) return;
-  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw UsageError("--audit-log: cannot open " + path_ + " for appending");
-  ::close(fd);
+  // O_NONBLOCK: a FIFO planted at the path fails the regular-file check below
+  // instead of blocking the open.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    const int error = errno;
+    throw UsageError("--audit-log: cannot open " + path_ + " for appending: " +
+                     (error == ELOOP ? "it is a symbolic link, which rekey does not follow" : system_reason(error)));
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    throw UsageError("--audit-log: " + path_ + " is not a regular file");
+  }
+}
+
+AuditLog::~AuditLog() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void AuditLog::record(const std::string& event, const nlohmann::json& fields) {
@@ -47,8 +59,9 @@ void AuditLog::record(const std::string& event, const nlohmann::json& fields) {
   j["user"] = current_user();
   j["host"] = host_name();
   j["pid"] = ::getpid();
-  if (!append_line(path_, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n")) {
-    log::error("cannot append to the audit log {}", path_);
+  const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fsync(fd_) != 0) {
+    log::error("cannot append to the audit log {}: {}", path_, system_reason(errno));
   }
 }
 

@@ -4,10 +4,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <regex>
 
 #include "db/identifier.h"
+#include "migrate/errors.h"
+#include "migrate/key_source.h"
+#include "migrate/log.h"
 
 namespace rekey {
 
@@ -26,13 +30,63 @@ void add_state_schema_option(CLI::App& app, std::string& schema, const std::stri
           "NAME"));
 }
 
-std::string resolve_conninfo(const std::string& db_option) {
-  if (!db_option.empty()) return db_option;
-  const char* url = std::getenv("DATABASE_URL");
-  return url != nullptr ? url : "";
+namespace {
+
+// A password in a connection string: the text before it (group 1) and itself
+// (group 2), as written. Keyword/value form, a URI's query, a URI's user info.
+const std::regex& keyword_password() {
+  static const std::regex re(R"(((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
+  return re;
+}
+const std::regex& query_password() {
+  static const std::regex re(R"(([?&]password=)([^&\s]*))", std::regex::icase);
+  return re;
+}
+const std::regex& userinfo_password() {
+  static const std::regex re(R"((postgres(?:ql)?://[^:/@\s]*:)([^@/\s]*)(?=@))", std::regex::icase);
+  return re;
 }
 
-namespace {
+// `s` with %XX escapes decoded, as libpq reads a URI.
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// A keyword/value form value without its quotes and backslash escapes.
+std::string unquoted_value(const std::string& s) {
+  if (s.size() < 2 || s.front() != '\'' || s.back() != '\'') return s;
+  std::string out;
+  for (std::size_t i = 1; i + 1 < s.size(); ++i) {
+    if (s[i] == '\\' && i + 2 < s.size()) ++i;
+    out += s[i];
+  }
+  return out;
+}
+
+// Every password in `conninfo`, as written and as libpq reads it.
+std::vector<std::string> passwords_in(const std::string& conninfo) {
+  std::vector<std::string> found;
+  for (const std::regex* re : {&keyword_password(), &query_password(), &userinfo_password()}) {
+    for (std::sregex_iterator it(conninfo.begin(), conninfo.end(), *re), end; it != end; ++it) {
+      const std::string written = (*it)[2].str();
+      for (const std::string& form : {written, unquoted_value(written), percent_decoded(written)}) {
+        if (!form.empty()) found.push_back(form);
+      }
+    }
+  }
+  return found;
+}
+
 std::string shell_quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+") ==
                         std::string::npos) {
@@ -43,20 +97,41 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-std::string hide_password(const std::string& conninfo) {
-  static const std::regex kw(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
-  static const std::regex uri(R"(^(postgres(?:ql)?://[^:/@]*):[^@/]*@)", std::regex::icase);
-  std::string out = std::regex_replace(conninfo, kw, "$1***");
-  return std::regex_replace(out, uri, "$1:***@");
-}
 }  // namespace
+
+bool has_password(const std::string& conninfo) { return !passwords_in(conninfo).empty(); }
+
+std::string hide_passwords(const std::string& text) {
+  std::string out = text;
+  for (const std::regex* re : {&keyword_password(), &query_password(), &userinfo_password()}) {
+    out = std::regex_replace(out, *re, "$1***");
+  }
+  return out;
+}
+
+std::string resolve_conninfo(const DbOption& db) {
+  std::string conninfo = db.conninfo;
+  if (!conninfo.empty()) {
+    if (has_password(conninfo)) {
+      log::warn(
+          "the connection string of --db holds a password, which other local users can read (ps, /proc): put "
+          "the connection string in DATABASE_URL (or the variable --db-env names), or the password in ~/.pgpass");
+    }
+  } else if (const char* value = std::getenv(db.env.c_str()); value != nullptr && *value != '\0') {
+    conninfo = value;
+  } else if (db.env != DbOption{}.env) {
+    throw UsageError("--db-env " + db.env + ": the environment variable " + db.env + " is not set or empty");
+  }
+  for (const std::string& password : passwords_in(conninfo)) log::hide(password);
+  return conninfo;
+}
 
 std::string redacted_command(const std::vector<std::string>& args) {
   std::string out;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
-    if (i > 0 && args[i - 1] == "--db") a = hide_password(a);
-    if (a.rfind("--db=", 0) == 0) a = "--db=" + hide_password(a.substr(5));
+    if (i > 0 && args[i - 1] == "--db") a = hide_passwords(a);
+    if (a.rfind("--db=", 0) == 0) a = "--db=" + hide_passwords(a.substr(5));
     if (!out.empty()) out += ' ';
     out += shell_quote(a);
   }
@@ -75,9 +150,21 @@ void remember_command_line(int argc, char** argv) {
 
 const std::string& command_line() { return g_command_line; }
 
-void add_db_option(CLI::App& app, std::string& db) {
-  app.add_option("--db", db,
-                 "libpq connection string or postgresql:// URI (default: DATABASE_URL, then PG* variables)");
+void add_db_option(CLI::App& app, DbOption& db) {
+  app.add_option("--db", db.conninfo,
+                 "libpq connection string or postgresql:// URI; other local users can read it in ps, so prefer "
+                 "the environment (default: DATABASE_URL, then PG* variables, ~/.pgpass)");
+  app.add_option("--db-env", db.env, "The environment variable holding the connection string")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            // Most likely a connection string pasted where its variable's name belongs: never shown.
+            return is_env_name(name)
+                       ? ""
+                       : "takes the NAME of an environment variable (letters, digits, _), not a connection string; "
+                         "the value given is not shown";
+          },
+          "NAME"));
 }
 
 std::string current_user() {

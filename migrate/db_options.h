@@ -10,15 +10,36 @@ class App;
 
 namespace rekey {
 
-// Registers --db (a libpq conninfo or URI) on `app`, stored in `db`.
-void add_db_option(CLI::App& app, std::string& db);
+// Where the connection string comes from: --db, else the environment
+// variable --db-env names, else libpq's own PG* variables, service file and
+// ~/.pgpass (as psql). --db puts a password where other local users read it
+// (ps, /proc); the environment does not.
+struct DbOption {
+  std::string conninfo;              // --db (or `db` in a config file): libpq conninfo or URI
+  std::string env = "DATABASE_URL";  // --db-env
+};
+
+// Registers --db and --db-env (an environment variable's name; a value that is
+// not one, a pasted URI say, is refused without being echoed) on `app`.
+void add_db_option(CLI::App& app, DbOption& db);
 
 // Registers --state-schema on `app`, stored in `schema`: a name without
 // control characters (CLI and config file alike).
 void add_state_schema_option(CLI::App& app, std::string& schema, const std::string& help);
 
-// --db, else DATABASE_URL, else "" (libpq's PG* variables and defaults).
-std::string resolve_conninfo(const std::string& db_option);
+// The connection string to use (see DbOption); "" leaves everything to libpq.
+// Warns, never showing it, when --db holds a password. Throws UsageError when
+// --db-env names a variable other than DATABASE_URL that is not set. Every
+// password the string holds is given to log::hide(): libpq's errors may quote
+// the connection string, and no log line shows it.
+std::string resolve_conninfo(const DbOption& db);
+
+// True if `conninfo` (keyword/value or URI form) holds a password.
+bool has_password(const std::string& conninfo);
+
+// `text` with the password of every connection string in it (password=...,
+// ?password=..., postgresql://user:...@) replaced by ***. Pure.
+std::string hide_passwords(const std::string& text);
 
 // The command line with the --db value's password hidden, for the state
 // schema's "how to resume" column and logs.

@@ -1,8 +1,5 @@
 #include "migrate/discover_command.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db/identifier.h"
+#include "migrate/atomic_file.h"
 #include "migrate/cli_choices.h"
 #include "migrate/config_file.h"
 #include "migrate/db_options.h"
@@ -24,7 +22,7 @@ namespace {
 enum class OutputFormat { kTable, kJson };
 
 struct DiscoverOptions {
-  std::string db;
+  DbOption db;
   std::vector<std::string> schemas;
   std::size_t sample = 200;
   OutputFormat format = OutputFormat::kTable;
@@ -37,13 +35,6 @@ struct DiscoverOptions {
 std::string spec_of(const DiscoveredColumn& c) {
   return db::quote_ident_if_needed(c.schema) + "." + db::quote_ident_if_needed(c.table) + "." +
          db::quote_ident_if_needed(c.column);
-}
-
-bool has_password(const std::string& db) {
-  // redacted_command hides a password only in the argument after --db.
-  const std::string hidden = redacted_command({"--db", db});
-  const std::string plain = redacted_command({"-x", db});
-  return hidden.substr(hidden.find(' ')) != plain.substr(plain.find(' '));
 }
 
 // "fp:n" per key, the new key's marked, then values no key decrypts.
@@ -125,13 +116,6 @@ void print_table(const Discovery& found, const std::string& new_fp) {
   std::fflush(stdout);
 }
 
-void write_private_file(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw UsageError("cannot write " + path);
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  if (::close(fd) != 0 || !ok) throw UsageError("cannot write " + path);
-}
-
 int run_discover(const DiscoverOptions& o, bool keys_given) {
   force_read_only_sessions();
   const std::string conninfo = resolve_conninfo(o.db);
@@ -152,7 +136,11 @@ int run_discover(const DiscoverOptions& o, bool keys_given) {
     print_table(found, keyring != nullptr ? keyring->new_key().fingerprint() : std::string());
   }
   if (!o.emit_config.empty()) {
-    write_private_file(o.emit_config, rotate_config_text(found.columns, o.db, o.state_schema));
+    try {
+      write_file_atomically(o.emit_config, rotate_config_text(found.columns, o.db.conninfo, o.state_schema));
+    } catch (const std::runtime_error& e) {
+      throw UsageError(std::string("--emit-config: ") + e.what());
+    }
     log::info("wrote {}: run `rekey rotate --config {}` (keys from the environment, as usual)", o.emit_config,
               o.emit_config);
   }
@@ -165,7 +153,7 @@ std::string rotate_config_text(const std::vector<DiscoveredColumn>& columns, con
                                const std::string& state_schema) {
   std::string out = "# rekey rotate configuration written by `rekey discover`.\n# Use: rekey rotate --config FILE\n";
   if (!db.empty()) {
-    out += has_password(db) ? "# db omitted: the connection string holds a password; pass --db or set DATABASE_URL\n"
+    out += has_password(db) ? "# db omitted: the connection string holds a password; set DATABASE_URL\n"
                             : "db = " + config_string(db) + "\n";
   }
   if (state_schema != "rekey") out += "state-schema = " + config_string(state_schema) + "\n";
@@ -190,7 +178,7 @@ void add_discover_command(CLI::App& root, int& exit_code) {
       "discover",
       "Find, read-only, the columns holding Fernet tokens: every value of every text-like, json, array and bytea "
       "column is searched for a token.\n"
-      "Example: rekey discover --db \"$DATABASE_URL\" --emit-config rotate.toml");
+      "Example: rekey discover --emit-config rotate.toml");
   add_db_option(*cmd, o->db);
   cmd->add_option("--schema", o->schemas, "Only this schema (repeatable; exact name); default: all but system schemas");
   cmd->add_option("--sample", o->sample, "Values holding a token read per column found, for its format and keys")

@@ -1,10 +1,13 @@
 #include "migrate/key_commands.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "crypto/fernet.h"
 #include "migrate/cli_choices.h"
@@ -23,26 +26,52 @@ struct KeygenOptions {
   bool fernet = false;
 };
 
-std::string as_string(const crypto::SecretBytes& b) { return std::string(b.begin(), b.end()); }
+// Appends each piece to `out`, wiped storage, with no copy of a key anywhere else.
+void append(crypto::SecretBytes& out, std::initializer_list<crypto::ByteView> pieces) {
+  for (const crypto::ByteView& p : pieces) out.insert(out.end(), p.data, p.data + p.size);
+}
 
-// Writes secrets to stdout only; the strings are wiped before release.
-int run_keygen(const KeygenOptions& o) {
-  std::string out;
+// The generated keys as keygen prints them. Generated keys are url-safe
+// base64, so they need no escaping in JSON.
+crypto::SecretBytes keygen_text(const KeygenOptions& o) {
+  crypto::SecretBytes out;
   if (o.fernet) {
     const crypto::SecretBytes key = crypto::generate_fernet_key();
-    out = o.format == OutputFormat::kJson ? nlohmann::json{{"FERNET_KEY", as_string(key)}}.dump() + "\n"
-                                          : as_string(key) + "\n";
-  } else {
-    const crypto::SecretBytes secret = crypto::generate_passphrase(96);
-    const crypto::SecretBytes encryption = crypto::generate_passphrase(64);
-    out =
-        o.format == OutputFormat::kJson
-            ? nlohmann::json{{"SECRET_KEY", as_string(secret)}, {"ENCRYPTION_KEY", as_string(encryption)}}.dump() + "\n"
-            : "SECRET_KEY=" + as_string(secret) + "\nENCRYPTION_KEY=" + as_string(encryption) + "\n";
+    if (o.format == OutputFormat::kJson) {
+      append(out, {std::string_view("{\"FERNET_KEY\":\""), key, std::string_view("\"}\n")});
+    } else {
+      append(out, {key, std::string_view("\n")});
+    }
+    return out;
   }
-  const bool ok = std::fwrite(out.data(), 1, out.size(), stdout) == out.size() && std::fflush(stdout) == 0;
-  crypto::wipe(out.data(), out.size());
-  if (!ok) {
+  const crypto::SecretBytes secret = crypto::generate_passphrase(96);
+  const crypto::SecretBytes encryption = crypto::generate_passphrase(64);
+  if (o.format == OutputFormat::kJson) {
+    append(out, {std::string_view("{\"ENCRYPTION_KEY\":\""), encryption, std::string_view("\",\"SECRET_KEY\":\""),
+                 secret, std::string_view("\"}\n")});
+  } else {
+    append(out, {std::string_view("SECRET_KEY="), secret, std::string_view("\nENCRYPTION_KEY="), encryption,
+                 std::string_view("\n")});
+  }
+  return out;
+}
+
+// Writes all of `bytes` to standard output with write(2): no stdio buffer
+// keeps a copy.
+bool write_stdout(crypto::ByteView bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size) {
+    const ssize_t n = ::write(STDOUT_FILENO, bytes.data + done, bytes.size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Writes secrets to stdout only, from wiped storage.
+int run_keygen(const KeygenOptions& o) {
+  if (!write_stdout(keygen_text(o))) {
     log::error("cannot write the generated key to standard output");
     return to_int(ExitCode::kFailure);
   }
@@ -52,13 +81,15 @@ int run_keygen(const KeygenOptions& o) {
 struct CheckKeyOptions {
   std::string key_env = "ENCRYPTION_KEY";
   std::string key_file;
+  ReadableKeyFile readable = ReadableKeyFile::kRefuse;
   KeyKind kind = KeyKind::kEncryption;
   crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
   crypto::KdfParams kdf;
 };
 
 int run_check_key(const CheckKeyOptions& o) {
-  const KeyText text = o.key_file.empty() ? read_key_from_env(o.key_env) : read_key_from_file(o.key_file);
+  const KeyText text =
+      o.key_file.empty() ? read_key_from_env(o.key_env) : read_key_from_file(o.key_file, "ENCRYPTION_KEY", o.readable);
   const std::size_t min_chars =
       o.kind == KeyKind::kSecret ? crypto::kMinSecretKeyChars : crypto::kMinEncryptionKeyChars;
   if (o.kind == KeyKind::kSecret) {
@@ -105,6 +136,7 @@ void add_check_key_command(CLI::App& root, int& exit_code) {
                           "Example: ENCRYPTION_KEY=... rekey check-key --kind encryption");
   cmd->add_option("--key-env", o->key_env, "Environment variable holding the key")->capture_default_str();
   cmd->add_option("--key-file", o->key_file, "File holding the key (instead of --key-env)");
+  add_readable_key_file_flag(*cmd, o->readable);
   cmd->add_option("--kind", o->kind, "encryption (ENCRYPTION_KEY, >= 32 chars) or secret (SECRET_KEY, >= 64 chars)")
       ->transform(
           choices(std::map<std::string, KeyKind>{{"encryption", KeyKind::kEncryption}, {"secret", KeyKind::kSecret}}));

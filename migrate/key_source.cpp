@@ -1,16 +1,18 @@
 #include "migrate/key_source.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <string_view>
+#include <system_error>
 
 #include "migrate/cli_choices.h"
 #include "migrate/errors.h"
@@ -25,6 +27,7 @@ void add_key_options(CLI::App& app, KeyOptions& o) {
                  "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
   app.add_option("--old-key-file", o.old_key_files, "File holding an old key (repeatable)");
   app.add_option("--key-name", o.key_name, "The variable a key file in .env form is read by")->capture_default_str();
+  add_readable_key_file_flag(app, o.readable_files);
   app.add_option("--key-format", o.format, "passphrase (PBKDF2, as the service) or fernet (Fernet.generate_key())")
       ->transform(choices(std::map<std::string, crypto::KeyFormat>{{"passphrase", crypto::KeyFormat::kPassphrase},
                                                                    {"fernet", crypto::KeyFormat::kFernet}}))
@@ -35,13 +38,19 @@ void add_key_options(CLI::App& app, KeyOptions& o) {
   app.add_option("--kdf-salt", o.kdf.salt, "PBKDF2 salt")->capture_default_str();
 }
 
-namespace {
-
-bool env_name(std::string_view s) {
+bool is_env_name(std::string_view s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
+
+void add_readable_key_file_flag(CLI::App& app, ReadableKeyFile& readable) {
+  app.add_flag_function(
+      "--allow-readable-key-file", [&readable](std::int64_t) { readable = ReadableKeyFile::kAllow; },
+      "Use a key file that group or others may access (warns; default: refused)");
+}
+
+namespace {
 
 std::string_view trimmed(std::string_view s) {
   while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -58,7 +67,7 @@ std::string_view unquoted(std::string_view s) {
 }  // namespace
 
 KeyText read_key_from_env(const std::string& name) {
-  if (!env_name(name)) {
+  if (!is_env_name(name)) {
     // Most likely a key pasted where its variable's name belongs: never shown.
     throw UsageError(
         "--new-key-env and --old-key-env take the NAME of an environment variable (letters, digits, "
@@ -91,7 +100,7 @@ crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std:
     ++lines;
     if (line.rfind("export ", 0) == 0) line = trimmed(line.substr(7));
     const std::size_t eq = line.find('=');
-    if (eq == std::string_view::npos || !env_name(trimmed(line.substr(0, eq)))) continue;
+    if (eq == std::string_view::npos || !is_env_name(trimmed(line.substr(0, eq)))) continue;
     env_form = true;
     if (trimmed(line.substr(0, eq)) == key_name) value = unquoted(trimmed(line.substr(eq + 1)));
   }
@@ -104,17 +113,57 @@ crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std:
   return text;
 }
 
-KeyText read_key_from_file(const std::string& path, const std::string& key_name) {
-  KeyText key{"key file " + path, {}};
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw UsageError(key.label + " cannot be read");
-  if (!S_ISREG(st.st_mode)) throw UsageError(key.label + " is not a regular file");
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    log::warn("{} is readable by group or others (mode {:o}); chmod 600 it", key.label, st.st_mode & 0777);
+namespace {
+
+std::string system_reason(int error) { return std::error_code(error, std::generic_category()).message(); }
+
+// A descriptor closed at scope end.
+struct OpenFile {
+  int fd;
+  ~OpenFile() {
+    if (fd >= 0) ::close(fd);
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(key.label + " cannot be read");
-  key.text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+};
+
+// Refuses (or, allowed, warns about) a key file group or others may access.
+void check_private(const std::string& path, const std::string& label, mode_t mode, ReadableKeyFile readable) {
+  if ((mode & (S_IRWXG | S_IRWXO)) == 0) return;
+  const std::string why = fmt::format("{} is accessible by group or others (mode {:04o})", label, mode & 07777);
+  if (readable == ReadableKeyFile::kRefuse) {
+    throw UsageError(why + ": chmod 600 " + path + ", or pass --allow-readable-key-file");
+  }
+  log::warn("{}; used because of --allow-readable-key-file: chmod 600 it", why);
+}
+
+// All of `fd`'s bytes, read straight into wiped storage (no stream buffer).
+crypto::SecretBytes read_all(int fd, const std::string& label) {
+  crypto::SecretBytes text;
+  std::size_t size = 0;
+  for (;;) {
+    if (text.size() - size < 4096) text.resize(text.size() + 4096);
+    const ssize_t n = ::read(fd, text.data() + size, text.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw UsageError(label + " cannot be read: " + system_reason(errno));
+    if (n == 0) break;
+    size += static_cast<std::size_t>(n);
+  }
+  text.resize(size);
+  return text;
+}
+
+}  // namespace
+
+KeyText read_key_from_file(const std::string& path, const std::string& key_name, ReadableKeyFile readable) {
+  KeyText key{"key file " + path, {}};
+  // One open, then everything judged on the descriptor: no window in which
+  // the path could be swapped between the check and the read. O_NONBLOCK: a
+  // FIFO fails the regular-file check instead of blocking.
+  const OpenFile file{::open(path.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)};
+  if (file.fd < 0) throw UsageError(key.label + " cannot be read: " + system_reason(errno));
+  struct stat st {};
+  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) throw UsageError(key.label + " is not a regular file");
+  check_private(path, key.label, st.st_mode, readable);
+  key.text = read_all(file.fd, key.label);
   // A trailing newline is how editors and `echo` write files; it is not key material.
   while (!key.text.empty() && (key.text.back() == '\n' || key.text.back() == '\r')) key.text.pop_back();
   key.text = key_in_file_text(key.text, key_name, key.label);
@@ -149,13 +198,15 @@ std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy 
     if (it == read_envs.end()) it = read_envs.emplace(name, read_key_from_env(name)).first;
     return it->second;
   };
-  const KeyText new_text =
-      o.new_key_file.empty() ? from_env(o.new_key_env) : read_key_from_file(o.new_key_file, o.key_name);
+  const KeyText new_text = o.new_key_file.empty() ? from_env(o.new_key_env)
+                                                  : read_key_from_file(o.new_key_file, o.key_name, o.readable_files);
   const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
 
   std::vector<KeyText> old_texts;
   for (const auto& env : o.old_key_envs) old_texts.push_back(from_env(env));
-  for (const auto& file : o.old_key_files) old_texts.push_back(read_key_from_file(file, o.key_name));
+  for (const auto& file : o.old_key_files) {
+    old_texts.push_back(read_key_from_file(file, o.key_name, o.readable_files));
+  }
   if (o.old_key_envs.empty() && o.old_key_files.empty()) {
     const char* fallback = std::getenv("OLD_ENCRYPTION_KEY");
     if (fallback != nullptr && *fallback != '\0') {

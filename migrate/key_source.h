@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/key_material.h"
@@ -18,19 +19,32 @@ namespace rekey {
 
 enum class OldKeyPolicy { kRequired, kOptional };
 
+// A key file that group or others may access: refused (as ssh refuses such a
+// private key), or used with a warning (--allow-readable-key-file).
+enum class ReadableKeyFile { kRefuse, kAllow };
+
 struct KeyOptions {
   std::string new_key_env = "NEW_ENCRYPTION_KEY";
   std::string new_key_file;
   std::vector<std::string> old_key_envs;
   std::vector<std::string> old_key_files;
   std::string key_name = "ENCRYPTION_KEY";  // the variable a key file in .env form is read by
+  ReadableKeyFile readable_files = ReadableKeyFile::kRefuse;
   crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
   crypto::KdfParams kdf;
 };
 
 // Registers --new-key-env, --new-key-file, --old-key-env, --old-key-file,
-// --key-format, --kdf-iterations and --kdf-salt on `app`.
+// --key-name, --allow-readable-key-file, --key-format, --kdf-iterations and
+// --kdf-salt on `app`.
 void add_key_options(CLI::App& app, KeyOptions& options);
+
+// True if `name` can name an environment variable: letters, digits and _,
+// not starting with a digit. Pure.
+bool is_env_name(std::string_view name);
+
+// Registers --allow-readable-key-file on `app`, stored in `readable`.
+void add_readable_key_file_flag(CLI::App& app, ReadableKeyFile& readable);
 
 // One key read from its source: its label (e.g. "environment variable
 // NEW_ENCRYPTION_KEY") and its raw text, in wiped storage.
@@ -47,10 +61,14 @@ struct KeyText {
 crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std::string& key_name,
                                      const std::string& label);
 
-// Reads an environment variable or a file. Throws UsageError if missing or
-// empty; warns if a file is readable by group or others.
+// Reads an environment variable (then wiped and removed) or a file. Throws
+// UsageError if missing or empty. A file is opened once (a symbolic link is
+// followed, as secret mounts use them) and judged by what was opened: it must
+// be a regular file, and one group or others may access is refused (exit 2,
+// naming the file, its mode and `chmod 600`) unless `readable` is kAllow, which
+// warns. Its text is read into wiped storage only.
 KeyText read_key_from_env(const std::string& name);
-KeyText read_key_from_file(const std::string& path, const std::string& key_name = "ENCRYPTION_KEY");
+KeyText read_key_from_file(const std::string& path, const std::string& key_name, ReadableKeyFile readable);
 
 enum class KeyRole { kNew, kOld };
 

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace rekey::log {
 namespace {
 std::atomic<Format> g_format{Format::kText};
 std::atomic<Level> g_level{Level::kInfo};
 std::mutex g_mutex;
+std::vector<std::string> g_hidden;  // guarded by g_mutex
 
 const char* name(Level level) {
   switch (level) {
@@ -44,8 +47,21 @@ void configure(Format format, Level min_level) {
 Format format() { return g_format; }
 bool enabled(Level level) { return level >= g_level.load(); }
 
-void write(Level level, const std::string& message, const nlohmann::json& fields) {
+void hide(std::string secret) {
+  if (secret.empty()) return;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_hidden.push_back(std::move(secret));
+}
+
+void write(Level level, const std::string& text, const nlohmann::json& fields) {
   if (!enabled(level)) return;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::string message = text;
+  for (const std::string& secret : g_hidden) {
+    for (std::size_t at = message.find(secret); at != std::string::npos; at = message.find(secret, at + 3)) {
+      message.replace(at, secret.size(), "***");
+    }
+  }
   std::string line;
   if (g_format == Format::kJson) {
     nlohmann::json j = fields;
@@ -59,7 +75,6 @@ void write(Level level, const std::string& message, const nlohmann::json& fields
     line = level == Level::kInfo ? fmt::format("rekey: {}\n", printable(message))
                                  : fmt::format("rekey: {}: {}\n", name(level), printable(message));
   }
-  std::lock_guard<std::mutex> lock(g_mutex);
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
 }

@@ -25,6 +25,12 @@ bool enabled(Level level);
 // no name can forge a line or move the cursor.
 std::string printable(std::string_view text);
 
+// Adds `secret` to the strings no message may show: from now on each
+// occurrence in a message is replaced by ***. For secrets that text from
+// elsewhere may quote: a database password that libpq's errors can echo with
+// the connection string.
+void hide(std::string secret);
+
 void write(Level level, const std::string& message, const nlohmann::json& fields = nlohmann::json::object());
 
 template <typename... Args>

@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <cstdio>
-#include <fstream>
+#include <stdexcept>
 
+#include "migrate/atomic_file.h"
 #include "migrate/log.h"
 
 namespace rekey {
@@ -93,13 +93,12 @@ void MetricsFile::update(const RunReport& report, bool force, std::chrono::secon
   const auto now = std::chrono::steady_clock::now();
   if (!force && now - last_ < min_interval) return;
   last_ = now;
-  const std::string tmp = path_ + ".tmp";
-  std::ofstream out(tmp, std::ios::trunc);
-  out << render_metrics(report, command_, started_unix_, force);
-  out.close();
-  if (out && std::rename(tmp.c_str(), path_.c_str()) == 0) return;
-  if (!warned_) log::warn("cannot write the metrics file {}", path_);
-  warned_ = true;
+  try {
+    write_file_atomically(path_, render_metrics(report, command_, started_unix_, force));
+  } catch (const std::runtime_error& e) {
+    if (!warned_) log::warn("metrics file: {}", e.what());
+    warned_ = true;
+  }
 }
 
 }  // namespace rekey

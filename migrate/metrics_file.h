@@ -1,7 +1,7 @@
 // Prometheus text-format metrics for node_exporter's textfile collector
 // (--metrics-file). Labels carry table, column, outcome and key
-// fingerprints; never a key or a value. Each write replaces the file
-// atomically (temporary file, then rename).
+// fingerprints; never a key or a value. Each write replaces the file through
+// an AtomicFile (mode 0600, never through a link).
 #pragma once
 
 #include <chrono>

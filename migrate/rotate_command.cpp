@@ -11,11 +11,10 @@ namespace rekey {
 
 void add_rotate_command(CLI::App& root, int& exit_code) {
   auto o = std::make_shared<RotateOptions>();
-  CLI::App* cmd =
-      root.add_subcommand("rotate",
-                          "Re-encrypt every value of the target columns under the new key; resumable.\n"
-                          "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate --db \"$DATABASE_URL\" "
-                          "--column public.users.phone_enc --report rotate.json");
+  CLI::App* cmd = root.add_subcommand("rotate",
+                                      "Re-encrypt every value of the target columns under the new key; resumable.\n"
+                                      "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate "
+                                      "--column public.users.phone_enc --report rotate.json");
   cmd->set_config("--config", "", "Read options from a TOML/INI file (CLI11 format)");
   add_db_option(*cmd, o->db);
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to rotate (repeatable; SQL identifier rules)");

@@ -8,12 +8,13 @@
 #include <thread>
 #include <vector>
 
+#include "migrate/db_options.h"
 #include "migrate/key_source.h"
 
 namespace rekey {
 
 struct RotateOptions {
-  std::string db;
+  DbOption db;
   std::vector<std::string> columns;
   bool discover = false;
   std::vector<std::string> exclude;

@@ -1,10 +1,9 @@
 #include "migrate/run_report.h"
 
 #include <cstdio>
-#include <fstream>
-#include <stdexcept>
 
 #include "db/identifier.h"
+#include "migrate/atomic_file.h"
 #include "migrate/log.h"
 
 namespace rekey {
@@ -105,13 +104,7 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
 }
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
+  write_file_atomically(path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace rekey

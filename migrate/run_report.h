@@ -57,8 +57,8 @@ nlohmann::json to_json(const RunReport& report);
 // would change and the projected duration of the real run.
 void print_rotate_summary(const RunReport& report, bool dry_run);
 
-// Writes the report atomically (temporary file, then rename). Throws
-// std::runtime_error naming `path` on failure.
+// Writes the report through an AtomicFile (mode 0600, never through a link).
+// Throws std::runtime_error naming `path` on failure.
 void write_json_file(const std::string& path, const nlohmann::json& j);
 
 }  // namespace rekey

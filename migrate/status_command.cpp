@@ -23,7 +23,7 @@ namespace {
 enum class OutputFormat { kTable, kJson };
 
 struct StatusOptions {
-  std::string db;
+  DbOption db;
   std::int64_t run_id = 0;
   std::size_t limit = 10;
   std::string state_schema = "rekey";
@@ -194,7 +194,7 @@ void add_status_command(CLI::App& root, int& exit_code) {
   CLI::App* cmd = root.add_subcommand(
       "status",
       "Show rotation runs (latest first): state, per-table progress, failures, and how to resume a stopped run.\n"
-      "Example: rekey status --db \"$DATABASE_URL\" --run-id 3 --format json");
+      "Example: rekey status --run-id 3 --format json");
   add_db_option(*cmd, o->db);
   cmd->add_option("--run-id", o->run_id, "Show only this run")->check(CLI::PositiveNumber);
   cmd->add_option("--limit", o->limit, "Show at most this many runs")

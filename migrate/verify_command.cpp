@@ -27,7 +27,7 @@ namespace {
 enum class OutputFormat { kTable, kJson };
 
 struct VerifyOptions {
-  std::string db;
+  DbOption db;
   std::vector<std::string> columns;
   bool discover = false;
   std::vector<std::string> exclude;
@@ -297,7 +297,7 @@ void add_verify_command(CLI::App& root, int& exit_code) {
       "verify",
       "Count, read-only, which key each value is under; exit 3 on undecryptable values (or, with --require-new, "
       "on any value not under the new key).\n"
-      "Example: NEW_ENCRYPTION_KEY=... rekey verify --db \"$DATABASE_URL\" --discover --require-new");
+      "Example: NEW_ENCRYPTION_KEY=... rekey verify --discover --require-new");
   add_db_option(*cmd, o->db);
   cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to check (repeatable; SQL identifier rules)");
   cmd->add_flag("--discover", o->discover,

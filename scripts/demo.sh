@@ -27,6 +27,8 @@ WORK=$(mktemp -d /tmp/rekey-demo.XXXXXX)
 trap 'pg_stop; rm -rf "$WORK"' EXIT
 pg_start
 DB="$REKEY_TEST_DB"
+# rekey reads the database from DATABASE_URL: a password in it never shows in ps, as --db would.
+export DATABASE_URL="$DB"
 echo "PostgreSQL on port $PG_PORT, socket in $PG_TMP"
 
 step "the service's database, encrypted under its current ENCRYPTION_KEY"
@@ -46,13 +48,13 @@ echo "new keys written to $WORK/new.env ($(stat -c %a "$WORK/new.env"))"
 "$REKEY" check-key --key-env NEW_ENCRYPTION_KEY
 
 step "rekey discover: which columns hold Fernet tokens (found from the data)"
-"$REKEY" discover --db "$DB"
+"$REKEY" discover
 
 step "rekey rotate --discover"
-"$REKEY" rotate --db "$DB" --discover --report "$WORK/report.json"
+"$REKEY" rotate --discover --report "$WORK/report.json"
 
 step "rekey verify --discover --require-new: the gate before the old key is retired"
-"$REKEY" verify --db "$DB" --discover --require-new
+"$REKEY" verify --discover --require-new
 
 step "the report (no keys, no values)"
 /usr/bin/python3 - "$WORK/report.json" <<'PY'

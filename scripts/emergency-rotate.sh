@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Emergency key rotation, for a suspected compromise of ENCRYPTION_KEY:
 #
-#   ENCRYPTION_KEY=<current key> scripts/emergency-rotate.sh --db CONNINFO --state-dir DIR
+#   export DATABASE_URL=<conninfo or postgresql:// URI>   # or PGHOST/PGDATABASE/PGSERVICE, ~/.pgpass
+#   ENCRYPTION_KEY=<current key> scripts/emergency-rotate.sh --state-dir DIR
 #       [--column [SCHEMA.]TABLE.COLUMN ...] [--exclude SCHEMA.TABLE[.COLUMN] ...] [--deploy-hook CMD]
 #       [--rekey PATH] [--rotate-arg ARG ...]
 #
@@ -16,7 +17,8 @@
 #
 # Without --column, every column holding a token is rotated. --exclude leaves objects out of both
 # steps by name (the reports list them): only what is re-encrypted by other means belongs there.
-# Keys travel only through the environment and the key file: never on a command line, never printed.
+# Keys and the database password travel only through the environment and the key file: never on a
+# command line (where `ps` shows them to every local user), never printed.
 # Exit codes: 0 rotated and verified; 1 failure; 2 usage or configuration; 3 values that are not under
 # the new key (undecryptable, or written under the old key meanwhile); 75 stopped, rerun to continue.
 set -euo pipefail
@@ -26,9 +28,8 @@ REKEY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
   cat <<'EOF'
-usage: ENCRYPTION_KEY=<current key> emergency-rotate.sh --db CONNINFO --state-dir DIR [options]
+usage: DATABASE_URL=<conninfo> ENCRYPTION_KEY=<current key> emergency-rotate.sh --state-dir DIR [options]
 
-  --db CONNINFO        libpq connection string or postgresql:// URI of the database
   --state-dir DIR      where the new key is kept (DIR/NEW_ENCRYPTION_KEY, mode 600) and the reports;
                        created (mode 700) if missing. Rerun with the same DIR to continue a rotation.
   --column SPEC        [SCHEMA.]TABLE.COLUMN to rotate (repeatable); default: every column holding
@@ -39,9 +40,12 @@ usage: ENCRYPTION_KEY=<current key> emergency-rotate.sh --db CONNINFO --state-di
   --rekey PATH         the rekey binary (default: $REKEY_BUILD_DIR/rekey, build/rekey, the installed
                        one next to this script, then rekey on PATH)
   --rotate-arg ARG     pass ARG on to `rekey rotate` (repeatable), e.g. --rotate-arg=--max-rate=5000
+  --db CONNINFO        the database, instead of DATABASE_URL; avoid: every local user sees it in ps
   -h, --help           this help
 
-The current (compromised) key is read from the environment variable ENCRYPTION_KEY.
+The current (compromised) key is read from the environment variable ENCRYPTION_KEY, the database from
+DATABASE_URL (a libpq connection string or postgresql:// URI), else from libpq's PGHOST, PGDATABASE or
+PGSERVICE (the password then from PGPASSWORD or ~/.pgpass). Neither ever goes on a command line.
 EOF
 }
 
@@ -77,7 +81,16 @@ while [ $# -gt 0 ]; do
     *) usage_error "unknown argument: $1" ;;
   esac
 done
-if [ -z "$db" ]; then usage_error "--db CONNINFO is required (the database to rotate)"; fi
+if [ -n "$db" ]; then
+  say "warning: --db puts the connection string on this script's command line, where ps shows it;" \
+    "export DATABASE_URL instead"
+  DATABASE_URL=$db
+fi
+if [ -z "${DATABASE_URL:-}${PGHOST:-}${PGDATABASE:-}${PGSERVICE:-}" ]; then
+  usage_error "no database: export DATABASE_URL (a connection string or postgresql:// URI; or PGHOST/PGDATABASE/PGSERVICE)"
+fi
+# rekey reads it from the environment, so it never appears on rekey's command line.
+[ -z "${DATABASE_URL:-}" ] || export DATABASE_URL
 if [ -z "$state_dir" ]; then
   usage_error "--state-dir DIR is required (where the new key is saved; reuse it to continue a rotation)"
 fi
@@ -214,7 +227,7 @@ run_rekey check-key --key-file "$key_file"
 # ---------------------------------------------------------------- 2. rotate, then verify
 
 say "rotating ${targets[*]} from ENCRYPTION_KEY to the new key"
-run_rekey rotate --db "$db" "${targets[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+run_rekey rotate "${targets[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
   --report "$state_dir/rotate-report.json" ${rotate_args[@]+"${rotate_args[@]}"}
 case "$rc" in
   0) say "rotation finished" ;;
@@ -228,7 +241,7 @@ case "$rc" in
     say "values no key decrypts (primary keys in 'rekey status', below), columns rekey cannot rewrite"
     say "('NOT ROTATED' above), or objects it could not read ('NOT CHECKED' above); all of it is in"
     say "$state_dir/rotate-report.json. Do NOT retire the old key: it still opens that data."
-    "$rekey_bin" status --db "$db" --limit 1 >&2 || true
+    "$rekey_bin" status --limit 1 >&2 || true
     exit 3
     ;;
   2)
@@ -246,7 +259,7 @@ case "$rc" in
 esac
 
 say "the gate: checking every value of the database for tokens not under the new key"
-run_rekey verify --db "$db" "${gate[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+run_rekey verify "${gate[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
   --require-new --report "$state_dir/verify-report.json"
 case "$rc" in
   0) say "the gate passed: no value anywhere holds a token that is not under the new key" ;;

@@ -2,6 +2,7 @@
 // can run SQL or inject an option. Against the real PostgreSQL (REKEY_TEST_DB).
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -87,6 +88,7 @@ TEST_SUITE("db.hardening") {
     REQUIRE(generated.exit_code == 0);
     const std::string env_file = dir.file("new.env");
     write_file(env_file, generated.out);
+    REQUIRE(::chmod(env_file.c_str(), 0600) == 0);  // as the README says: a key file readable by others is refused
     const std::string line = generated.out.substr(generated.out.find("ENCRYPTION_KEY=") + 15);
     const std::string passphrase = line.substr(0, line.find('\n'));
     const auto t = python_tokens("OLD_ENCRYPTION_KEY", 3);

@@ -48,12 +48,25 @@ json emergency_spec(int rows, bool garbage = false) {
 
 Env seed_env() { return Env{{"OLD_ENCRYPTION_KEY", std::string(kOldPassphrase)}}; }
 
-// The script's environment: the current key in ENCRYPTION_KEY and nothing that could pick another binary.
-Env script_env() { return Env{{"ENCRYPTION_KEY", std::string(kOldPassphrase)}, {"REKEY_BUILD_DIR", std::nullopt}}; }
+// The script's environment: the current key in ENCRYPTION_KEY, no database (libpq's variables unset too)
+// and nothing that could pick another binary.
+Env script_env() {
+  return Env{{"ENCRYPTION_KEY", std::string(kOldPassphrase)},
+             {"REKEY_BUILD_DIR", std::nullopt},
+             {"PGHOST", std::nullopt},
+             {"PGDATABASE", std::nullopt},
+             {"PGSERVICE", std::nullopt}};
+}
 
-std::vector<std::string> script_argv(const TestDatabase& db, const std::string& state_dir,
-                                     const std::vector<std::string>& more = {}) {
-  std::vector<std::string> argv{kScript, "--db", db.conninfo(), "--state-dir", state_dir, "--rekey", REKEY_BINARY};
+// As above, with the database in DATABASE_URL, as the script documents.
+Env script_env(const TestDatabase& db) {
+  Env env = script_env();
+  env["DATABASE_URL"] = db.conninfo();
+  return env;
+}
+
+std::vector<std::string> script_argv(const std::string& state_dir, const std::vector<std::string>& more = {}) {
+  std::vector<std::string> argv{kScript, "--state-dir", state_dir, "--rekey", REKEY_BINARY};
   argv.insert(argv.end(), more.begin(), more.end());
   return argv;
 }
@@ -145,7 +158,7 @@ TEST_SUITE("db.scripts") {
       std::string message;
     };
     const std::vector<Case> cases{
-        {{kScript, "--state-dir", state}, script_env(), "--db"},
+        {{kScript, "--state-dir", state}, script_env(), "DATABASE_URL"},
         {{kScript, "--db", "dbname=nowhere"}, script_env(), "--state-dir"},
         {{kScript, "--db", "dbname=nowhere", "--state-dir", state},
          Env{{"ENCRYPTION_KEY", std::nullopt}, {"REKEY_BUILD_DIR", std::nullopt}},
@@ -176,8 +189,8 @@ TEST_SUITE("db.scripts") {
     const std::string hook_out = dir.file("hook.out");
 
     const ProcessResult r =
-        run(script_argv(db, state, {"--deploy-hook", "printf '%s' \"$REKEY_NEW_KEY_FILE\" > '" + hook_out + "'"}),
-            script_env(), 120s);
+        run(script_argv(state, {"--deploy-hook", "printf '%s' \"$REKEY_NEW_KEY_FILE\" > '" + hook_out + "'"}),
+            script_env(db), 120s);
     INFO(r.describe());
     REQUIRE(r.exit_code == 0);
 
@@ -224,7 +237,7 @@ TEST_SUITE("db.scripts") {
 
     // 1. SIGKILL to the rekey the script runs: the script reports it and says to rerun.
     {
-      Process p(script_argv(db, state, slow), script_env());
+      Process p(script_argv(state, slow), script_env(db));
       REQUIRE(wait_until([&] { return rows_seen(db) >= 2000 || !p.running(); }, 60s, 20ms));
       REQUIRE(p.running());
       const pid_t rekey = rekey_child_of(p.pid());
@@ -247,9 +260,9 @@ TEST_SUITE("db.scripts") {
     // 2. SIGKILL to the whole process group (a crash): nothing gets to clean up.
     {
       std::vector<std::string> argv{"/usr/bin/setsid"};
-      const auto script = script_argv(db, state, slow);
+      const auto script = script_argv(state, slow);
       argv.insert(argv.end(), script.begin(), script.end());
-      Process p(argv, script_env());
+      Process p(argv, script_env(db));
       REQUIRE(wait_until([&] { return rows_seen(db) >= after_first + 2000 || !p.running(); }, 60s, 20ms));
       REQUIRE(p.running());
       REQUIRE(::getpgid(p.pid()) == p.pid());
@@ -270,7 +283,7 @@ TEST_SUITE("db.scripts") {
     // 3. Rerun to the end: same key, same run continued, everything verified.
     {
       const std::vector<std::string> columns(slow.begin(), slow.begin() + 4);
-      const ProcessResult r = run(script_argv(db, state, columns), script_env(), 120s);
+      const ProcessResult r = run(script_argv(state, columns), script_env(db), 120s);
       INFO(r.describe());
       REQUIRE(r.exit_code == 0);
       CHECK(contains(r.err, "resuming run"));
@@ -283,6 +296,36 @@ TEST_SUITE("db.scripts") {
     const std::string new_key = strip_newlines(key_text);
     REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
     for (const auto& r : results) check_no_key_in(r, new_key);
+  }
+
+  TEST_CASE("emergency-rotate.sh: no key and no database password on any command line (ps)") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_ps");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(40), manifest, seed_env());
+    const std::string password = "Pw-emergency-never-in-ps-41d2";
+    // A rekey that records every process's command line each time the script runs it, then runs the real one.
+    const std::string seen = dir.file("command-lines");
+    const std::string wrapper = dir.file("rekey-wrapper");
+    write_file(wrapper, "#!/bin/bash\nps -eo args >> '" + seen + "'\nexec '" + REKEY_BINARY + "' \"$@\"\n");
+    REQUIRE(::chmod(wrapper.c_str(), 0700) == 0);
+    Env env = script_env(db);
+    env["DATABASE_URL"] = db.conninfo() + " password=" + password;
+    const std::string state = dir.file("state");
+    const ProcessResult r = run({kScript, "--state-dir", state, "--rekey", wrapper}, env, 120s);
+    INFO(r.describe());
+    CHECK(r.exit_code == 0);
+    const std::string new_key = strip_newlines(read_file(state + "/NEW_ENCRYPTION_KEY"));
+    const std::string command_lines = read_file(seen);
+    CHECK(contains(command_lines, "rekey-wrapper keygen"));
+    CHECK(contains(command_lines, "rekey-wrapper rotate"));
+    CHECK(contains(command_lines, "rekey-wrapper verify"));
+    for (const std::string& secret : {password, new_key, std::string(kOldPassphrase)}) {
+      CHECK_FALSE(contains(command_lines, secret));
+      CHECK_FALSE(contains(r.out + r.err, secret));
+    }
+    REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
   }
 
   TEST_CASE("emergency-rotate.sh: an existing key file is used, never overwritten; a readable one is refused") {
@@ -301,7 +344,7 @@ TEST_SUITE("db.scripts") {
     REQUIRE(::chmod(key_path.c_str(), 0644) == 0);
     const FileId before = file_id(key_path);
     {
-      const ProcessResult r = run(script_argv(db, state), script_env(), 60s);
+      const ProcessResult r = run(script_argv(state), script_env(db), 60s);
       INFO(r.describe());
       CHECK(r.exit_code == 2);
       CHECK(contains(r.err, "readable by group or others"));
@@ -315,10 +358,9 @@ TEST_SUITE("db.scripts") {
     REQUIRE(::chmod(key_path.c_str(), 0600) == 0);
     for (int i = 0; i < 2; ++i) {
       // The second run (nothing left to rotate) has a failing deploy hook: exit 1, next steps still shown.
-      const ProcessResult r =
-          run(script_argv(db, state,
-                          i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"--deploy-hook", "exit 7"}),
-              script_env(), 120s);
+      const ProcessResult r = run(
+          script_argv(state, i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"--deploy-hook", "exit 7"}),
+          script_env(db), 120s);
       INFO(r.describe());
       REQUIRE(r.exit_code == (i == 0 ? 0 : 1));
       CHECK(contains(r.err, "reusing the new key"));
@@ -332,9 +374,9 @@ TEST_SUITE("db.scripts") {
     REQUIRE_DATA_OK(check_rotated(db, manifest, kNewPassphrase));
 
     // Once deployed, ENCRYPTION_KEY is the key in the file: that rotation is done; rekey refuses "rotating" to it.
-    const ProcessResult again =
-        run(script_argv(db, state),
-            Env{{"ENCRYPTION_KEY", std::string(kNewPassphrase)}, {"REKEY_BUILD_DIR", std::nullopt}}, 60s);
+    Env deployed = script_env(db);
+    deployed["ENCRYPTION_KEY"] = std::string(kNewPassphrase);
+    const ProcessResult again = run(script_argv(state), deployed, 60s);
     INFO(again.describe());
     CHECK(again.exit_code == 2);
     CHECK(contains(again.err, "new --state-dir"));
@@ -351,10 +393,9 @@ TEST_SUITE("db.scripts") {
     const std::string state = dir.file("state");
     const std::string hook_out = dir.file("hook.out");
     const ProcessResult r =
-        run(script_argv(db, state,
-                        {"--column", "public.users.phone_enc", "--column", "public.users.account_enc", "--column",
-                         "billing.cards.number_enc", "--deploy-hook", "touch '" + hook_out + "'"}),
-            script_env(), 120s);
+        run(script_argv(state, {"--column", "public.users.phone_enc", "--column", "public.users.account_enc",
+                                "--column", "billing.cards.number_enc", "--deploy-hook", "touch '" + hook_out + "'"}),
+            script_env(db), 120s);
     INFO(r.describe());
     CHECK(r.exit_code == 3);
     CHECK(contains(r.err, "values no key decrypts"));
@@ -389,19 +430,19 @@ TEST_SUITE("db.scripts") {
     };
     // Named columns are rotated, but the gate checks the whole database: the cards are still old.
     const ProcessResult named =
-        run(script_argv(db, state, {"--column", "public.users.phone_enc", "--deploy-hook", hook}), script_env(), 120s);
+        run(script_argv(state, {"--column", "public.users.phone_enc", "--deploy-hook", hook}), script_env(db), 120s);
     expect_refusal(named, "the gate FAILED");
     CHECK(contains(named.out, "billing.cards.number_enc"));
 
     // A copy of still-old values in a table without a primary key: rekey cannot rewrite it.
     db.exec(
         "CREATE TABLE public.export (number_enc text); INSERT INTO public.export SELECT number_enc FROM billing.cards");
-    expect_refusal(run(script_argv(db, state, {"--deploy-hook", hook}), script_env(), 120s),
+    expect_refusal(run(script_argv(state, {"--deploy-hook", hook}), script_env(db), 120s),
                    "NOT ROTATED public.export.number_enc");
 
     // Once the copy is gone, everything is under the new key: the gate passes, and only then the hook runs.
     db.exec("DROP TABLE public.export");
-    const ProcessResult all = run(script_argv(db, state, {"--deploy-hook", hook}), script_env(), 120s);
+    const ProcessResult all = run(script_argv(state, {"--deploy-hook", hook}), script_env(db), 120s);
     CHECK_MESSAGE(all.exit_code == 0, all.describe());
     CHECK(contains(all.err, "the gate passed"));
     CHECK(std::filesystem::exists(hook_out));

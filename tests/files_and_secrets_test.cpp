@@ -1,0 +1,319 @@
+// Files rekey writes cannot be redirected, key files must be private, and the
+// database password shows nowhere: unit tests of AtomicFile, key files and
+// password redaction, then the same against the real binary and PostgreSQL
+// (REKEY_TEST_DB).
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "migrate/atomic_file.h"
+#include "migrate/db_options.h"
+#include "migrate/errors.h"
+#include "migrate/key_source.h"
+#include "tests/it_support.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace rekey::it;
+
+// The names in `dir`.
+std::set<std::string> names_in(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
+}
+
+// Permission bits of `path` itself (not of what a link points to), or -1 if it is not a regular file.
+int regular_file_mode(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+void plant_link(const std::string& target, const std::string& link) {
+  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+}
+
+std::string key_file(const TempDir& dir, const std::string& name, const std::string& text, mode_t mode) {
+  const std::string path = dir.file(name);
+  write_file(path, text);
+  REQUIRE(::chmod(path.c_str(), mode) == 0);
+  return path;
+}
+
+// A table t (id, v) with `n` values under the old key; returns its checksum.
+std::string seed_old_tokens(TestDatabase& db, int n) {
+  const auto tokens = python_tokens("OLD_ENCRYPTION_KEY", n);
+  db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
+  for (int i = 0; i < n; ++i) db.exec("INSERT INTO t VALUES (" + std::to_string(i) + ", '" + tokens[i] + "')");
+  return db.checksum("t", "id");
+}
+
+}  // namespace
+
+TEST_SUITE("files") {
+  TEST_CASE("AtomicFile: mode 0600, and a link planted at the path or at a guessable temporary redirects nothing") {
+    TempDir dir;
+    const std::string victim = dir.file("victim");
+    write_file(victim, "the victim's content\n");
+    const std::string target = dir.file("report.json");
+    plant_link(victim, target);
+    plant_link(victim, target + ".tmp");  // the temporary name rekey once used
+    rekey::write_file_atomically(target, "{\"run_id\": 1}\n");
+    CHECK(read_file(victim) == "the victim's content\n");
+    CHECK(regular_file_mode(target) == 0600);
+    CHECK(read_file(target) == "{\"run_id\": 1}\n");
+    // Replacing it again leaves no temporary behind.
+    rekey::write_file_atomically(target, "second\n");
+    CHECK(read_file(target) == "second\n");
+    CHECK(names_in(dir.path()) == std::set<std::string>{"victim", "report.json", "report.json.tmp"});
+  }
+
+  TEST_CASE("AtomicFile: a failure names the path and the reason, keeps what was there and leaves no temporary") {
+    TempDir dir;
+    const std::string occupied = dir.file("metrics.prom");
+    REQUIRE(::mkdir(occupied.c_str(), 0700) == 0);
+    write_file(occupied + "/kept", "kept");
+    const std::string is_a_directory = occupied + " (renaming the temporary file over it): Is a directory";
+    CHECK_THROWS_WITH_AS(rekey::write_file_atomically(occupied, "x"), doctest::Contains(is_a_directory.c_str()),
+                         std::runtime_error);
+    CHECK(names_in(dir.path()) == std::set<std::string>{"metrics.prom"});
+    CHECK(read_file(occupied + "/kept") == "kept");
+    const std::string nowhere = dir.file("missing/report.json");
+    const std::string no_directory = nowhere + " (creating a temporary file beside it): No such file";
+    CHECK_THROWS_WITH_AS(rekey::write_file_atomically(nowhere, "x"), doctest::Contains(no_directory.c_str()),
+                         std::runtime_error);
+  }
+
+  TEST_CASE("a key file group or others may access is refused, naming it, its mode and chmod 600, never its text") {
+    using rekey::ReadableKeyFile;
+    TempDir dir;
+    const std::string passphrase = kNewPassphrase;
+    const std::string open_file = key_file(dir, "open.key", passphrase + "\n", 0640);
+    try {
+      rekey::read_key_from_file(open_file, "ENCRYPTION_KEY", ReadableKeyFile::kRefuse);
+      FAIL("a key file of mode 0640 was read");
+    } catch (const rekey::UsageError& e) {
+      const std::string message = e.what();
+      CHECK(contains(message, open_file));
+      CHECK(contains(message, "mode 0640"));
+      CHECK(contains(message, "chmod 600"));
+      CHECK(contains(message, "--allow-readable-key-file"));
+      CHECK_FALSE(contains(message, "correct horse"));
+    }
+    const auto allowed = rekey::read_key_from_file(open_file, "ENCRYPTION_KEY", ReadableKeyFile::kAllow);
+    CHECK(std::string(allowed.text.begin(), allowed.text.end()) == passphrase);
+
+    // Through a link (secret mounts are links), the file read is the one judged.
+    const std::string private_file = key_file(dir, "private.key", passphrase, 0600);
+    plant_link(private_file, dir.file("mounted.key"));
+    const auto linked = rekey::read_key_from_file(dir.file("mounted.key"), "ENCRYPTION_KEY", ReadableKeyFile::kRefuse);
+    CHECK(std::string(linked.text.begin(), linked.text.end()) == passphrase);
+    REQUIRE(::chmod(private_file.c_str(), 0604) == 0);
+    CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.file("mounted.key"), "ENCRYPTION_KEY", ReadableKeyFile::kRefuse),
+                         doctest::Contains("mode 0604"), rekey::UsageError);
+    CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.path(), "ENCRYPTION_KEY", ReadableKeyFile::kAllow),
+                         doctest::Contains("not a regular file"), rekey::UsageError);
+  }
+
+  TEST_CASE("hide_passwords and has_password: every form of a password in a connection string") {
+    const std::vector<std::string> with_password{
+        "host=db user=app password=hunter2 dbname=prod",
+        "host=db password = 'hun ter\\'2' dbname=prod",
+        "postgresql://app:hunter2@db/prod",
+        "postgres://app:hunter2@db:5432/prod?sslmode=require",
+        "postgresql://app@db/prod?sslmode=require&password=hunter2",
+        "host=db dbname=postgresql://app:hunter2@db/prod",
+    };
+    for (const auto& conninfo : with_password) {
+      CAPTURE(conninfo);
+      CHECK(rekey::has_password(conninfo));
+      const std::string hidden = rekey::hide_passwords(conninfo);
+      CHECK_FALSE(contains(hidden, "hunter2"));
+      CHECK_FALSE(contains(hidden, "ter"));
+      CHECK(contains(hidden, "***"));
+      CHECK(contains(hidden, "db"));
+    }
+    for (const std::string conninfo : {"host=db user=app dbname=prod", "postgresql://app@db/prod?sslmode=require",
+                                       "host=/tmp port=5432 dbname=passwords"}) {
+      CAPTURE(conninfo);
+      CHECK_FALSE(rekey::has_password(conninfo));
+      CHECK(rekey::hide_passwords(conninfo) == conninfo);
+    }
+  }
+}
+
+TEST_SUITE("db.files") {
+  TEST_CASE("report, metrics and emitted config: links planted at their paths and temporaries redirect nothing") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("planted_links");
+    seed_old_tokens(db, 3);
+    db.exec("INSERT INTO t VALUES (99, 'gAAAAABnot-a-token-any-key-opens')");  // a failure: the report lists its key
+    TempDir dir;
+    const std::string victim = dir.file("victim");
+    write_file(victim, "the victim's content\n");
+    const std::vector<std::string> outputs{dir.file("rotate.json"), dir.file("metrics.prom"), dir.file("verify.json"),
+                                           dir.file("rotate.toml")};
+    for (const auto& path : outputs) {
+      plant_link(victim, path);
+      plant_link(victim, path + ".tmp");
+    }
+    const auto rotated = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--report", outputs[0],
+                                    "--metrics-file", outputs[1], "--audit-log", dir.file("audit.log")},
+                                   key_env());
+    CHECK_MESSAGE(rotated.exit_code == 3, rotated.describe());
+    const auto verified =
+        run_rekey({"verify", "--db", db.conninfo(), "--column", "t.v", "--report", outputs[2]}, key_env());
+    CHECK_MESSAGE(verified.exit_code == 0, verified.describe());
+    const auto discovered = run_rekey({"discover", "--db", db.conninfo(), "--emit-config", outputs[3]}, key_env());
+    CHECK_MESSAGE(discovered.exit_code == 0, discovered.describe());
+
+    CHECK(read_file(victim) == "the victim's content\n");
+    for (const auto& path : outputs) {
+      CAPTURE(path);
+      CHECK(regular_file_mode(path) == 0600);
+    }
+    CHECK(regular_file_mode(dir.file("audit.log")) == 0600);
+    const json report = read_report(outputs[0]);
+    REQUIRE(report.at("failures").size() == 1);
+    CHECK(report["failures"][0].at("primary_key") == "99");
+    CHECK(contains(read_file(outputs[1]), "rekey_run_info"));
+    CHECK(read_report(outputs[2]).is_object());
+    CHECK(contains(read_file(outputs[3]), "column = ["));
+  }
+
+  TEST_CASE("an audit log path holding a link is refused (exit 2) before anything is rotated; the victim untouched") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("audit_link");
+    const std::string before = seed_old_tokens(db, 3);
+    TempDir dir;
+    const std::string victim = dir.file("victim");
+    write_file(victim, "the victim's content\n");
+    plant_link(victim, dir.file("audit.log"));
+    const auto r = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--audit-log", dir.file("audit.log")},
+                             key_env());
+    CAPTURE(r.describe());
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, dir.file("audit.log")));
+    CHECK(contains(r.err, "symbolic link"));
+    CHECK(read_file(victim) == "the victim's content\n");
+    CHECK(db.checksum("t", "id") == before);
+  }
+
+  TEST_CASE("a readable key file is refused (exit 2) before anything is touched; --allow-readable-key-file warns") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("readable_key");
+    const std::string before = seed_old_tokens(db, 3);
+    TempDir dir;
+    const std::string path = key_file(dir, "new.key", std::string(kNewPassphrase) + "\n", 0644);
+    const Env env = key_env(kNewPassphrase, kOldPassphrase, {{"NEW_ENCRYPTION_KEY", std::nullopt}});
+    const std::vector<std::string> rotate{"rotate", "--db", db.conninfo(), "--column", "t.v", "--new-key-file", path};
+    for (const auto& args : {rotate, std::vector<std::string>{"check-key", "--key-file", path}}) {
+      const auto refused = run_rekey(args, env);
+      CAPTURE(refused.describe());
+      CHECK(refused.exit_code == 2);
+      CHECK(contains(refused.err, path + " is accessible by group or others (mode 0644): chmod 600 " + path));
+    }
+    CHECK(db.checksum("t", "id") == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+
+    std::vector<std::string> allowed_args = rotate;
+    allowed_args.push_back("--allow-readable-key-file");
+    const auto allowed = run_rekey(allowed_args, env);
+    CAPTURE(allowed.describe());
+    CHECK(allowed.exit_code == 0);
+    CHECK(contains(allowed.err, "warning: key file " + path + " is accessible by group or others"));
+    const auto gate = run_rekey({"verify", "--db", db.conninfo(), "--column", "t.v", "--require-new"}, key_env());
+    CHECK_MESSAGE(gate.exit_code == 0, gate.describe());
+    for (const auto& form : secret_forms(kNewPassphrase)) CHECK_FALSE(contains(allowed.out + allowed.err, form));
+  }
+
+  TEST_CASE("the database password shows in no output, file, log or state row; --db with one warns") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("password_hidden");
+    seed_old_tokens(db, 3);
+    db.exec("INSERT INTO t VALUES (99, 'gAAAAABnot-a-token-any-key-opens')");
+    const std::string password = "Pw-never-shown-5f3e9a";
+    const std::string with_password = db.conninfo() + " password=" + password;
+    TempDir dir;
+    const auto files = [&dir](const std::string& command) {
+      return std::vector<std::string>{"--report", dir.file(command + ".json")};
+    };
+    std::vector<ProcessResult> results;
+    const auto run_with = [&](std::vector<std::string> args, const Env& env) {
+      results.push_back(run_rekey(args, env));
+      return results.back();
+    };
+    // --db on the command line: warned about, never shown.
+    std::vector<std::string> rotate{"rotate",
+                                    "--db",
+                                    with_password,
+                                    "--column",
+                                    "t.v",
+                                    "--log-format",
+                                    "json",
+                                    "--verbose",
+                                    "--metrics-file",
+                                    dir.file("metrics.prom"),
+                                    "--audit-log",
+                                    dir.file("audit.log")};
+    for (const auto& a : files("rotate")) rotate.push_back(a);
+    const auto rotated = run_with(rotate, key_env());
+    CHECK_MESSAGE(rotated.exit_code == 3, rotated.describe());
+    CHECK(contains(rotated.err, "other local users can read"));
+    // The environment form: no warning.
+    const Env url_env = key_env(kNewPassphrase, kOldPassphrase, {{"DATABASE_URL", with_password}});
+    std::vector<std::string> verify{"verify", "--column", "t.v"};
+    for (const auto& a : files("verify")) verify.push_back(a);
+    const auto verified = run_with(verify, url_env);
+    CHECK_MESSAGE(verified.exit_code == 0, verified.describe());
+    CHECK_FALSE(contains(verified.err, "other local users can read"));
+    CHECK(run_with({"discover", "--emit-config", dir.file("rotate.toml")}, url_env).exit_code == 0);
+    CHECK(run_with({"status"}, url_env).exit_code == 0);
+    CHECK(run_with({"status", "--format", "json"}, url_env).exit_code == 0);
+    CHECK(run_with({"rotate", "--db", with_password, "--config", dir.file("rotate.toml")}, key_env()).exit_code == 3);
+    // libpq quotes a malformed URI whole in its error: the error is shown, the password is not.
+    const auto malformed = run_with({"discover", "--db", "postgresql://app:" + password + "@[::1/db"}, key_env());
+    CHECK(malformed.exit_code != 0);
+    CHECK(contains(malformed.err, "IPv6"));
+
+    for (const auto& r : results) {
+      CAPTURE(r.describe());
+      CHECK_FALSE(contains(r.out + r.err, password));
+    }
+    for (const auto& name : names_in(dir.path())) {
+      CAPTURE(name);
+      CHECK_FALSE(contains(read_file(dir.file(name)), password));
+    }
+    CHECK(names_in(dir.path()).size() == 5);
+    CHECK(db.count("SELECT count(*) FROM rekey.runs WHERE command LIKE '%password=***%'") >= 1);
+    CHECK_FALSE(contains(db.dump_schema("rekey"), password));
+  }
+
+  TEST_CASE("--db-env NAME reads the connection string from NAME; a value given as the name is never echoed") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("db_env");
+    seed_old_tokens(db, 1);
+    const std::string uri_like = db.conninfo() + " password=Pw-pasted-as-a-name-77";
+    const auto found = run_rekey({"discover", "--db-env", "PAYMENTS_DB"},
+                                 key_env(kNewPassphrase, kOldPassphrase, {{"PAYMENTS_DB", db.conninfo()}}));
+    CHECK_MESSAGE(found.exit_code == 0, found.describe());
+    CHECK(contains(found.out, "public.t.v"));
+    const auto pasted = run_rekey({"discover", "--db-env", uri_like}, key_env());
+    CAPTURE(pasted.describe());
+    CHECK(pasted.exit_code == 2);
+    CHECK(contains(pasted.err, "--db-env"));
+    CHECK_FALSE(contains(pasted.out + pasted.err, "Pw-pasted-as-a-name-77"));
+    CHECK_FALSE(contains(pasted.out + pasted.err, db.name()));
+    const auto unset = run_rekey({"discover", "--db-env", "NOT_SET_ANYWHERE"}, key_env());
+    CHECK(unset.exit_code == 2);
+    CHECK(contains(unset.err, "NOT_SET_ANYWHERE is not set"));
+  }
+}
