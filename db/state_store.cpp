@@ -7,6 +7,7 @@
 #include "db/identifier.h"
 #include "db/sql_text.h"
 #include "db/state_schema_sql.h"
+#include "db/table_lock.h"
 
 namespace rekey::db {
 namespace {
@@ -292,20 +293,7 @@ std::int64_t StateStore::pending_not_found(std::int64_t run_id) {
 
 // Added for `rekey status`.
 std::vector<std::string> StateStore::locked_tables(const std::vector<std::string>& table_names) {
-  return session_.run([&](pqxx::connection& conn) {
-    if (table_names.empty()) return std::vector<std::string>{};
-    // The lock space of db/table_lock.cpp: pg_try_advisory_lock(0x72656b, hashtext(name)).
-    constexpr int kLockSpace = 0x72656b;
-    pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(
-        "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) WHERE EXISTS ("
-        "SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::oid "
-        "AND l.objid = hashtext(t.name)::oid AND l.objsubid = 2 AND l.granted) ORDER BY t.ord",
-        text_array(table_names), kLockSpace);
-    std::vector<std::string> out;
-    for (const auto& row : r) out.push_back(row[0].as<std::string>());
-    return out;
-  });
+  return session_.run([&](pqxx::connection& conn) { return db::locked_tables(conn, table_names); });
 }
 
 }  // namespace rekey::db
