@@ -8,6 +8,7 @@
 #include "db/pg_row_scanner.h"
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
+#include "db/preflight.h"
 #include "db/replica_lag.h"
 #include "db/snapshot.h"
 #include "db/state_store.h"
@@ -163,9 +164,24 @@ ThrottleSettings throttle_settings(const RotateOptions& o) {
   t.max_rate = o.max_rate;
   t.pause_file = o.pause_file;
   if (!o.max_replica_lag.empty()) t.max_replica_lag = parse_duration(o.max_replica_lag, "--max-replica-lag");
+  t.replica_lag_unknown_for = parse_duration(o.retry_for, "--retry-for");
   t.adaptive_batch = !o.batch_size_given;
   t.batch_time = parse_duration(o.batch_time, "--batch-time");
   return t;
+}
+
+// Throws UsageError when the server or session cannot write (a standby, a read-only session).
+void refuse_read_only_server(const std::string& conninfo) {
+  if (auto why = db::why_read_only(conninfo)) throw UsageError(*why);
+}
+
+// Throws UsageError naming each privilege on the targets that rekey's role lacks.
+void refuse_missing_privileges(const std::string& conninfo, const std::vector<TableShape>& shapes) {
+  const std::vector<std::string> missing = db::missing_privileges(conninfo, shapes);
+  if (missing.empty()) return;
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : "; ") + log::printable(m);
+  throw UsageError("rekey's role lacks privileges rotate needs (see sql/grants.sql): " + list);
 }
 
 nlohmann::json counts_json(const RunReport& report) {
@@ -198,11 +214,16 @@ int run_rotate(const RotateOptions& o) {
   writer_settings.lock_timeout = parse_duration(o.lock_timeout, "--lock-timeout");
   writer_settings.statement_timeout = parse_duration(o.statement_timeout, "--statement-timeout");
   db::ReplicaLagProbe lag_probe(conninfo);
-  Throttle throttle(throttle_settings(o), o.batch_size, [&lag_probe] { return lag_probe.max_lag_seconds(); });
+  Throttle throttle(throttle_settings(o), o.batch_size, [&lag_probe] { return lag_probe.read(); });
   settings.throttle = &throttle;
 
+  if (!o.dry_run) refuse_read_only_server(conninfo);
   const RotationTargets resolved = resolve_targets(conninfo, o.columns, o.discover, o.state_schema, o.exclude);
   const std::vector<TableShape>& shapes = resolved.shapes;
+  refuse_missing_privileges(conninfo, shapes);
+  if (!o.max_replica_lag.empty()) {
+    if (auto unreadable = lag_probe.start()) throw UsageError("--max-replica-lag: " + *unreadable);
+  }
   std::vector<TableTarget> targets;
   for (const auto& s : shapes) targets.push_back({s.schema, s.table, s.columns});
   const std::string targets_id = targets_key(targets);
