@@ -1,26 +1,50 @@
-// Standby replay lag as seen from the primary, for throttling.
+// Standby replay lag as seen from the primary, for throttling. Fails closed:
+// a lag that cannot be read, or a standby that went away, is never taken for
+// "no lag".
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "db/pqxx_fwd.h"
 
 namespace rekey::db {
 
+struct ReplicaLag {
+  // The largest replay lag among the standbys connected now, in seconds (0
+  // without standbys, or when all have replayed everything sent to them;
+  // infinity for one that has not reported its replay position yet).
+  double max_seconds = 0;
+  // Why the lag cannot be known now: a standby listed at the start is not
+  // connected, or pg_stat_replication cannot be read. Empty when it is known.
+  std::optional<std::string> unknown;
+};
+
 class ReplicaLagProbe {
  public:
   // Owns a connection; use from one thread at a time.
   explicit ReplicaLagProbe(std::string conninfo);
   ~ReplicaLagProbe();
-  // The largest replay_lag in pg_stat_replication, in seconds (0 without
-  // standbys). A failed query counts as no lag, after a warning: throttling
-  // must not stop a rotation.
-  double max_lag_seconds();
+
+  // Lists the standbys connected now (pg_stat_replication, base backups
+  // aside): the ones every later read expects. Returns why the lag cannot be
+  // read (the role lacks pg_read_all_stats, or the query failed), or nullopt.
+  std::optional<std::string> start();
+
+  // The lag now; never throws (an error is reported in `unknown`).
+  ReplicaLag read();
 
  private:
+  struct Standbys {
+    std::map<std::string, int> present;  // by "application_name from client address": how many
+    double max_seconds = 0;
+  };
+  Standbys list();
   std::string conninfo_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::map<std::string, int> expected_;
 };
 
 }  // namespace rekey::db

@@ -7,6 +7,7 @@
 #include "db/identifier.h"
 #include "db/sql_text.h"
 #include "db/state_schema_sql.h"
+#include "db/table_lock.h"
 
 namespace rekey::db {
 namespace {
@@ -86,6 +87,10 @@ void add_missing_columns(pqxx::work& tx, const std::string& schema) {
   }
 }
 
+bool schema_exists_in(pqxx::transaction_base& tx, const std::string& schema) {
+  return !tx.exec_params("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", schema).empty();
+}
+
 }  // namespace
 
 const std::vector<std::string>& StateStore::table_names() {
@@ -97,6 +102,18 @@ StateStore::StateStore(const std::string& conninfo, std::string schema)
     : schema_(std::move(schema)), session_(conninfo) {}
 
 StateStore::~StateStore() = default;
+
+namespace {
+// True when every table of the state schema exists in `schema`.
+bool all_tables_exist(pqxx::transaction_base& tx, const std::string& schema) {
+  const auto present = tx.exec_params1(
+                             "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
+                             "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY ($2::pg_catalog.text[])",
+                             schema, text_array(StateStore::table_names()))[0]
+                           .as<std::size_t>();
+  return present == StateStore::table_names().size();
+}
+}  // namespace
 
 void StateStore::ensure_schema() {
   return session_.run([&](pqxx::connection& conn) {
@@ -113,7 +130,11 @@ void StateStore::ensure_schema() {
     pqxx::work tx(conn);
     // Two runners creating the schema at once would race on CREATE ... IF NOT EXISTS.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('rekey state schema'))");
-    tx.exec(ddl);
+    // CREATE ... IF NOT EXISTS checks the CREATE privilege before it looks:
+    // a schema an administrator created for rekey's role (sql/grants.sql)
+    // must not need CREATE on the database, nor tables all present CREATE on it.
+    if (!schema_exists_in(tx, schema_)) tx.exec("CREATE SCHEMA " + quoted);
+    if (!all_tables_exist(tx, schema_)) tx.exec(ddl);
     add_missing_columns(tx, schema_);
     tx.commit();
   });
@@ -122,7 +143,7 @@ void StateStore::ensure_schema() {
 bool StateStore::schema_exists() {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    return !tx.exec_params("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema_).empty();
+    return schema_exists_in(tx, schema_);
   });
 }
 
@@ -292,20 +313,7 @@ std::int64_t StateStore::pending_not_found(std::int64_t run_id) {
 
 // Added for `rekey status`.
 std::vector<std::string> StateStore::locked_tables(const std::vector<std::string>& table_names) {
-  return session_.run([&](pqxx::connection& conn) {
-    if (table_names.empty()) return std::vector<std::string>{};
-    // The lock space of db/table_lock.cpp: pg_try_advisory_lock(0x72656b, hashtext(name)).
-    constexpr int kLockSpace = 0x72656b;
-    pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(
-        "SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) WHERE EXISTS ("
-        "SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = $2::oid "
-        "AND l.objid = hashtext(t.name)::oid AND l.objsubid = 2 AND l.granted) ORDER BY t.ord",
-        text_array(table_names), kLockSpace);
-    std::vector<std::string> out;
-    for (const auto& row : r) out.push_back(row[0].as<std::string>());
-    return out;
-  });
+  return session_.run([&](pqxx::connection& conn) { return db::locked_tables(conn, table_names); });
 }
 
 }  // namespace rekey::db

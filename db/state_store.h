@@ -80,8 +80,8 @@ class StateStore {
   std::int64_t pending_not_found(std::int64_t run_id);
 
   // Added for `rekey status`. The names among `table_names` (display form, as
-  // in table_progress) whose runner lock (db/table_lock.cpp) some session
-  // holds now. Read-only.
+  // in table_progress) whose runner lock some session holds now
+  // (db::locked_tables). Read-only.
   std::vector<std::string> locked_tables(const std::vector<std::string>& table_names);
 
  private:

@@ -7,8 +7,32 @@
 
 namespace rekey::db {
 namespace {
-// The two-int form keeps rekey's locks apart from the application's bigint ones.
+// A table's lock is the two-int advisory lock (kLockSpace, the table's OID):
+// the two-int form keeps rekey's locks apart from the application's bigint
+// ones, and the OID tells every table apart (a hash of the name did not). The
+// OID, an unsigned 32-bit number, is passed as the int4 with the same bits;
+// pg_locks shows it back as objid (an oid), with objsubid 2.
 constexpr int kLockSpace = 0x72656b;  // "rek"
+
+// The OID of the table whose display name is parameter $2, as SQL (NULL when no such table).
+const std::string kTableOid = "pg_catalog.to_regclass($2)::pg_catalog.oid";
+// True for a pg_locks row `l` that is that table's lock, granted ($1: kLockSpace), as SQL.
+const std::string kHeldLock = "l.locktype = 'advisory' AND l.classid = $1::pg_catalog.oid AND l.objid = " + kTableOid +
+                              " AND l.objsubid = 2 AND l.granted AND l.database = "
+                              "(SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())";
+
+std::string holder_of(pqxx::transaction_base& tx, const std::string& name) {
+  const pqxx::result holder = tx.exec_params(
+      std::string("SELECT a.pid, COALESCE(pg_catalog.host(a.client_addr), 'local socket'), "
+                  "pg_catalog.to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS OF'), COALESCE(a.application_name, '') "
+                  "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid WHERE ") +
+          kHeldLock,
+      kLockSpace, name);
+  if (holder.empty()) return "another session (it just released the lock; try again)";
+  return "backend pid " + holder[0][0].as<std::string>() + " from " + holder[0][1].as<std::string>() + ", started " +
+         holder[0][2].as<std::string>() + " (" + holder[0][3].as<std::string>() + ")";
+}
+
 }  // namespace
 
 TableLocks::TableLocks(const std::string& conninfo) : conninfo_(conninfo), conn_(connect(conninfo)) {}
@@ -17,21 +41,16 @@ TableLocks::~TableLocks() = default;
 std::optional<std::string> TableLocks::try_lock(const TableShape& shape) {
   pqxx::nontransaction tx(*conn_);
   const std::string name = shape.display_name();
-  if (tx.exec_params1("SELECT pg_try_advisory_lock($1, hashtext($2))", kLockSpace, name)[0].as<bool>()) {
+  const pqxx::row locked = tx.exec_params1(
+      "SELECT pg_catalog.pg_try_advisory_lock($1, (" + kTableOid + ")::pg_catalog.int4)", kLockSpace, name);
+  if (locked[0].is_null()) throw CatalogError("table " + name + " no longer exists");
+  if (locked[0].as<bool>()) {
     if (std::none_of(held_.begin(), held_.end(), [&](const TableShape& t) { return t.display_name() == name; })) {
       held_.push_back(shape);
     }
     return std::nullopt;
   }
-  const pqxx::result holder = tx.exec_params(
-      "SELECT a.pid, COALESCE(host(a.client_addr), 'local socket'), "
-      "to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS OF'), COALESCE(a.application_name, '') "
-      "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-      "WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objid = hashtext($2)::oid AND l.granted",
-      kLockSpace, name);
-  if (holder.empty()) return std::string("another session (it just released the lock; try again)");
-  return "backend pid " + holder[0][0].as<std::string>() + " from " + holder[0][1].as<std::string>() + ", started " +
-         holder[0][2].as<std::string>() + " (" + holder[0][3].as<std::string>() + ")";
+  return holder_of(tx, name);
 }
 
 bool TableLocks::still_held() {
@@ -52,6 +71,18 @@ bool TableLocks::still_held() {
     if (try_lock(t)) return false;
   }
   return true;
+}
+
+std::vector<std::string> locked_tables(pqxx::connection& conn, const std::vector<std::string>& tables) {
+  pqxx::read_transaction tx(conn);
+  std::vector<std::string> out;
+  for (const auto& name : tables) {
+    const bool held = tx.exec_params1("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE " + kHeldLock + ")",
+                                      kLockSpace, name)[0]
+                          .as<bool>();
+    if (held) out.push_back(name);
+  }
+  return out;
 }
 
 }  // namespace rekey::db

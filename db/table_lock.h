@@ -1,5 +1,6 @@
 // One runner per table: session-level advisory locks held on a dedicated
-// connection for as long as this object lives.
+// connection for as long as this object lives. A table's lock is keyed by its
+// OID, so no two tables share one; this file is the one place that knows the key.
 #pragma once
 
 #include <memory>
@@ -32,5 +33,9 @@ class TableLocks {
   std::vector<TableShape> held_;
   std::unique_ptr<pqxx::connection> conn_;
 };
+
+// The names among `tables` (display names, "schema.table") whose runner lock
+// some session holds now, in the order given. Reads in a transaction of its own on `conn`.
+std::vector<std::string> locked_tables(pqxx::connection& conn, const std::vector<std::string>& tables);
 
 }  // namespace rekey::db

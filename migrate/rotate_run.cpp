@@ -8,6 +8,7 @@
 #include "db/pg_row_scanner.h"
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
+#include "db/preflight.h"
 #include "db/replica_lag.h"
 #include "db/snapshot.h"
 #include "db/state_store.h"
@@ -163,9 +164,24 @@ ThrottleSettings throttle_settings(const RotateOptions& o) {
   t.max_rate = o.max_rate;
   t.pause_file = o.pause_file;
   if (!o.max_replica_lag.empty()) t.max_replica_lag = parse_duration(o.max_replica_lag, "--max-replica-lag");
+  t.replica_lag_unknown_for = parse_duration(o.retry_for, "--retry-for");
   t.adaptive_batch = !o.batch_size_given;
   t.batch_time = parse_duration(o.batch_time, "--batch-time");
   return t;
+}
+
+// Throws UsageError when the server or session cannot write (a standby, a read-only session).
+void refuse_read_only_server(const std::string& conninfo) {
+  if (auto why = db::why_read_only(conninfo)) throw UsageError(*why);
+}
+
+// Throws UsageError naming each privilege on the targets that rekey's role lacks.
+void refuse_missing_privileges(const std::string& conninfo, const std::vector<TableShape>& shapes) {
+  const std::vector<std::string> missing = db::missing_privileges(conninfo, shapes);
+  if (missing.empty()) return;
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : "; ") + log::printable(m);
+  throw UsageError("rekey's role lacks privileges rotate needs (see sql/grants.sql): " + list);
 }
 
 nlohmann::json counts_json(const RunReport& report) {
@@ -192,7 +208,7 @@ class RotateRun {
         audit_(o.audit_log),
         metrics_(o.metrics_file, "rotate"),
         lag_probe_(conninfo_),
-        throttle_(throttle_settings(o), o.batch_size, [this] { return lag_probe_.max_lag_seconds(); }) {
+        throttle_(throttle_settings(o), o.batch_size, [this] { return lag_probe_.read(); }) {
     install_signal_handlers(stop_);  // before key derivation: a signal at any point stops cleanly
     keyring_ = load_keyring(o.keys, OldKeyPolicy::kRequired);
   }
@@ -220,7 +236,12 @@ class RotateRun {
     writer_settings_.state_schema = o_.state_schema;
     writer_settings_.lock_timeout = parse_duration(o_.lock_timeout, "--lock-timeout");
     writer_settings_.statement_timeout = parse_duration(o_.statement_timeout, "--statement-timeout");
+    if (!o_.dry_run) refuse_read_only_server(conninfo_);
     resolved_ = resolve_targets(conninfo_, o_.columns, o_.discover, o_.state_schema, o_.exclude);
+    refuse_missing_privileges(conninfo_, resolved_.shapes);
+    if (!o_.max_replica_lag.empty()) {
+      if (auto unreadable = lag_probe_.start()) throw UsageError("--max-replica-lag: " + *unreadable);
+    }
     std::vector<TableTarget> targets;
     for (const auto& s : resolved_.shapes) targets.push_back({s.schema, s.table, s.columns});
     targets_id_ = targets_key(targets);

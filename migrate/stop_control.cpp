@@ -32,6 +32,8 @@ const char* to_string(StopReason reason) {
       return "retries_exhausted";
     case StopReason::kLockLost:
       return "lock_lost";
+    case StopReason::kReplicaLagUnknown:
+      return "replica_lag_unknown";
   }
   return "unknown";
 }

@@ -1,5 +1,5 @@
 // When to stop: a deadline (--max-duration), SIGINT/SIGTERM, or the engine
-// itself (too many failures, retries exhausted). Thread-safe.
+// itself (too many failures, retries exhausted, replica lag unknown). Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -8,7 +8,15 @@
 
 namespace rekey {
 
-enum class StopReason { kNone, kDeadline, kSignal, kMaxFailures, kRetriesExhausted, kLockLost };
+enum class StopReason {
+  kNone,
+  kDeadline,
+  kSignal,
+  kMaxFailures,
+  kRetriesExhausted,
+  kLockLost,
+  kReplicaLagUnknown,  // --max-replica-lag: a standby gone, or the lag unreadable, for longer than --retry-for
+};
 const char* to_string(StopReason reason);
 
 class StopControl {

@@ -16,7 +16,7 @@ std::int64_t ns_since(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
-Throttle::Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<double()> replica_lag)
+Throttle::Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<db::ReplicaLag()> replica_lag)
     : settings_(std::move(settings)), replica_lag_(std::move(replica_lag)), batch_size_(initial_batch) {
   if (settings_.max_rate > 0) {
     // Small batches keep a low cap smooth: about ten batches a second at most.
@@ -27,28 +27,50 @@ Throttle::Throttle(ThrottleSettings settings, std::size_t initial_batch, std::fu
   }
 }
 
-bool Throttle::must_pause() {
-  struct stat st {};
-  if (!settings_.pause_file.empty() && ::stat(settings_.pause_file.c_str(), &st) == 0) return true;
-  if (settings_.max_replica_lag && replica_lag_) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= next_lag_check_) {
-      next_lag_check_ = now + std::chrono::seconds(1);
-      const double lag = replica_lag_();
-      const bool lagging = lag * 1000 > static_cast<double>(settings_.max_replica_lag->count());
-      if (lagging && !lagging_) log::warn("a standby's replay lag is {:.1f}s; pausing until it catches up", lag);
-      lagging_ = lagging;
+std::optional<std::string> Throttle::replicas_hold_back(StopControl& stop) {
+  if (!settings_.max_replica_lag || !replica_lag_) return std::nullopt;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_lag_check_) return replicas_hold_back_;
+  next_lag_check_ = now + std::chrono::seconds(1);
+  const db::ReplicaLag lag = replica_lag_();
+  if (lag.unknown) {
+    if (!lag_unknown_since_) lag_unknown_since_ = now;
+    if (now - *lag_unknown_since_ >= settings_.replica_lag_unknown_for) {
+      log::error("{} for longer than --retry-for: stopping; rerun to continue", *lag.unknown);
+      stop.request(StopReason::kReplicaLagUnknown);
     }
-    return lagging_;
+    replicas_hold_back_ = *lag.unknown + ": the replica lag is unknown";
+  } else if (lag.max_seconds * 1000 > static_cast<double>(settings_.max_replica_lag->count())) {
+    lag_unknown_since_.reset();
+    replicas_hold_back_ = fmt::format("a standby's replay lag is {:.1f}s", lag.max_seconds);
+  } else {
+    lag_unknown_since_.reset();
+    replicas_hold_back_.reset();
   }
-  return false;
+  return replicas_hold_back_;
+}
+
+std::optional<std::string> Throttle::pause_reason(StopControl& stop) {
+  struct stat st {};
+  if (!settings_.pause_file.empty() && ::stat(settings_.pause_file.c_str(), &st) == 0) {
+    return "pause file " + settings_.pause_file + " present";
+  }
+  return replicas_hold_back(stop);
 }
 
 void Throttle::wait_for_turn(StopControl& stop) {
-  if (must_pause()) {
+  std::optional<std::string> reason = pause_reason(stop);
+  if (reason) {
     const auto t = std::chrono::steady_clock::now();
-    log::info("paused (pause file {} present or replicas lagging)", settings_.pause_file);
-    while (!stop.should_stop() && must_pause()) std::this_thread::sleep_for(kPoll);
+    while (reason && !stop.should_stop()) {
+      log::info("paused: {}", *reason);
+      std::optional<std::string> next;
+      do {
+        std::this_thread::sleep_for(kPoll);
+        next = pause_reason(stop);
+      } while (next == reason && !stop.should_stop());
+      reason = std::move(next);
+    }
     paused_ns_ += ns_since(t);
     log::info("resumed after {:.1f}s", ns_since(t) / 1e9);
   }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "db/replica_lag.h"
 #include "migrate/stop_control.h"
 
 namespace rekey {
@@ -18,6 +19,9 @@ struct ThrottleSettings {
   double max_rate = 0;     // rows per second; 0: no cap
   std::string pause_file;  // paused while this file exists
   std::optional<std::chrono::milliseconds> max_replica_lag;
+  // How long the lag may stay unknown (a standby gone, the lag unreadable)
+  // before the run stops (kReplicaLagUnknown); it is paused meanwhile.
+  std::chrono::milliseconds replica_lag_unknown_for{std::chrono::minutes(5)};
   // Steering: batch size moves toward batch_time between min_batch and max_batch.
   bool adaptive_batch = true;
   std::chrono::milliseconds batch_time{250};
@@ -27,13 +31,15 @@ struct ThrottleSettings {
 
 class Throttle {
  public:
-  // `replica_lag` returns the largest standby replay lag in seconds (called
-  // about once a second when max_replica_lag is set); may be empty otherwise.
-  Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<double()> replica_lag);
+  // `replica_lag` reads the standbys' replay lag (called about once a second
+  // when max_replica_lag is set); may be empty otherwise.
+  Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<db::ReplicaLag()> replica_lag);
 
   // Blocks until the next batch may be read: honours the rate cap (over all
-  // rows counted with count_read), the pause file and the lag limit. Returns
-  // early if `stop` asks. Not thread-safe: call from the reader stage only.
+  // rows counted with count_read), the pause file and the lag limit (while
+  // the lag is unknown it waits too, and after replica_lag_unknown_for asks
+  // `stop` to stop). Returns early if `stop` asks. Logs why it pauses. Not
+  // thread-safe: call from the reader stage only.
   void wait_for_turn(StopControl& stop);
   void count_read(std::size_t rows) { rows_read_ += static_cast<std::int64_t>(rows); }
 
@@ -45,12 +51,16 @@ class Throttle {
   double seconds_throttled() const { return throttled_ns_.load() / 1e9; }
 
  private:
-  bool must_pause();
+  // Why the reader must wait now, or nullopt.
+  std::optional<std::string> pause_reason(StopControl& stop);
+  // Why the standbys hold the reader back now (read about once a second), or nullopt.
+  std::optional<std::string> replicas_hold_back(StopControl& stop);
   ThrottleSettings settings_;
-  std::function<double()> replica_lag_;
+  std::function<db::ReplicaLag()> replica_lag_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point next_lag_check_{};
-  bool lagging_ = false;
+  std::optional<std::string> replicas_hold_back_;  // as of the last check
+  std::optional<std::chrono::steady_clock::time_point> lag_unknown_since_;
   std::int64_t rows_read_ = 0;
   std::atomic<std::size_t> batch_size_;
   std::atomic<std::int64_t> paused_ns_{0};

@@ -1,7 +1,9 @@
 -- rekey's state schema. __SCHEMA__ is replaced by --state-schema (quoted).
 -- Nothing here ever holds a key or a plaintext: keys appear as fingerprints,
 -- rows as their primary key.
-CREATE SCHEMA IF NOT EXISTS __SCHEMA__;
+-- The schema itself is created first when missing (db/state_store.cpp), or
+-- beforehand by an administrator for a role without CREATE on the database
+-- (sql/grants.sql); this DDL runs only while one of the tables is missing.
 
 CREATE TABLE IF NOT EXISTS __SCHEMA__.runs (
   id                   bigserial PRIMARY KEY,

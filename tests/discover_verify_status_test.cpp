@@ -322,7 +322,8 @@ TEST_SUITE("db.discover_verify_status") {
     CHECK(run["resume_command"].is_string());
     {
       it::Session runner(s.db.conninfo());
-      runner.exec("SELECT pg_advisory_lock(7497067, hashtext('public.users'))");
+      runner.exec(
+          "SELECT pg_advisory_lock(7497067, 'public.users'::regclass::oid::int4)");  // rekey's lock: its space, the OID
       run = json::parse(s.rekey({"status", "--run-id", "1", "--format", "json"}).out)["runs"][0];
       CHECK(run["state"] == "running");
     }

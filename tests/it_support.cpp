@@ -478,4 +478,74 @@ void check_report_counts(const nlohmann::json& report, const nlohmann::json& exp
   }
 }
 
+// ---------------------------------------------------------------- standby
+
+namespace {
+// Runs `commands` in bash with scripts/lib/pg.sh sourced; throws with its output on failure.
+std::string pg_script(const std::string& commands, const Env& env) {
+  const ProcessResult r =
+      run({"/bin/bash", "-c", "set -e; source \"$0\"; " + commands, source_path("scripts/lib/pg.sh")}, env,
+          std::chrono::seconds(120));
+  if (r.exit_code != 0) throw std::runtime_error("scripts/lib/pg.sh: " + commands + ": " + r.describe());
+  return r.out;
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::string(v) : std::string();
+}
+}  // namespace
+
+Standby& Standby::shared() {
+  static Standby standby;
+  return standby;
+}
+
+Standby::Standby()
+    : conninfo_(env_or_empty("REKEY_TEST_STANDBY_DB")),
+      dir_(env_or_empty("PG_STANDBY_TMP")),
+      port_(env_or_empty("PG_STANDBY_PORT")) {
+  if (!conninfo_.empty() && !dir_.empty() && !port_.empty()) return;
+  const auto admin = admin_conninfo();
+  if (!admin) throw std::runtime_error("REKEY_TEST_DB is not set");
+  std::istringstream out(
+      pg_script("pg_start_standby >&2; printf '%s\\n%s\\n%s\\n' \"$PG_STANDBY_TMP\" \"$PG_STANDBY_PORT\" "
+                "\"$REKEY_TEST_STANDBY_DB\"",
+                {{"REKEY_TEST_DB", *admin}}));
+  std::getline(out, dir_);
+  std::getline(out, port_);
+  std::getline(out, conninfo_);
+  owned_ = true;
+}
+
+Standby::~Standby() {
+  if (!owned_) return;
+  try {
+    pg_script("pg_stop_standby", {{"PG_STANDBY_TMP", dir_}, {"PG_STANDBY_PORT", port_}});
+  } catch (const std::exception&) {
+    // At exit: nothing left to report to.
+  }
+}
+
+void Standby::ctl(const std::string& action) {
+  pg_script("pg_standby_ctl " + action, {{"PG_STANDBY_TMP", dir_}, {"PG_STANDBY_PORT", port_}});
+}
+
+void Standby::stop() { ctl("stop"); }
+void Standby::start() { ctl("start"); }
+
+void Standby::catch_up(const std::string& primary_conninfo) {
+  pqxx::connection primary(primary_conninfo);
+  const std::string lsn = pqxx::nontransaction(primary).exec1("SELECT pg_current_wal_lsn()::text")[0].as<std::string>();
+  pqxx::connection standby(conninfo("postgres"));
+  const bool replayed = wait_until(
+      [&] {
+        return pqxx::nontransaction(standby)
+            .exec1("SELECT pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn")[0]
+            .as<bool>();
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(20));
+  if (!replayed) throw std::runtime_error("the standby did not replay up to " + lsn + " within 30 s");
+}
+
 }  // namespace rekey::it

@@ -140,6 +140,30 @@ std::string with_dbname(const std::string& conninfo, const std::string& dbname);
     }                                                                                   \
   } while (false)
 
+// A streaming hot standby of the REKEY_TEST_DB server, made by
+// scripts/lib/pg.sh (pg_start_standby) on first use and shared by the test
+// process (removed at exit); or the one scripts/test.sh started, when
+// REKEY_TEST_STANDBY_DB and PG_STANDBY_TMP are set. Throws std::runtime_error
+// (with the script's output) when it cannot be made.
+class Standby {
+ public:
+  static Standby& shared();
+  ~Standby();
+  std::string conninfo(const std::string& dbname) const { return with_dbname(conninfo_, dbname); }
+  void stop();   // fast shutdown; the primary sees it go
+  void start();  // the same standby again; returns once it accepts connections
+  // Waits until it has replayed all the primary (`primary_conninfo`) has written so far.
+  void catch_up(const std::string& primary_conninfo);
+
+ private:
+  Standby();
+  void ctl(const std::string& action);
+  std::string conninfo_;
+  std::string dir_;  // PG_STANDBY_TMP
+  std::string port_;
+  bool owned_ = false;  // made here, removed at exit
+};
+
 // Query results as text; NULL is nullopt.
 using Cell = std::optional<std::string>;
 using Rows = std::vector<std::vector<Cell>>;
