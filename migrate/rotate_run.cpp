@@ -136,6 +136,7 @@ std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const
   if (targets.uncovered.empty()) return out;
   CensusSettings settings;
   settings.threads = o.threads;
+  settings.batch_bytes = o.batch_bytes;
   const db::ExportedSnapshot snapshot(conninfo, std::chrono::milliseconds(0));
   for (const auto& rel : targets.uncovered) {
     const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
@@ -152,6 +153,7 @@ std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const
 EngineSettings engine_settings(const RotateOptions& o) {
   EngineSettings settings;
   settings.batch_size = o.batch_size;
+  settings.batch_bytes = o.batch_bytes;
   settings.threads = o.threads;
   settings.max_failures = o.max_failures;
   settings.retry.retry_for = parse_duration(o.retry_for, "--retry-for");
@@ -166,6 +168,21 @@ ThrottleSettings throttle_settings(const RotateOptions& o) {
   t.adaptive_batch = !o.batch_size_given;
   t.batch_time = parse_duration(o.batch_time, "--batch-time");
   return t;
+}
+
+// --disable-triggers: refused (UsageError) unless this role may set
+// session_replication_role; warns what the writes will skip.
+db::Triggers trigger_mode(const RotateOptions& o, const std::string& conninfo) {
+  if (!o.disable_triggers) return db::Triggers::kFire;
+  if (!db::can_skip_triggers(conninfo)) {
+    throw UsageError(
+        "--disable-triggers needs a superuser (or SET privilege on session_replication_role): this role may not "
+        "set session_replication_role; run without it, and the application's UPDATE triggers fire for every row");
+  }
+  log::warn(
+      "--disable-triggers: rekey's writes fire no trigger and no rule: neither the application's triggers (audit, "
+      "updated_at, replication, cache invalidation) nor the foreign-key checks of those writes");
+  return db::Triggers::kSkip;
 }
 
 nlohmann::json counts_json(const RunReport& report) {
@@ -197,6 +214,7 @@ int run_rotate(const RotateOptions& o) {
   writer_settings.state_schema = o.state_schema;
   writer_settings.lock_timeout = parse_duration(o.lock_timeout, "--lock-timeout");
   writer_settings.statement_timeout = parse_duration(o.statement_timeout, "--statement-timeout");
+  writer_settings.triggers = trigger_mode(o, conninfo);
   db::ReplicaLagProbe lag_probe(conninfo);
   Throttle throttle(throttle_settings(o), o.batch_size, [&lag_probe] { return lag_probe.max_lag_seconds(); });
   settings.throttle = &throttle;
