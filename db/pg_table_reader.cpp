@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "db/connection.h"
+#include "db/identifier.h"
 #include "db/result_rows.h"
 #include "db/sql_text.h"
 
@@ -20,8 +21,9 @@ std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after
     where = " WHERE " + key_after(shape_, "t", 1);
     params = *after;
   }
-  const std::string sql = rows_within(shape_, "t", where, key_list(shape_, "t."), "pg_catalog.row_number() OVER w",
-                                      CountRows::kNo, limit.rows, limit.bytes);
+  std::vector<std::string> order;
+  for (const auto& column : shape_.key_columns) order.push_back("t." + quote_ident(column));
+  const std::string sql = rows_within(shape_, "t", order, where, CountRows::kNo, limit.rows, limit.bytes);
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     return rows_of(tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params)), shape_, shape_.key_columns.size());
@@ -44,7 +46,7 @@ KeyedRows PgTableReader::read_keys(const std::vector<KeyValues>& keys, std::size
   }
   const std::string join = " JOIN pg_catalog.unnest(" + arrays + ") WITH ORDINALITY AS v(" + names + ", ord) ON " +
                            key_match(shape_, "t", "v");
-  const std::string sql = rows_within(shape_, "t", join, "v.ord", "v.ord", CountRows::kYes, 0, max_bytes);
+  const std::string sql = rows_within(shape_, "t", {"v.ord"}, join, CountRows::kYes, 0, max_bytes);
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     const pqxx::result r = tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));

@@ -224,31 +224,32 @@ std::string select_short_values(const TableShape& shape, std::string_view alias,
   return select_key(shape, prefix) + values + ", " + prefix + "ctid::text" + lengths + from_relation(shape, alias);
 }
 
-std::string value_bytes(const TableShape& shape, std::string_view alias) {
-  std::string sum;
-  for (const auto& column : shape.columns) {
-    sum += (sum.empty() ? "" : " + ") + std::string("COALESCE(pg_catalog.octet_length(") +
-           std::string(alias) + "." + quote_ident(column) + ")::int8, 0)";
+// The window sums each column's octet_length (an int4, summed as an int8)
+// over the rows so far; the outer query keeps the rows whose predecessors
+// hold fewer than max_bytes, in the read's order, which the planner knows the
+// subquery already has (no sort).
+std::string rows_within(const TableShape& shape, std::string_view alias, const std::vector<std::string>& order,
+                        const std::string& tail, CountRows count, std::size_t max_rows, std::size_t max_bytes) {
+  std::string order_list;
+  std::string fields;
+  std::string outer_order;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const std::string name = "rekey_order" + std::to_string(i);
+    order_list += (i > 0 ? ", " : "") + order[i];
+    fields += order[i] + " AS " + name + ", ";
+    outer_order += (i > 0 ? ", p." : "p.") + name;
   }
-  return "(" + (sum.empty() ? "0::int8" : sum) + ")";
-}
-
-// The window sums the values read so far in the read's order; the outer query
-// keeps the rows whose predecessors hold fewer than max_bytes, and restores
-// the order (a WHERE over a subquery need not keep it).
-std::string rows_within(const TableShape& shape, std::string_view alias, const std::string& tail,
-                        const std::string& order, const std::string& position, CountRows count, std::size_t max_rows,
-                        std::size_t max_bytes) {
-  const std::string bytes = value_bytes(shape, alias);
-  const std::string inner =
-      select_rows(shape, alias,
-                  position + " AS rekey_position, " +
-                      (count == CountRows::kYes ? "pg_catalog.count(*) OVER () AS rekey_rows, " : "") +
-                      "pg_catalog.sum(" + bytes + ") OVER w - " + bytes + " AS rekey_before") +
-      tail + " WINDOW w AS (ORDER BY " + order + " ROWS UNBOUNDED PRECEDING) ORDER BY " + order +
-      (max_rows > 0 ? " LIMIT " + std::to_string(max_rows) : "");
-  return "SELECT p.* FROM (" + inner + ") AS p WHERE p.rekey_before < " + std::to_string(max_bytes) +
-         " ORDER BY p.rekey_position";
+  if (count == CountRows::kYes) fields += "pg_catalog.count(*) OVER () AS rekey_rows, ";
+  std::string before = "0";
+  for (const auto& column : shape.columns) {
+    const std::string length = "pg_catalog.octet_length(" + std::string(alias) + "." + quote_ident(column) + ")";
+    before += " + COALESCE(pg_catalog.sum(" + length + ") OVER w, 0) - COALESCE(" + length + ", 0)";
+  }
+  const std::string inner = select_rows(shape, alias, fields + "(" + before + ") AS rekey_before") + tail +
+                            " WINDOW w AS (ORDER BY " + order_list + " ROWS UNBOUNDED PRECEDING) ORDER BY " +
+                            order_list + (max_rows > 0 ? " LIMIT " + std::to_string(max_rows) : "");
+  return "SELECT p.* FROM (" + inner + ") AS p WHERE p.rekey_before < " + std::to_string(max_bytes) + " ORDER BY " +
+         outer_order;
 }
 
 namespace {

@@ -68,23 +68,18 @@ std::string select_rows(const TableShape& shape, std::string_view alias, std::st
 // left-out value is told from a NULL one and read later by ctid.
 std::string select_short_values(const TableShape& shape, std::string_view alias, std::size_t max_value_bytes);
 
-// The bytes of the target columns' values of the row `alias` (an int8): the
-// sum of their octet_length, which PostgreSQL knows without detoasting them.
-std::string value_bytes(const TableShape& shape, std::string_view alias);
-
 // Whether rows_within() also tells how many rows there were before the cut
 // (which reads every row the query finds, up to its LIMIT).
 enum class CountRows { kNo, kYes };
 
-// The rows of select_rows(shape, alias) + `tail` (joins, WHERE; no ORDER BY),
-// in the order of `order` (SQL), at most `max_rows` of them (0: no limit),
-// cut on the server to ReadLimit::bytes = `max_bytes` by value_bytes(). After
-// the values each row has the fields `position` (an SQL expression of the
-// row, e.g. a WITH ORDINALITY column; rows come in its order), then with
-// CountRows::kYes the number of rows before the cut.
-std::string rows_within(const TableShape& shape, std::string_view alias, const std::string& tail,
-                        const std::string& order, const std::string& position, CountRows count, std::size_t max_rows,
-                        std::size_t max_bytes);
+// The rows of select_rows(shape, alias) + `tail` (joins, WHERE; no ORDER BY)
+// in the order of the SQL expressions `order`, at most `max_rows` of them (0:
+// no limit), cut on the server to ReadLimit::bytes = `max_bytes` by the
+// octet_length of their values, which PostgreSQL knows without detoasting
+// them. After the values each row has the fields `order`, then with
+// CountRows::kYes the number of rows before the cut, then the bytes before it.
+std::string rows_within(const TableShape& shape, std::string_view alias, const std::vector<std::string>& order,
+                        const std::string& tail, CountRows count, std::size_t max_rows, std::size_t max_bytes);
 
 // Whether the batch UPDATE waits for rows other transactions hold locked, or
 // leaves them out (they come back as not applied, as a lost compare-and-swap
