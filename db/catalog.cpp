@@ -24,6 +24,23 @@ std::string name_of(const std::string& schema, const std::string& table) {
   return quote_ident_if_needed(schema) + "." + quote_ident_if_needed(table);
 }
 
+// Why `schema.table` cannot be rotated when it is no table: what the
+// relation is (a view, a materialized view, a foreign table...) and where to
+// rotate instead, or that it does not exist.
+std::string not_a_table(pqxx::transaction_base& tx, const std::string& schema, const std::string& table) {
+  const std::string named = name_of(schema, table);
+  const pqxx::result r = tx.exec_params(
+      "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2",
+      schema, table);
+  const std::string kind = r.empty() ? "" : r[0][0].as<std::string>();
+  if (kind == "v") return named + " is a view: rotate its base table's column instead";
+  if (kind == "m") return named + " is a materialized view: rotate its source table's column, then refresh it";
+  if (kind == "f") return named + " is a foreign table: rotate it on the server that stores it";
+  if (!kind.empty()) return named + " is not a table (relkind '" + kind + "'): rekey rotates columns of tables";
+  return "table " + named + " does not exist (or is not visible to this user)";
+}
+
 // The named table (relkind r or p), then every relation below it, at any
 // depth, by schema and name.
 std::vector<Relation> hierarchy(pqxx::transaction_base& tx, const std::string& schema, const std::string& table) {
@@ -32,7 +49,7 @@ std::vector<Relation> hierarchy(pqxx::transaction_base& tx, const std::string& s
       "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
       "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
       schema, table);
-  if (root.empty()) throw CatalogError("table " + named + " does not exist (or is not visible to this user)");
+  if (root.empty()) throw CatalogError(not_a_table(tx, schema, table));
   const pqxx::result tree = tx.exec_params(
       "WITH RECURSIVE tree(oid) AS ("
       "  SELECT $1::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid) "
@@ -150,7 +167,7 @@ std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string&
     }
     if (rel.kind == "p") continue;  // a partitioned table stores no rows of its own
     if (rel.kind == "f") {
-      throw CatalogError(rel.where + " is a foreign table; rekey rotates only tables stored in this database");
+      throw CatalogError(rel.where + " is a foreign table: rotate it on the server that stores it");
     }
     shapes.push_back(resolve_relation(tx, rel, columns));
   }

@@ -15,8 +15,9 @@ namespace rekey::db {
 // relation first, then the others by schema and name). Each is read and
 // written on its own (ONLY), with its own primary key (columns, types and
 // operators), column kinds and estimated rows. Throws CatalogError naming the
-// relation (and the column) when the table is unknown or partitioned with no
-// partition; a relation is a foreign table, has no primary key, or row-level
+// relation (and the column) when the table is unknown, no table (a view, a
+// materialized view, a foreign table: the message says which, and where to
+// rotate instead) or partitioned with no partition; a relation is a foreign table, has no primary key, or row-level
 // security applies to this role on it (or on a table above it); a column is
 // named twice, unknown, part of the key, generated, or of a type that cannot
 // hold a token.

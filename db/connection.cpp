@@ -31,6 +31,10 @@ std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
   // set_variable(): libpqxx 6 reconnects a broken connection by itself, and
   // sets these again when it does.
   for (const auto& [name, value] : kPinnedSettings) conn->set_variable(name, value);
+  // A SQL_ASCII database holds bytes in no encoding (a key may be Latin-1, or
+  // '\xff'): they pass both ways unconverted and unchecked only under
+  // SQL_ASCII; under UTF8 the server refuses them as parameters.
+  if (conn->get_variable("server_encoding") == "SQL_ASCII") conn->set_variable("client_encoding", "'SQL_ASCII'");
   return conn;
 }
 

@@ -23,7 +23,8 @@ class CatalogError : public std::runtime_error {
 // whatever PGOPTIONS, ALTER ROLE ... SET or ALTER DATABASE ... SET say:
 // search_path = pg_catalog, pg_temp (every table rekey names is qualified);
 // extra_float_digits = 3, DateStyle = ISO, IntervalStyle = postgres,
-// TimeZone = UTC and client_encoding = UTF8, so that a key read as text casts
+// TimeZone = UTC and client_encoding = UTF8 (SQL_ASCII in a SQL_ASCII
+// database, whose bytes are in no encoding), so that a key read as text casts
 // back to the same value; application_name = rekey. They hold for the life of
 // the connection object, a transparent reconnection by libpqxx included.
 // Throws pqxx::broken_connection when the server cannot be reached.

@@ -1,6 +1,8 @@
 #include "db/pg_row_scanner.h"
 
+#include <algorithm>
 #include <pqxx/pqxx>
+#include <unordered_map>
 
 #include "db/connection.h"
 #include "db/result_rows.h"
@@ -16,29 +18,89 @@ PgRowScanner::PgRowScanner(const std::string& conninfo, TableShape shape, ScanSe
 
 PgRowScanner::~PgRowScanner() = default;
 
-std::string PgRowScanner::query() const {
-  std::string sql = select_rows(shape_, "s");
+void PgRowScanner::begin(const ReadLimit& limit) {
+  // Repeatable read even on a snapshot of its own: long values are read by
+  // ctid in later statements, which must see the rows the cursor saw.
+  tx_ = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_);
+  if (!settings_.snapshot.empty()) tx_->exec("SET TRANSACTION SNAPSHOT " + tx_->quote(settings_.snapshot));
+  max_short_bytes_ = std::max<std::size_t>(1, limit.bytes / std::max<std::size_t>(1, limit.rows));
+  std::string sql = select_short_values(shape_, "s", max_short_bytes_);
   if (settings_.filter) sql += " WHERE " + holds_token_sign(shape_, *settings_.filter, "s");
   if (settings_.first_rows > 0) {
     if (!shape_.key_columns.empty()) sql += " ORDER BY " + key_list(shape_, "s.");
     sql += " LIMIT " + std::to_string(settings_.first_rows);
   }
-  return sql;
+  tx_->exec(std::string("DECLARE ") + kCursor + " NO SCROLL CURSOR FOR " + sql);
 }
 
-std::vector<Row> PgRowScanner::next(std::size_t limit) {
-  if (finished_) return {};
-  if (!tx_) {
-    if (settings_.snapshot.empty()) {
-      tx_ = std::make_unique<pqxx::read_transaction>(*conn_);
-    } else {
-      tx_ = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_);
-      tx_->exec("SET TRANSACTION SNAPSHOT " + tx_->quote(settings_.snapshot));
+// Appends up to `rows` rows of the cursor to fetched_.
+void PgRowScanner::fetch(std::size_t rows) {
+  const pqxx::result r = tx_->exec("FETCH FORWARD " + std::to_string(rows) + " FROM " + kCursor);
+  if (r.empty()) cursor_done_ = true;
+  const std::size_t key_fields = shape_.key_columns.empty() ? 1 : shape_.key_columns.size();
+  const std::size_t ctid_field = key_fields + shape_.columns.size();
+  std::vector<Row> decoded = rows_of(r, shape_, key_fields);
+  for (std::size_t i = 0; i < decoded.size(); ++i) {
+    const auto fields = r[static_cast<int>(i)];
+    Fetched f{std::move(decoded[i]), fields[static_cast<int>(ctid_field)].as<std::string>(), {}};
+    for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
+      const pqxx::field length = fields[static_cast<int>(ctid_field + 1 + c)];
+      f.lengths.push_back(length.is_null() ? std::nullopt : std::optional<std::size_t>(length.as<std::size_t>()));
     }
-    tx_->exec(std::string("DECLARE ") + kCursor + " NO SCROLL CURSOR FOR " + query());
+    fetched_.push_back(std::move(f));
   }
-  const pqxx::result r = tx_->exec("FETCH FORWARD " + std::to_string(limit) + " FROM " + kCursor);
-  std::vector<Row> rows = rows_of(r, shape_, shape_.key_columns.empty() ? 1 : shape_.key_columns.size());
+}
+
+// The first fetched rows within `limit`, counting left-out values by length.
+std::vector<PgRowScanner::Fetched> PgRowScanner::take(const ReadLimit& limit) {
+  std::vector<Fetched> out;
+  std::size_t bytes = 0;
+  while (!fetched_.empty() && out.size() < limit.rows && (out.empty() || bytes < limit.bytes)) {
+    for (const auto& length : fetched_.front().lengths) bytes += length.value_or(0);
+    out.push_back(std::move(fetched_.front()));
+    fetched_.pop_front();
+  }
+  return out;
+}
+
+// Fills in the values the cursor left out, reading their rows by ctid.
+void PgRowScanner::read_long_values(std::vector<Fetched>& rows) {
+  std::vector<std::string> ctids;
+  std::unordered_map<std::string, Fetched*> by_ctid_text;
+  for (Fetched& f : rows) {
+    for (std::size_t c = 0; c < f.lengths.size(); ++c) {
+      if (f.lengths[c] && !f.row.values[c]) {
+        ctids.push_back(f.ctid);
+        by_ctid_text[f.ctid] = &f;
+        break;
+      }
+    }
+  }
+  if (ctids.empty()) return;
+  TableShape by_ctid = shape_;
+  by_ctid.key_columns.clear();
+  const pqxx::result r =
+      tx_->exec_params(select_rows(by_ctid, "s") + " WHERE s.ctid = ANY ($1::tid[])", text_array(ctids));
+  if (r.size() != ctids.size()) {
+    throw std::runtime_error("table " + shape_.display_name() + ": a row the scan read is gone from its snapshot");
+  }
+  for (Row& full : rows_of(r, by_ctid, 1)) {
+    Fetched& f = *by_ctid_text.at(full.key.front());
+    for (std::size_t c = 0; c < f.lengths.size(); ++c) {
+      if (f.lengths[c] && !f.row.values[c]) f.row.values[c] = std::move(full.values[c]);
+    }
+  }
+}
+
+std::vector<Row> PgRowScanner::next(const ReadLimit& limit) {
+  if (finished_) return {};
+  if (!tx_) begin(limit);
+  if (fetched_.size() < limit.rows && !cursor_done_) fetch(limit.rows - fetched_.size());
+  std::vector<Fetched> taken = take(limit);
+  read_long_values(taken);
+  std::vector<Row> rows;
+  rows.reserve(taken.size());
+  for (Fetched& f : taken) rows.push_back(std::move(f.row));
   if (rows.empty()) {
     tx_->commit();
     tx_.reset();

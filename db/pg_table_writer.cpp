@@ -14,13 +14,26 @@ namespace {
 std::string json_keys(const std::vector<KeyValues>& keys) {
   std::vector<std::string> out;
   out.reserve(keys.size());
-  for (const auto& k : keys) out.push_back(nlohmann::json(k).dump());
+  for (const auto& k : keys) out.push_back(key_to_json(k).dump());
   return text_array(out);
 }
 
 std::string interval_ms(std::chrono::milliseconds ms) { return "'" + std::to_string(ms.count()) + "ms'"; }
 
+constexpr const char* kSkipTriggers = "SET LOCAL session_replication_role = replica";
+
 }  // namespace
+
+bool can_skip_triggers(const std::string& conninfo) {
+  auto conn = connect(conninfo);
+  pqxx::work tx(*conn);
+  try {
+    tx.exec(kSkipTriggers);
+  } catch (const pqxx::insufficient_privilege&) {
+    return false;
+  }
+  return true;  // rolled back: nothing was written
+}
 
 PgTableWriter::PgTableWriter(std::string conninfo, TableShape shape, WriterSettings settings,
                              std::vector<ColumnCounts> totals)
@@ -64,6 +77,7 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
     // queue behind rekey's. A crash can lose the last batches, but each one
     // together with its checkpoint, so a rerun simply redoes them.
     tx.exec("SET LOCAL synchronous_commit = off");
+    if (settings_.triggers == Triggers::kSkip) tx.exec(kSkipTriggers);
 
     // Settled pending rows go first, so that a row lost again is added back
     // below; rows gone when read again stay listed, as not found.
@@ -148,7 +162,7 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
       }
     }
     const std::optional<std::string> checkpoint =
-        batch.checkpoint ? std::optional<std::string>(nlohmann::json(*batch.checkpoint).dump()) : std::nullopt;
+        batch.checkpoint ? std::optional<std::string>(key_to_json(*batch.checkpoint).dump()) : std::nullopt;
     tx.exec_params("UPDATE " + state +
                        ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
                        "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
@@ -169,7 +183,7 @@ std::vector<KeyValues> PgTableWriter::pending() {
                                               "ORDER BY primary_key",
                                           settings_.run_id, shape_.display_name());
     std::vector<KeyValues> keys;
-    for (const auto& row : r) keys.push_back(nlohmann::json::parse(row[0].c_str()).get<KeyValues>());
+    for (const auto& row : r) keys.push_back(key_from_json(nlohmann::json::parse(row[0].c_str())));
     return keys;
   });
 }

@@ -12,11 +12,25 @@
 
 namespace rekey::db {
 
+// Whether rekey's writes fire the triggers and rules on the tables they write.
+enum class Triggers {
+  kFire,  // as any UPDATE does: the application's UPDATE triggers run for every row rewritten
+  // session_replication_role = replica in each write transaction: ordinary
+  // triggers and rules do not fire, foreign-key enforcement triggers included.
+  // Needs a superuser (or, from PostgreSQL 15, SET on that parameter).
+  kSkip,
+};
+
+// True when the role of `conninfo` may set session_replication_role (what
+// Triggers::kSkip does); writes nothing. Throws on connection errors.
+bool can_skip_triggers(const std::string& conninfo);
+
 struct WriterSettings {
   std::string state_schema = "rekey";
   std::int64_t run_id = 0;
   std::chrono::milliseconds lock_timeout{1000};
   std::chrono::milliseconds statement_timeout{0};  // 0: none
+  Triggers triggers = Triggers::kFire;
 };
 
 class PgTableWriter final : public TableWriter {

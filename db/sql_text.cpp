@@ -179,18 +179,77 @@ std::string key_after(const TableShape& shape, std::string_view alias, std::size
   return compare(0, ops.at(0).greater_or_equal) + " AND (" + after + ")";
 }
 
-std::string select_rows(const TableShape& shape, std::string_view alias) {
-  const std::string prefix = std::string(alias) + ".";
+namespace {
+
+// "SELECT " and the key as text (ctid for a relation without a primary key).
+std::string select_key(const TableShape& shape, const std::string& prefix) {
   std::string sql = "SELECT ";
-  if (shape.key_columns.empty()) sql += prefix + "ctid::text, ";  // a relation without a primary key
+  if (shape.key_columns.empty()) sql += prefix + "ctid::text, ";
   for (const auto& k : shape.key_columns) sql += prefix + quote_ident(k) + "::text, ";
+  return sql;
+}
+
+// Target column `i` as read: as text, a char(n) value comes without its blank
+// padding, so the compare-and-swap (bpchar = text compares unpadded) sees the
+// value it read.
+std::string value_read(const TableShape& shape, const std::string& prefix, std::size_t i) {
+  return prefix + quote_ident(shape.columns[i]) + (shape.kinds[i] == ColumnKind::kText ? "::text" : "");
+}
+
+std::string from_relation(const TableShape& shape, std::string_view alias) {
+  return " FROM " + only_relation(shape) + " AS " + std::string(alias);
+}
+
+}  // namespace
+
+std::string select_rows(const TableShape& shape, std::string_view alias, std::string_view more) {
+  const std::string prefix = std::string(alias) + ".";
+  std::string sql = select_key(shape, prefix);
+  for (std::size_t i = 0; i < shape.columns.size(); ++i) sql += (i > 0 ? ", " : "") + value_read(shape, prefix, i);
+  if (!more.empty()) sql += ", " + std::string(more);
+  return sql + from_relation(shape, alias);
+}
+
+std::string select_short_values(const TableShape& shape, std::string_view alias, std::size_t max_value_bytes) {
+  const std::string prefix = std::string(alias) + ".";
+  std::string values;
+  std::string lengths;
   for (std::size_t i = 0; i < shape.columns.size(); ++i) {
-    if (i > 0) sql += ", ";
-    // As text: a char(n) value comes without its blank padding, so the
-    // compare-and-swap (bpchar = text compares unpadded) sees the value it read.
-    sql += prefix + quote_ident(shape.columns[i]) + (shape.kinds[i] == ColumnKind::kText ? "::text" : "");
+    const std::string value = value_read(shape, prefix, i);
+    const std::string length = "pg_catalog.octet_length(" + value + ")";
+    values += (i > 0 ? ", " : "") + std::string("CASE WHEN ") + length + " <= " + std::to_string(max_value_bytes) +
+              " THEN " + value + " END";
+    lengths += ", " + length;
   }
-  return sql + " FROM " + only_relation(shape) + " AS " + std::string(alias);
+  return select_key(shape, prefix) + values + ", " + prefix + "ctid::text" + lengths + from_relation(shape, alias);
+}
+
+// The window sums each column's octet_length (an int4, summed as an int8)
+// over the rows so far; the outer query keeps the rows whose predecessors
+// hold fewer than max_bytes, in the read's order, which the planner knows the
+// subquery already has (no sort).
+std::string rows_within(const TableShape& shape, std::string_view alias, const std::vector<std::string>& order,
+                        const std::string& tail, CountRows count, std::size_t max_rows, std::size_t max_bytes) {
+  std::string order_list;
+  std::string fields;
+  std::string outer_order;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const std::string name = "rekey_order" + std::to_string(i);
+    order_list += (i > 0 ? ", " : "") + order[i];
+    fields += order[i] + " AS " + name + ", ";
+    outer_order += (i > 0 ? ", p." : "p.") + name;
+  }
+  if (count == CountRows::kYes) fields += "pg_catalog.count(*) OVER () AS rekey_rows, ";
+  std::string before = "0";
+  for (const auto& column : shape.columns) {
+    const std::string length = "pg_catalog.octet_length(" + std::string(alias) + "." + quote_ident(column) + ")";
+    before += " + COALESCE(pg_catalog.sum(" + length + ") OVER w, 0) - COALESCE(" + length + ", 0)";
+  }
+  const std::string inner = select_rows(shape, alias, fields + "(" + before + ") AS rekey_before") + tail +
+                            " WINDOW w AS (ORDER BY " + order_list + " ROWS UNBOUNDED PRECEDING) ORDER BY " +
+                            order_list + (max_rows > 0 ? " LIMIT " + std::to_string(max_rows) : "");
+  return "SELECT p.* FROM (" + inner + ") AS p WHERE p.rekey_before < " + std::to_string(max_bytes) + " ORDER BY " +
+         outer_order;
 }
 
 namespace {

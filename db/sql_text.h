@@ -58,8 +58,28 @@ struct TokenFilter {
 std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter, std::string_view alias);
 
 // SELECT of the key (as text; ctid for a shape without key columns) and the
-// target columns, FROM ONLY the relation, ending before any WHERE.
-std::string select_rows(const TableShape& shape, std::string_view alias);
+// target columns, then `more` (select-list items, if any), FROM ONLY the
+// relation, ending before any WHERE.
+std::string select_rows(const TableShape& shape, std::string_view alias, std::string_view more = "");
+
+// select_rows() for a scan that reads long values apart: each value longer
+// than `max_value_bytes` comes as NULL, and after the values come the row's
+// ctid (as text) and each value's octet_length (NULL for NULL), by which a
+// left-out value is told from a NULL one and read later by ctid.
+std::string select_short_values(const TableShape& shape, std::string_view alias, std::size_t max_value_bytes);
+
+// Whether rows_within() also tells how many rows there were before the cut
+// (which reads every row the query finds, up to its LIMIT).
+enum class CountRows { kNo, kYes };
+
+// The rows of select_rows(shape, alias) + `tail` (joins, WHERE; no ORDER BY)
+// in the order of the SQL expressions `order`, at most `max_rows` of them (0:
+// no limit), cut on the server to ReadLimit::bytes = `max_bytes` by the
+// octet_length of their values, which PostgreSQL knows without detoasting
+// them. After the values each row has the fields `order`, then with
+// CountRows::kYes the number of rows before the cut, then the bytes before it.
+std::string rows_within(const TableShape& shape, std::string_view alias, const std::vector<std::string>& order,
+                        const std::string& tail, CountRows count, std::size_t max_rows, std::size_t max_bytes);
 
 // Whether the batch UPDATE waits for rows other transactions hold locked, or
 // leaves them out (they come back as not applied, as a lost compare-and-swap

@@ -37,7 +37,7 @@ RunRecord to_run(const pqxx::row& r) {
 TableProgress to_progress(const pqxx::row& r) {
   TableProgress p;
   p.table_name = r[0].as<std::string>();
-  if (!r[1].is_null()) p.last_key = nlohmann::json::parse(r[1].c_str()).get<KeyValues>();
+  if (!r[1].is_null()) p.last_key = key_from_json(nlohmann::json::parse(r[1].c_str()));
   p.done = r[2].as<bool>();
   p.rows_seen = r[3].as<std::int64_t>();
   p.estimated_rows = r[4].as<std::int64_t>();

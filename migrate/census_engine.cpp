@@ -123,7 +123,7 @@ CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyri
       return nullptr;
     }
     auto batch = std::make_shared<std::pair<std::vector<Row>, CensusOutcome>>();
-    batch->first = scanner.next(limit);
+    batch->first = scanner.next(batch_share(limit, settings.batch_bytes, settings.threads));
     requested += static_cast<std::int64_t>(limit);
     if (batch->first.empty()) {
       reached_end = true;

@@ -1,7 +1,7 @@
 // Counting which key each value of a table's columns is under, without
 // changing anything: a TBB pipeline of a serial scan (one snapshot, see
 // RowScanner), a parallel classification stage (crypto::Keyring::inspect) and
-// a serial tally. Memory is bounded by the batches in flight.
+// a serial tally. Memory is bounded by the batches in flight, in rows and bytes.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +29,9 @@ struct CensusCounts {
 
 struct CensusSettings {
   std::size_t batch_size = 5000;
-  std::size_t threads = 2;    // classification threads
-  std::int64_t max_rows = 0;  // read only the first this many rows (key order); 0: all
+  std::size_t batch_bytes = std::size_t{32} << 20;  // shared by the batches in flight (see batch_share)
+  std::size_t threads = 2;                          // classification threads
+  std::int64_t max_rows = 0;                        // read only the first this many rows (key order); 0: all
   std::size_t examples = 20;  // primary keys kept per column of values that are not under the new key
   // Keep the keys of up to this many rows holding a value under an old key
   // (CensusOutcome::old_rows), for rotate's final sweep; 0: keep none.

@@ -15,6 +15,14 @@
 
 namespace rekey {
 
+void add_batch_bytes_option(CLI::App& app, std::size_t& bytes) {
+  app.add_option("--batch-bytes", bytes,
+                 "Bytes of values the batches in flight hold together at most (plus one row each), e.g. 32MB")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 40))
+      ->default_str("32MB");
+}
+
 void add_state_schema_option(CLI::App& app, std::string& schema, const std::string& help) {
   app.add_option("--state-schema", schema, help)
       ->capture_default_str()

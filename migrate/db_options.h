@@ -1,6 +1,7 @@
 // Options shared by the commands that talk to the database.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ void add_db_option(CLI::App& app, DbOption& db);
 // Registers --state-schema on `app`, stored in `schema`: a name without
 // control characters (CLI and config file alike).
 void add_state_schema_option(CLI::App& app, std::string& schema, const std::string& help);
+
+// Registers --batch-bytes on `app` (a size such as 32MB, 1GB), stored in
+// `bytes`: what the batches a table has in flight hold together.
+void add_batch_bytes_option(CLI::App& app, std::size_t& bytes);
 
 // The connection string to use (see DbOption); "" leaves everything to libpq.
 // Warns, never showing it, when --db holds a password. Throws UsageError when

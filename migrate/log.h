@@ -21,8 +21,9 @@ Format format();
 bool enabled(Level level);
 
 // `text` (a name from the database, a key from a row) fit for one line of a
-// terminal or a log: control characters and backslashes escaped as \xNN, so
-// no name can forge a line or move the cursor.
+// terminal or a log: control characters, backslashes and bytes that are not
+// UTF-8 (a key in a SQL_ASCII database) escaped as \xNN, so no name can forge
+// a line or move the cursor, and every byte can be told.
 std::string printable(std::string_view text);
 
 // Adds `secret` to the strings no message may show: from now on each
@@ -30,6 +31,13 @@ std::string printable(std::string_view text);
 // elsewhere may quote: a database password that libpq's errors can echo with
 // the connection string.
 void hide(std::string secret);
+
+// The length of the well-formed UTF-8 character starting at text[at] (1 for
+// ASCII), or 0 when the bytes there are not one.
+std::size_t utf8_char_length(std::string_view text, std::size_t at);
+
+// True when `text` is well-formed UTF-8 (what JSON text must be).
+bool is_utf8(std::string_view text);
 
 void write(Level level, const std::string& message, const nlohmann::json& fields = nlohmann::json::object());
 

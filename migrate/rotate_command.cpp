@@ -25,9 +25,13 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
                   "SCHEMA.TABLE[.COLUMN] to leave out of --discover (repeatable); the report lists it");
   add_key_options(*cmd, o->keys);
   cmd->add_flag("--dry-run", o->dry_run, "Read, decrypt, re-encrypt and check in memory; write nothing at all");
+  cmd->add_flag("--disable-triggers", o->disable_triggers,
+                "rekey's writes fire no trigger or rule (session_replication_role = replica): the application's "
+                "UPDATE triggers and foreign-key checks are skipped; superuser only");
   CLI::Option* batch_size = cmd->add_option("--batch-size", o->batch_size,
                                             "Rows per batch and transaction (fixed; default: steered by --batch-time)")
                                 ->check(CLI::Range(1, 1000000));
+  add_batch_bytes_option(*cmd, o->batch_bytes);
   cmd->add_option("--batch-time", o->batch_time, "Target time per batch when --batch-size is not given")
       ->capture_default_str();
   cmd->add_option("--max-rate", o->max_rate, "Rows per second at most; 0: no cap")->check(CLI::NonNegativeNumber);

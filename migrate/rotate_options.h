@@ -20,7 +20,9 @@ struct RotateOptions {
   std::vector<std::string> exclude;
   KeyOptions keys;
   bool dry_run = false;
+  bool disable_triggers = false;  // writes skip triggers and rules (db::Triggers::kSkip)
   std::size_t batch_size = 2000;
+  std::size_t batch_bytes = std::size_t{32} << 20;  // EngineSettings::batch_bytes
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   std::string max_duration;
   std::int64_t max_failures = 0;

@@ -137,6 +137,7 @@ std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const
   if (targets.uncovered.empty()) return out;
   CensusSettings settings;
   settings.threads = o.threads;
+  settings.batch_bytes = o.batch_bytes;
   const db::ExportedSnapshot snapshot(conninfo, std::chrono::milliseconds(0));
   for (const auto& rel : targets.uncovered) {
     const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
@@ -153,6 +154,7 @@ std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const
 EngineSettings engine_settings(const RotateOptions& o) {
   EngineSettings settings;
   settings.batch_size = o.batch_size;
+  settings.batch_bytes = o.batch_bytes;
   settings.threads = o.threads;
   settings.max_failures = o.max_failures;
   settings.retry.retry_for = parse_duration(o.retry_for, "--retry-for");
@@ -182,6 +184,21 @@ void refuse_missing_privileges(const std::string& conninfo, const std::vector<Ta
   std::string list;
   for (const auto& m : missing) list += (list.empty() ? "" : "; ") + log::printable(m);
   throw UsageError("rekey's role lacks privileges rotate needs (see sql/grants.sql): " + list);
+}
+
+// --disable-triggers: refused (UsageError) unless this role may set
+// session_replication_role; warns what the writes will skip.
+db::Triggers trigger_mode(const RotateOptions& o, const std::string& conninfo) {
+  if (!o.disable_triggers) return db::Triggers::kFire;
+  if (!db::can_skip_triggers(conninfo)) {
+    throw UsageError(
+        "--disable-triggers needs a superuser (or SET privilege on session_replication_role): this role may not "
+        "set session_replication_role; run without it, and the application's UPDATE triggers fire for every row");
+  }
+  log::warn(
+      "--disable-triggers: rekey's writes fire no trigger and no rule: neither the application's triggers (audit, "
+      "updated_at, replication, cache invalidation) nor the foreign-key checks of those writes");
+  return db::Triggers::kSkip;
 }
 
 nlohmann::json counts_json(const RunReport& report) {
@@ -236,6 +253,7 @@ class RotateRun {
     writer_settings_.state_schema = o_.state_schema;
     writer_settings_.lock_timeout = parse_duration(o_.lock_timeout, "--lock-timeout");
     writer_settings_.statement_timeout = parse_duration(o_.statement_timeout, "--statement-timeout");
+    writer_settings_.triggers = trigger_mode(o_, conninfo_);
     if (!o_.dry_run) refuse_read_only_server(conninfo_);
     resolved_ = resolve_targets(conninfo_, o_.columns, o_.discover, o_.state_schema, o_.exclude);
     refuse_missing_privileges(conninfo_, resolved_.shapes);

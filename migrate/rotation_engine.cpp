@@ -176,7 +176,8 @@ class TableRotation {
     }
     auto batch = std::make_shared<Batch>();
     const auto read_started = std::chrono::steady_clock::now();
-    retry("reading a batch", read_retries_, [&] { batch->rows = reader_.read_after(cursor_, limit); });
+    const ReadLimit share = batch_share(limit, settings_.batch_bytes, settings_.threads);
+    retry("reading a batch", read_retries_, [&] { batch->rows = reader_.read_after(cursor_, share); });
     if (settings_.throttle != nullptr) settings_.throttle->count_read(batch->rows.size());
     outcome_.read_seconds += seconds_since(read_started);
     if (batch->rows.empty()) {
@@ -184,8 +185,8 @@ class TableRotation {
       fc.stop();
       return nullptr;
     }
+    // A short batch may have been cut at its bytes: only an empty read is the end.
     cursor_ = batch->rows.back().key;
-    if (batch->rows.size() < limit) reached_end_ = true;
     return batch;
   }
 
@@ -201,12 +202,16 @@ class TableRotation {
   // Reads `keys` again and rotates what is still under an old key. Rows not
   // found are marked so when `pending`; rows that lose again become pending.
   void rewrite_rows(const std::vector<KeyValues>& keys, bool pending) {
-    for (std::size_t from = 0; from < keys.size() && !stop_.should_stop(); from += settings_.batch_size) {
-      const std::vector<KeyValues> chunk(
+    const std::size_t max_bytes = batch_share(settings_.batch_size, settings_.batch_bytes, settings_.threads).bytes;
+    for (std::size_t from = 0; from < keys.size() && !stop_.should_stop();) {
+      std::vector<KeyValues> chunk(
           keys.begin() + static_cast<std::ptrdiff_t>(from),
           keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings_.batch_size)));
-      std::vector<Row> rows;
-      retry("reading rows again", read_retries_, [&] { rows = reader_.read_keys(chunk); });
+      KeyedRows read;
+      retry("reading rows again", read_retries_, [&] { read = reader_.read_keys(chunk, max_bytes); });
+      chunk.resize(std::max<std::size_t>(1, read.keys_read));
+      from += chunk.size();
+      const std::vector<Row>& rows = read.rows;
       BatchWrite write = rotate_rows(shape_, keyring_, rows);
       // Counted when first read: only what a re-read rotates or fails is new.
       write.rows_seen = 0;
@@ -259,6 +264,7 @@ class TableRotation {
     if (!settings_.open_scan) return true;
     CensusSettings census;
     census.batch_size = settings_.batch_size;
+    census.batch_bytes = settings_.batch_bytes;
     census.threads = settings_.threads;
     census.examples = kRecordedFailures;
     census.collect_old_rows = kSweepRows;

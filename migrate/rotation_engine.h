@@ -4,7 +4,7 @@
 // that lost a compare-and-swap) read again until they settle; then the final
 // sweep, a census of the whole table that rotates whatever it still finds
 // under an old key (values the application wrote behind the checkpoint).
-// Memory is bounded by the batches in flight.
+// Memory is bounded by the batches in flight, in rows and in bytes.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,9 @@ enum class WriteMode { kWrite, kDryRun };
 
 struct EngineSettings {
   std::size_t batch_size = 2000;
+  // The values of all batches in flight at once (threads + 2) hold about this
+  // many bytes at most: each read gets its share (batch_share).
+  std::size_t batch_bytes = std::size_t{32} << 20;
   std::size_t threads = 2;           // re-encryption threads
   std::int64_t max_failures = 0;     // stop once this many failures are seen; 0: no limit
   std::int64_t failures_before = 0;  // failures this run recorded before this table

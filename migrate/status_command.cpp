@@ -15,6 +15,7 @@
 #include "migrate/cli_choices.h"
 #include "migrate/db_options.h"
 #include "migrate/errors.h"
+#include "migrate/log.h"
 #include "migrate/verify_command.h"
 
 namespace rekey {
@@ -121,7 +122,7 @@ void print_run(const nlohmann::json& r) {
     for (const auto& f : r["failures"]) {
       std::printf("    %s.%s primary key %s: %s\n", f["table"].get<std::string>().c_str(),
                   db::quote_ident_if_needed(f["column"].get<std::string>()).c_str(),
-                  f["primary_key"].get<std::string>().c_str(), f["reason"].get<std::string>().c_str());
+                  log::printable(f["primary_key"].get<std::string>()).c_str(), f["reason"].get<std::string>().c_str());
     }
   }
   if (!r["resume_command"].is_null()) {

@@ -1,8 +1,11 @@
 #include "migrate/table_port.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "db/identifier.h"
+#include "db/sql_text.h"
+#include "migrate/log.h"
 
 namespace rekey {
 
@@ -24,7 +27,37 @@ std::string TableShape::column_display(std::size_t column) const {
 
 std::string key_display(const KeyValues& key) {
   if (key.size() == 1) return key.front();
-  return nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return key_to_json(key).dump();
+}
+
+nlohmann::json key_to_json(const KeyValues& key) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& part : key) {
+    if (log::is_utf8(part)) {
+      out.push_back(part);
+    } else {
+      out.push_back({{"hex", db::to_hex(part)}});
+    }
+  }
+  return out;
+}
+
+KeyValues key_from_json(const nlohmann::json& j) {
+  KeyValues key;
+  for (const auto& part : j) {
+    if (part.is_string()) {
+      key.push_back(part.get<std::string>());
+      continue;
+    }
+    const std::string hex = part.at("hex").get<std::string>();
+    if (hex.size() % 2 != 0) throw std::invalid_argument("a key part in hex has an odd length");
+    std::string bytes;
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+      bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    }
+    key.push_back(std::move(bytes));
+  }
+  return key;
 }
 
 void to_json(nlohmann::json& j, const ColumnCounts& c) {
@@ -53,6 +86,10 @@ ColumnCounts& ColumnCounts::operator+=(const ColumnCounts& o) {
   changed_concurrently += o.changed_concurrently;
   no_token += o.no_token;
   return *this;
+}
+
+ReadLimit batch_share(std::size_t rows, std::size_t batch_bytes, std::size_t threads) {
+  return ReadLimit{rows, std::max<std::size_t>(1, batch_bytes / (std::max<std::size_t>(1, threads) + 2))};
 }
 
 }  // namespace rekey

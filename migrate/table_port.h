@@ -58,8 +58,15 @@ struct TableShape {
 };
 
 // Renders a key for messages and the failures table: the value itself for a
-// one-column key, a JSON array otherwise.
+// one-column key, its key_to_json() otherwise.
 std::string key_display(const KeyValues& key);
+
+// A key as JSON, losslessly, as the state schema stores checkpoints and
+// pending rows: an array with one element per key column, its text when that
+// is UTF-8, else {"hex": "<its bytes>"} (a key of a SQL_ASCII database).
+nlohmann::json key_to_json(const KeyValues& key);
+// The inverse; throws (nlohmann::json::exception, std::invalid_argument) on any other shape.
+KeyValues key_from_json(const nlohmann::json& j);
 
 struct Row {
   KeyValues key;
@@ -115,14 +122,37 @@ struct BatchWrite {
   std::int64_t rows_seen = 0;
 };
 
+// How much one read returns at most: `rows` rows, and rows only while the
+// values (of the target columns) before them hold fewer than `bytes` bytes, so
+// at most `bytes` plus one row's values; always one row at least, while any
+// is left.
+struct ReadLimit {
+  std::size_t rows = 0;
+  std::size_t bytes = 0;
+};
+
+// What one read of a pipeline with `threads` workers may hold, when the
+// batches in flight (threads + 2: one being read, one written, one per
+// worker) share `batch_bytes`: `rows` rows, and its share of the bytes (one
+// byte at least).
+ReadLimit batch_share(std::size_t rows, std::size_t batch_bytes, std::size_t threads);
+
+// The rows read for the first `keys_read` keys of a list (in that order); a
+// key among them without a row has none any more.
+struct KeyedRows {
+  std::vector<Row> rows;
+  std::size_t keys_read = 0;
+};
+
 class TableReader {
  public:
   virtual ~TableReader() = default;
-  // Up to `limit` rows with key > `after` (all rows when nullopt), in key order,
-  // each in its own short transaction.
-  virtual std::vector<Row> read_after(const std::optional<KeyValues>& after, std::size_t limit) = 0;
-  // The rows with these keys that still exist.
-  virtual std::vector<Row> read_keys(const std::vector<KeyValues>& keys) = 0;
+  // Rows with key > `after` (all rows when nullopt), in key order, up to
+  // `limit`; each read is its own short transaction.
+  virtual std::vector<Row> read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) = 0;
+  // The rows that still exist of the first of `keys`, in order, whose values
+  // fit in `max_bytes` (as ReadLimit::bytes; one key at least).
+  virtual KeyedRows read_keys(const std::vector<KeyValues>& keys, std::size_t max_bytes) = 0;
 };
 
 // Every row of one relation, read once in batches from one snapshot: the
@@ -130,10 +160,10 @@ class TableReader {
 class RowScanner {
  public:
   virtual ~RowScanner() = default;
-  // The next up to `limit` rows (at least one while any are left; empty at
+  // The next rows within `limit` (at least one while any are left; empty at
   // the end). Row::key is the primary key, or {ctid} for a relation without
   // one. Throws on database errors; the scan cannot continue after one.
-  virtual std::vector<Row> next(std::size_t limit) = 0;
+  virtual std::vector<Row> next(const ReadLimit& limit) = 0;
 };
 
 class TableWriter {

@@ -40,6 +40,7 @@ struct VerifyOptions {
   OutputFormat format = OutputFormat::kTable;
   std::string state_schema = "rekey";
   std::size_t batch_size = 5000;
+  std::size_t batch_bytes = std::size_t{32} << 20;  // CensusSettings::batch_bytes
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
 };
 
@@ -250,6 +251,7 @@ int run_verify(const VerifyOptions& o) {
 
   CensusSettings settings;
   settings.batch_size = o.batch_size;
+  settings.batch_bytes = o.batch_bytes;
   settings.threads = o.threads;
   settings.max_rows = o.sample;
   StopControl stop;
@@ -326,6 +328,7 @@ void add_verify_command(CLI::App& root, int& exit_code) {
           choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
   add_state_schema_option(*cmd, o->state_schema, "rekey's state schema: its own tables are left out of --discover");
   cmd->add_option("--batch-size", o->batch_size, "Rows per read")->check(CLI::Range(1, 1000000))->capture_default_str();
+  add_batch_bytes_option(*cmd, o->batch_bytes);
   cmd->add_option("--threads", o->threads, "Decryption threads")->check(CLI::Range(1, 256))->capture_default_str();
   cmd->callback([o, &exit_code] {
     if (o->columns.empty() && !o->discover) throw UsageError("verify: name at least one --column, or use --discover");

@@ -162,7 +162,7 @@ Process::~Process() {
 
 bool Process::running() {
   if (reaped_) return false;
-  const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+  const pid_t r = ::wait4(pid_, &status_, WNOHANG, &usage_);
   if (r == pid_) {
     reaped_ = true;
     ended_ = std::chrono::steady_clock::now();
@@ -182,7 +182,7 @@ ProcessResult Process::wait(std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() >= until) {
       result.timed_out = true;
       ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status_, 0);
+      ::wait4(pid_, &status_, 0, &usage_);
       reaped_ = true;
       ended_ = std::chrono::steady_clock::now();
       break;
@@ -194,6 +194,7 @@ ProcessResult Process::wait(std::chrono::milliseconds timeout) {
   result.out = stdout_so_far();
   result.err = stderr_so_far();
   result.seconds = std::chrono::duration<double>(ended_ - started_).count();
+  result.peak_rss_kib = usage_.ru_maxrss;
   return result;
 }
 
@@ -280,7 +281,7 @@ std::string with_dbname(const std::string& conninfo, const std::string& dbname) 
   return conninfo + " dbname=" + dbname;
 }
 
-TestDatabase::TestDatabase(const std::string& label) {
+TestDatabase::TestDatabase(const std::string& label, const std::string& create_options) {
   static std::atomic<int> counter{0};
   const auto admin = admin_conninfo();
   if (!admin) throw std::runtime_error("REKEY_TEST_DB is not set");
@@ -290,7 +291,7 @@ TestDatabase::TestDatabase(const std::string& label) {
   pqxx::connection c(admin_);
   pqxx::nontransaction tx(c);
   tx.exec("DROP DATABASE IF EXISTS " + quote(name_) + " WITH (FORCE)");
-  tx.exec("CREATE DATABASE " + quote(name_));
+  tx.exec("CREATE DATABASE " + quote(name_) + (create_options.empty() ? "" : " " + create_options));
 }
 
 TestDatabase::~TestDatabase() {

@@ -17,6 +17,7 @@
 // Nothing here is thread-safe; use from the test's thread.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -46,6 +47,7 @@ struct ProcessResult {
   std::string out;         // everything written to stdout
   std::string err;         // everything written to stderr
   double seconds = 0;      // from start to exit
+  long peak_rss_kib = 0;   // the child's peak resident set (getrusage's ru_maxrss), in KiB
   // "exit 3" / "signal 9" and the output, for doctest INFO/CHECK messages.
   std::string describe() const;
 };
@@ -75,6 +77,7 @@ class Process {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
+  struct rusage usage_ {};
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point ended_;
   std::string out_path_;
@@ -168,12 +171,13 @@ class Standby {
 using Cell = std::optional<std::string>;
 using Rows = std::vector<std::vector<Cell>>;
 
-// A database of its own, created on construction (named rekey_it_<label>_<pid>_<n>)
+// A database of its own, created on construction (named rekey_it_<label>_<pid>_<n>,
+// with `create_options` such as "ENCODING 'SQL_ASCII' TEMPLATE template0")
 // and dropped WITH (FORCE) on destruction. Queries run on one lazily opened
 // connection in autocommit mode.
 class TestDatabase {
  public:
-  explicit TestDatabase(const std::string& label);
+  explicit TestDatabase(const std::string& label, const std::string& create_options = "");
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;

@@ -36,18 +36,27 @@ class FakeTable final : public TableReader, public TableWriter {
   int fail_next_writes = 0;                      // throw broken_connection this many times
   int writes = 0;
 
-  std::vector<Row> read_after(const std::optional<KeyValues>& after, std::size_t limit) override {
+  std::size_t largest_read_bytes = 0;  // the most value bytes one read returned
+
+  std::vector<Row> read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) override {
     std::vector<Row> out;
-    for (auto it = after ? rows.upper_bound(after->front()) : rows.begin(); it != rows.end() && out.size() < limit;
-         ++it) {
+    std::size_t bytes = 0;
+    for (auto it = after ? rows.upper_bound(after->front()) : rows.begin();
+         it != rows.end() && out.size() < limit.rows && bytes < limit.bytes; ++it) {
+      bytes += it->second ? it->second->size() : 0;
       out.push_back(Row{{it->first}, {it->second}});
     }
+    largest_read_bytes = std::max(largest_read_bytes, bytes);
     return out;
   }
-  std::vector<Row> read_keys(const std::vector<KeyValues>& keys) override {
-    std::vector<Row> out;
-    for (const auto& k : keys) {
-      if (auto it = rows.find(k.front()); it != rows.end()) out.push_back(Row{{it->first}, {it->second}});
+  KeyedRows read_keys(const std::vector<KeyValues>& keys, std::size_t max_bytes) override {
+    KeyedRows out;
+    std::size_t bytes = 0;
+    for (; out.keys_read < keys.size() && bytes < max_bytes; ++out.keys_read) {
+      if (auto it = rows.find(keys[out.keys_read].front()); it != rows.end()) {
+        bytes += it->second ? it->second->size() : 0;
+        out.rows.push_back(Row{{it->first}, {it->second}});
+      }
     }
     return out;
   }
@@ -86,9 +95,9 @@ class FakeTable final : public TableReader, public TableWriter {
   class Scanner final : public RowScanner {
    public:
     explicit Scanner(const FakeTable& t) : rows_(t.rows.begin(), t.rows.end()) {}
-    std::vector<Row> next(std::size_t limit) override {
+    std::vector<Row> next(const ReadLimit& limit) override {
       std::vector<Row> out;
-      for (; at_ < rows_.size() && out.size() < limit; ++at_)
+      for (; at_ < rows_.size() && out.size() < limit.rows; ++at_)
         out.push_back(Row{{rows_[at_].first}, {rows_[at_].second}});
       return out;
     }
@@ -166,6 +175,20 @@ TEST_SUITE("engine") {
     CHECK(out.rows_seen == 100);
     CHECK(out.counts[0].rotated == 90);
     CHECK(out.counts[0].null == 10);
+    CHECK(f.table.checkpoint == KeyValues{key(99)});
+    check_all_new(f.table, f.plaintext);
+  }
+
+  TEST_CASE("batches cut at their share of --batch-bytes: every row rotated, the short batches are no end") {
+    Fixture f(100);
+    f.settings.batch_size = 50;
+    f.settings.batch_bytes = 4 * 500;  // two threads: 500 bytes a read, about five 100-byte tokens
+    const TableOutcome out = f.run();
+    CHECK(out.completed);
+    CHECK(out.rows_seen == 100);
+    CHECK(out.counts[0].rotated == 90);
+    CHECK(out.batches >= 15);
+    CHECK(f.table.largest_read_bytes < 500 + 200);
     CHECK(f.table.checkpoint == KeyValues{key(99)});
     check_all_new(f.table, f.plaintext);
   }

@@ -434,3 +434,97 @@ TEST_SUITE("db.shapes") {
     REQUIRE_DATA_OK(filled.untouched());
   }
 }
+
+TEST_SUITE("db.shapes") {
+  TEST_CASE("a view, a materialized view or a foreign table named with --column: exit 2 naming what it is") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("not_a_table");
+    db.exec(
+        "CREATE TABLE base (id int PRIMARY KEY, secret_enc text);"
+        "INSERT INTO base SELECT g FROM generate_series(1, 20) AS g;");
+    Filled filled(db, json::array({table("base", {"secret_enc"})}));
+    db.exec(
+        "CREATE VIEW v AS SELECT id, secret_enc FROM base;"
+        "CREATE MATERIALIZED VIEW mv AS SELECT id, secret_enc FROM base;"
+        "CREATE EXTENSION file_fdw; CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;"
+        "CREATE FOREIGN TABLE ft (id int, secret_enc text) SERVER files OPTIONS (filename '/dev/null');");
+    const std::string before = fingerprint(db, {{"public.base", "id"}});
+    struct Case {
+      std::string column;
+      std::string message;
+    };
+    for (const Case& c :
+         {Case{"v.secret_enc", "public.v is a view: rotate its base table's column instead"},
+          Case{"mv.secret_enc",
+               "public.mv is a materialized view: rotate its source table's column, "
+               "then refresh it"},
+          Case{"ft.secret_enc", "public.ft is a foreign table: rotate it on the server that stores it"}}) {
+      const ProcessResult r = run_rekey(rotate_cmd(db.conninfo(), {"--column", c.column}), key_env());
+      INFO(c.column << ": " << r.describe());
+      CHECK(r.exit_code == 2);
+      CHECK(contains(r.err, c.message));
+      CHECK_FALSE(contains(r.err, "does not exist"));
+    }
+    CHECK_FALSE(db.schema_exists("rekey"));
+    CHECK(fingerprint(db, {{"public.base", "id"}}) == before);
+    REQUIRE_DATA_OK(filled.untouched());
+  }
+}
+
+TEST_SUITE("db.shapes") {
+  TEST_CASE("UPDATE triggers fire once per row rewritten; --disable-triggers skips them, and is a superuser's alone") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("triggers");
+    db.exec(
+        "CREATE TABLE calls (table_name text);"
+        "CREATE FUNCTION public.count_call() RETURNS trigger LANGUAGE plpgsql AS "
+        "  $$BEGIN INSERT INTO public.calls VALUES (TG_TABLE_NAME); RETURN NEW; END$$;"
+        "CREATE TABLE fired (id int PRIMARY KEY, secret_enc text);"
+        "CREATE TABLE skipped (id int PRIMARY KEY, secret_enc text);"
+        "INSERT INTO fired SELECT g FROM generate_series(1, 70) AS g;"
+        "INSERT INTO skipped SELECT g FROM generate_series(1, 70) AS g;");
+    Filled filled(db, json::array({table("fired", {"secret_enc"}), table("skipped", {"secret_enc"})}));
+    db.exec(
+        "CREATE TRIGGER counted BEFORE UPDATE ON fired FOR EACH ROW EXECUTE FUNCTION public.count_call();"
+        "CREATE TRIGGER counted BEFORE UPDATE ON skipped FOR EACH ROW EXECUTE FUNCTION public.count_call();");
+    const std::vector<std::pair<std::string, std::string>> tables{{"public.fired", "id"}, {"public.skipped", "id"}};
+    const std::string before = fingerprint(db, tables);
+
+    TestRole plain(db, "plain", "");
+    db.exec("GRANT SELECT, UPDATE ON fired, skipped TO " + plain.name());
+    const ProcessResult refused = run_rekey(
+        {"rotate", "--db", plain.conninfo(), "--column", "skipped.secret_enc", "--disable-triggers"}, key_env());
+    INFO(refused.describe());
+    CHECK(refused.exit_code == 2);
+    CHECK(contains(refused.err, "--disable-triggers needs a superuser"));
+    CHECK_FALSE(db.schema_exists("rekey"));
+    CHECK(fingerprint(db, tables) == before);
+
+    TempDir dir;
+    const ProcessResult fire = run_rekey(
+        rotate_cmd(db.conninfo(), {"--column", "fired.secret_enc", "--batch-size", "16", "--report", dir.file("f")}),
+        key_env());
+    INFO(fire.describe());
+    CHECK(fire.exit_code == 0);
+    CHECK_FALSE(contains(fire.err, "--disable-triggers"));
+    CHECK(read_report(dir.file("f")).at("tables").at(0).at("columns").at(0).at("rotated") == 70);
+    CHECK(db.count("SELECT count(*) FROM calls WHERE table_name = 'fired'") == 70);
+
+    const ProcessResult skip =
+        run_rekey(rotate_cmd(db.conninfo(), {"--column", "skipped.secret_enc", "--batch-size", "16",
+                                             "--disable-triggers", "--report", dir.file("s")}),
+                  key_env());
+    INFO(skip.describe());
+    CHECK(skip.exit_code == 0);
+    CHECK(contains(skip.err, "fire no trigger and no rule"));
+    CHECK(contains(skip.err, "foreign-key checks"));
+    CHECK(read_report(dir.file("s")).at("tables").at(0).at("columns").at(0).at("rotated") == 70);
+    CHECK(db.count("SELECT count(*) FROM calls WHERE table_name = 'skipped'") == 0);
+
+    db.exec("UPDATE skipped SET id = id WHERE id = 1");  // the trigger itself still works
+    CHECK(db.count("SELECT count(*) FROM calls WHERE table_name = 'skipped'") == 1);
+    const json result = filled.rotated();
+    REQUIRE_DATA_OK(result);
+    CHECK(result.at("rows") == 140);
+  }
+}
