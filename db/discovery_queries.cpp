@@ -36,6 +36,17 @@ constexpr const char* kKeyColumnsFrom =
     "pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ";
 constexpr const char* kKeyColumnsWhere = " WHERE i.indrelid = c.oid AND i.indisprimary AND k.ord <= i.indnkeyatts";
 
+// The btree operators (strategies 3, 4, 5: =, >=, >) of key column k of
+// index i, from its operator class, schema-qualified: a JSON array.
+constexpr const char* kKeyOperators =
+    "SELECT json_agg('OPERATOR(' || pg_catalog.quote_ident(opn.nspname) || '.' || o.oprname || ')' "
+    "ORDER BY ap.amopstrategy) FROM pg_catalog.pg_opclass oc "
+    "JOIN pg_catalog.pg_amop ap ON ap.amopfamily = oc.opcfamily AND ap.amoplefttype = oc.opcintype "
+    "  AND ap.amoprighttype = oc.opcintype AND ap.amopstrategy IN (3, 4, 5) "
+    "JOIN pg_catalog.pg_operator o ON o.oid = ap.amopopr "
+    "JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace "
+    "WHERE oc.oid = i.indclass[k.ord::int - 1]";
+
 // Every type resolved through its domains, however deep: base_of(oid, base).
 constexpr const char* kTypeBases =
     "dom(oid, base, depth) AS (SELECT t.oid, t.oid, 0 FROM pg_catalog.pg_type t "
@@ -60,9 +71,9 @@ std::string scope_select() {
              "  CASE WHEN c.relkind = 'r' THEN pg_catalog.row_security_active(c.oid) ELSE false END, "
              "  c.reltuples::float8, "
              "  (SELECT COALESCE(json_agg(json_build_array(ka.attname, "
-             "     pg_catalog.format_type(ka.atttypid, ka.atttypmod)) ORDER BY k.ord), '[]')::text FROM ") +
-         kKeyColumnsFrom + "JOIN pg_catalog.pg_attribute ka ON ka.attrelid = c.oid AND ka.attnum = k.attnum" +
-         kKeyColumnsWhere +
+             "     pg_catalog.format_type(ka.atttypid, ka.atttypmod), (") +
+         kKeyOperators + ")) ORDER BY k.ord), '[]')::text FROM " + kKeyColumnsFrom +
+         "JOIN pg_catalog.pg_attribute ka ON ka.attrelid = c.oid AND ka.attnum = k.attnum" + kKeyColumnsWhere +
          "), "
          "  a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), b.typname::text, "
          "  d.typname IN ('text', 'varchar', 'bpchar', 'bytea'), a.attgenerated <> '', "
@@ -122,7 +133,13 @@ ScopeRelation relation_of(const pqxx::row& r) {
   for (const auto& key : nlohmann::json::parse(r[5].c_str())) {
     rel.key_columns.push_back(key.at(0).get<std::string>());
     rel.key_types.push_back(key.at(1).get<std::string>());
+    const nlohmann::json& ops = key.at(2);
+    if (ops.is_array() && ops.size() == 3) {
+      rel.key_operators.push_back({ops[0].get<std::string>(), ops[1].get<std::string>(), ops[2].get<std::string>()});
+    }
   }
+  // Without a btree ordering for every key column, none (only a census reads it).
+  if (rel.key_operators.size() != rel.key_columns.size()) rel.key_operators.clear();
   return rel;
 }
 
@@ -134,6 +151,7 @@ TableShape ScopeRelation::shape(ValuePolicy policy) const {
   s.table = table;
   s.key_columns = key_columns;
   s.key_types = key_types;
+  s.key_operators = key_operators;
   s.estimated_rows = estimated_rows;
   for (const auto& c : columns) {
     s.columns.push_back(c.name);

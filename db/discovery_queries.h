@@ -38,10 +38,11 @@ struct ScopeRelation {
   std::string schema;  // exactly as in the catalog
   std::string table;
   RelationKind kind = RelationKind::kTable;
-  bool row_security = false;             // row-level security filters what this role sees
-  std::vector<std::string> key_columns;  // the primary key's key columns; empty: none
-  std::vector<std::string> key_types;    // format_type() of each
-  double estimated_rows = 0;             // pg_class.reltuples; -1: never analyzed
+  bool row_security = false;                // row-level security filters what this role sees
+  std::vector<std::string> key_columns;     // the primary key's key columns; empty: none
+  std::vector<std::string> key_types;       // format_type() of each
+  std::vector<KeyOperators> key_operators;  // of each, from its index; empty if one has none
+  double estimated_rows = 0;                // pg_class.reltuples; -1: never analyzed
   std::vector<ScopeColumn> columns;
 
   // The relation read through `columns` (all of them, in order), each with `policy`.

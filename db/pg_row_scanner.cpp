@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <pqxx/pqxx>
-#include <unordered_map>
 
 #include "db/connection.h"
 #include "db/result_rows.h"
@@ -20,7 +19,7 @@ PgRowScanner::~PgRowScanner() = default;
 
 void PgRowScanner::begin(const ReadLimit& limit) {
   // Repeatable read even on a snapshot of its own: long values are read by
-  // ctid in later statements, which must see the rows the cursor saw.
+  // key in later statements, which must see the rows the cursor saw.
   tx_ = std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_);
   if (!settings_.snapshot.empty()) tx_->exec("SET TRANSACTION SNAPSHOT " + tx_->quote(settings_.snapshot));
   max_short_bytes_ = std::max<std::size_t>(1, limit.bytes / std::max<std::size_t>(1, limit.rows));
@@ -38,13 +37,13 @@ void PgRowScanner::fetch(std::size_t rows) {
   const pqxx::result r = tx_->exec("FETCH FORWARD " + std::to_string(rows) + " FROM " + kCursor);
   if (r.empty()) cursor_done_ = true;
   const std::size_t key_fields = shape_.key_columns.empty() ? 1 : shape_.key_columns.size();
-  const std::size_t ctid_field = key_fields + shape_.columns.size();
+  const std::size_t length_field = key_fields + shape_.columns.size();
   std::vector<Row> decoded = rows_of(r, shape_, key_fields);
   for (std::size_t i = 0; i < decoded.size(); ++i) {
     const auto fields = r[static_cast<int>(i)];
-    Fetched f{std::move(decoded[i]), fields[static_cast<int>(ctid_field)].as<std::string>(), {}};
+    Fetched f{std::move(decoded[i]), {}};
     for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
-      const pqxx::field length = fields[static_cast<int>(ctid_field + 1 + c)];
+      const pqxx::field length = fields[static_cast<int>(length_field + c)];
       f.lengths.push_back(length.is_null() ? std::nullopt : std::optional<std::size_t>(length.as<std::size_t>()));
     }
     fetched_.push_back(std::move(f));
@@ -63,31 +62,33 @@ std::vector<PgRowScanner::Fetched> PgRowScanner::take(const ReadLimit& limit) {
   return out;
 }
 
-// Fills in the values the cursor left out, reading their rows by ctid.
+// Fills in the values the cursor left out, reading their rows by key (a
+// relation without a primary key: by ctid) in the cursor's snapshot.
 void PgRowScanner::read_long_values(std::vector<Fetched>& rows) {
-  std::vector<std::string> ctids;
-  std::unordered_map<std::string, Fetched*> by_ctid_text;
+  std::vector<Fetched*> missing;
   for (Fetched& f : rows) {
     for (std::size_t c = 0; c < f.lengths.size(); ++c) {
       if (f.lengths[c] && !f.row.values[c]) {
-        ctids.push_back(f.ctid);
-        by_ctid_text[f.ctid] = &f;
+        missing.push_back(&f);
         break;
       }
     }
   }
-  if (ctids.empty()) return;
-  TableShape by_ctid = shape_;
-  by_ctid.key_columns.clear();
-  const pqxx::result r =
-      tx_->exec_params(select_rows(by_ctid, "s") + " WHERE s.ctid = ANY ($1::tid[])", text_array(ctids));
-  if (r.size() != ctids.size()) {
+  if (missing.empty()) return;
+  std::vector<KeyValues> keys;
+  for (const Fetched* f : missing) keys.push_back(f->row.key);
+  const std::size_t key_fields = std::max<std::size_t>(1, shape_.key_columns.size());
+  const pqxx::result r = tx_->exec_params(select_rows(shape_, "s", "v.ord") + join_keys(shape_, "s", 1),
+                                          pqxx::prepare::make_dynamic_params(key_arrays(shape_, keys)));
+  if (r.size() != keys.size()) {
     throw std::runtime_error("table " + shape_.display_name() + ": a row the scan read is gone from its snapshot");
   }
-  for (Row& full : rows_of(r, by_ctid, 1)) {
-    Fetched& f = *by_ctid_text.at(full.key.front());
+  const std::vector<Row> full = rows_of(r, shape_, key_fields);
+  const int ord_field = static_cast<int>(key_fields + shape_.columns.size());
+  for (std::size_t i = 0; i < full.size(); ++i) {
+    Fetched& f = *missing.at(r[static_cast<int>(i)][ord_field].as<std::size_t>() - 1);
     for (std::size_t c = 0; c < f.lengths.size(); ++c) {
-      if (f.lengths[c] && !f.row.values[c]) f.row.values[c] = std::move(full.values[c]);
+      if (f.lengths[c] && !f.row.values[c]) f.row.values[c] = full[i].values[c];
     }
   }
 }

@@ -48,7 +48,6 @@ class PgRowScanner final : public RowScanner {
   // A row as the cursor brought it: its long values left out.
   struct Fetched {
     Row row;
-    std::string ctid;
     std::vector<std::optional<std::size_t>> lengths;  // each value's bytes; nullopt: NULL
   };
 

@@ -32,20 +32,8 @@ std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after
 
 KeyedRows PgTableReader::read_keys(const std::vector<KeyValues>& keys, std::size_t max_bytes) {
   if (keys.empty()) return {};
-  std::string arrays;
-  std::string names;
-  std::vector<std::string> params;
-  for (std::size_t i = 0; i < shape_.key_columns.size(); ++i) {
-    const std::string sep = i > 0 ? ", " : "";
-    arrays += sep + "$" + std::to_string(i + 1) + "::text[]";
-    names += sep + "k" + std::to_string(i);
-    std::vector<std::string> column;
-    column.reserve(keys.size());
-    for (const auto& key : keys) column.push_back(key.at(i));
-    params.push_back(text_array(column));
-  }
-  const std::string join = " JOIN pg_catalog.unnest(" + arrays + ") WITH ORDINALITY AS v(" + names + ", ord) ON " +
-                           key_match(shape_, "t", "v");
+  const std::vector<std::string> params = key_arrays(shape_, keys);
+  const std::string join = join_keys(shape_, "t", 1);
   const std::string sql = rows_within(shape_, "t", {"v.ord"}, join, CountRows::kYes, 0, max_bytes);
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);

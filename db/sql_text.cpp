@@ -120,6 +120,31 @@ std::string key_match(const TableShape& shape, std::string_view alias, std::stri
   return out;
 }
 
+std::string join_keys(const TableShape& shape, std::string_view alias, std::size_t first_param) {
+  const std::size_t count = std::max<std::size_t>(1, shape.key_columns.size());
+  std::string arrays;
+  std::string names;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string sep = i > 0 ? ", " : "";
+    arrays += sep + "$" + std::to_string(first_param + i) + "::text[]";
+    names += sep + "k" + std::to_string(i);
+  }
+  const std::string match =
+      shape.key_columns.empty() ? std::string(alias) + ".ctid = v.k0::pg_catalog.tid" : key_match(shape, alias, "v");
+  return " JOIN pg_catalog.unnest(" + arrays + ") WITH ORDINALITY AS v(" + names + ", ord) ON " + match;
+}
+
+std::vector<std::string> key_arrays(const TableShape& shape, const std::vector<KeyValues>& keys) {
+  std::vector<std::string> arrays;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, shape.key_columns.size()); ++i) {
+    std::vector<std::string> column;
+    column.reserve(keys.size());
+    for (const auto& key : keys) column.push_back(key.at(i));
+    arrays.push_back(text_array(column));
+  }
+  return arrays;
+}
+
 namespace {
 bool alphanumeric(const std::string& s) {
   return !s.empty() &&
@@ -221,7 +246,7 @@ std::string select_short_values(const TableShape& shape, std::string_view alias,
               " THEN " + value + " END";
     lengths += ", " + length;
   }
-  return select_key(shape, prefix) + values + ", " + prefix + "ctid::text" + lengths + from_relation(shape, alias);
+  return select_key(shape, prefix) + values + lengths + from_relation(shape, alias);
 }
 
 // The window sums each column's octet_length (an int4, summed as an int8)

@@ -36,6 +36,16 @@ std::string key_list(const TableShape& shape, std::string_view prefix = "");
 // equality operator).
 std::string key_match(const TableShape& shape, std::string_view alias, std::string_view source);
 
+// ` JOIN pg_catalog.unnest($first::text[], ...) WITH ORDINALITY AS v(k0, ...,
+// ord) ON ...`: the rows of `alias` whose keys are in the arrays that
+// key_arrays() makes (parameters $first...), with v.ord each key's position.
+// A relation without a primary key is matched by ctid.
+std::string join_keys(const TableShape& shape, std::string_view alias, std::size_t first_param);
+
+// The parameters of join_keys(): one text array per key column (the ctid for
+// a relation without a primary key).
+std::vector<std::string> key_arrays(const TableShape& shape, const std::vector<KeyValues>& keys);
+
 // `(alias.k1, alias.k2) > ($first::type1, $first+1::type2)`: the rows after a
 // key (given as text in parameters $first...) in the primary key's order, with
 // each key column's own operators. One row comparison, which the primary-key
@@ -63,9 +73,9 @@ std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter,
 std::string select_rows(const TableShape& shape, std::string_view alias, std::string_view more = "");
 
 // select_rows() for a scan that reads long values apart: each value longer
-// than `max_value_bytes` comes as NULL, and after the values come the row's
-// ctid (as text) and each value's octet_length (NULL for NULL), by which a
-// left-out value is told from a NULL one and read later by ctid.
+// than `max_value_bytes` comes as NULL, and after the values comes each
+// value's octet_length (NULL for NULL), by which a left-out value is told from
+// a NULL one and read later by its row's key (join_keys()).
 std::string select_short_values(const TableShape& shape, std::string_view alias, std::size_t max_value_bytes);
 
 // Whether rows_within() also tells how many rows there were before the cut
