@@ -1,6 +1,6 @@
 #include "db/snapshot.h"
 
-#include <algorithm>
+#include <optional>
 #include <pqxx/pqxx>
 #include <thread>
 
@@ -9,31 +9,42 @@
 namespace rekey::db {
 namespace {
 
-// The transactions holding an xid now, other than this session's: "pid N"
-// or "prepared 'gid'", each with ":xid" so that a new transaction of the same
-// backend is not taken for the old one.
-std::vector<std::string> holding_xids(pqxx::connection& conn) {
+// A transaction id no transaction begun before this call reaches: one
+// assigned now, in a transaction of its own (committed at once). Every role
+// may, unlike reading other roles' backend_xid in pg_stat_activity, which
+// pg_read_all_stats guards. nullopt on a standby, which assigns none.
+std::optional<std::string> next_xid(pqxx::connection& conn) {
   pqxx::nontransaction tx(conn);
-  const pqxx::result r = tx.exec(
-      "SELECT 'pid ' || pid || ':' || backend_xid FROM pg_catalog.pg_stat_activity "
-      "WHERE backend_xid IS NOT NULL AND pid <> pg_catalog.pg_backend_pid() "
-      "UNION ALL SELECT 'prepared ' || pg_catalog.quote_literal(gid) || ':' || transaction "
-      "FROM pg_catalog.pg_prepared_xacts ORDER BY 1");
+  if (tx.exec1("SELECT pg_catalog.pg_is_in_recovery()")[0].as<bool>()) return std::nullopt;
+  return tx.exec1("SELECT pg_catalog.pg_current_xact_id()::text")[0].as<std::string>();
+}
+
+// The transactions below `bound` still in progress, each named as well as
+// this role can: "pid N", "prepared 'gid'", or "xid N". `bound` is committed,
+// so the snapshot's xmax is past it and each of them is in its xip list.
+std::vector<std::string> in_progress_below(pqxx::connection& conn, const std::string& bound) {
+  pqxx::nontransaction tx(conn);
+  const pqxx::result r = tx.exec_params(
+      "WITH open AS (SELECT x FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x "
+      "              WHERE x < $1::pg_catalog.xid8) "
+      "SELECT COALESCE((SELECT 'pid ' || a.pid FROM pg_catalog.pg_stat_activity a "
+      "                 WHERE a.backend_xid OPERATOR(pg_catalog.=) open.x::pg_catalog.xid LIMIT 1), "
+      "                (SELECT 'prepared ' || pg_catalog.quote_literal(p.gid) FROM pg_catalog.pg_prepared_xacts p "
+      "                 WHERE p.transaction OPERATOR(pg_catalog.=) open.x::pg_catalog.xid LIMIT 1), "
+      "                'xid ' || open.x::text) "
+      "FROM open ORDER BY open.x LIMIT 20",
+      bound);
   std::vector<std::string> out;
   for (const auto& row : r) out.push_back(row[0].as<std::string>());
   return out;
 }
 
-// Waits for the transactions holding an xid now to end, for at most
-// `timeout`; returns those still open (without their ":xid").
-std::vector<std::string> wait_for(pqxx::connection& conn, std::chrono::milliseconds timeout) {
-  const std::vector<std::string> before = holding_xids(conn);
+// Waits for the transactions begun before `bound` to end, for at most
+// `timeout`; returns those still open.
+std::vector<std::string> wait_for(pqxx::connection& conn, const std::string& bound, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    std::vector<std::string> open;
-    for (const auto& now : holding_xids(conn)) {
-      if (std::find(before.begin(), before.end(), now) != before.end()) open.push_back(now.substr(0, now.rfind(':')));
-    }
+    std::vector<std::string> open = in_progress_below(conn, bound);
     if (open.empty() || std::chrono::steady_clock::now() >= deadline) return open;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -43,7 +54,8 @@ std::vector<std::string> wait_for(pqxx::connection& conn, std::chrono::milliseco
 
 ExportedSnapshot::ExportedSnapshot(const std::string& conninfo, std::chrono::milliseconds wait_for_older)
     : conn_(connect(conninfo)),
-      older_still_open_(wait_for(*conn_, wait_for_older)),
+      bound_(next_xid(*conn_)),
+      older_still_open_(bound_ ? wait_for(*conn_, *bound_, wait_for_older) : std::vector<std::string>{}),
       tx_(std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_)),
       id_(tx_->exec1("SELECT pg_catalog.pg_export_snapshot()")[0].as<std::string>()) {}
 

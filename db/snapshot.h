@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,21 +22,27 @@ class ExportedSnapshot {
  public:
   // Opens a connection holding a REPEATABLE READ, READ ONLY transaction for
   // the lifetime of this object. First, for at most `wait_for_older`, waits
-  // until every transaction in progress at the call has ended (as CREATE
-  // INDEX CONCURRENTLY does): one that began before the snapshot and commits
-  // after it could hold values the snapshot cannot see. Throws on database
-  // errors.
+  // until every transaction begun before the call has ended (as CREATE INDEX
+  // CONCURRENTLY does): one that began before the snapshot and commits after
+  // it could hold values the snapshot cannot see. It takes a transaction id
+  // to tell which began before; a standby takes none, and waits for none
+  // (on_standby()). Throws on database errors.
   ExportedSnapshot(const std::string& conninfo, std::chrono::milliseconds wait_for_older);
   ~ExportedSnapshot();
 
   // For SET TRANSACTION SNAPSHOT in another session's REPEATABLE READ transaction.
   const std::string& id() const { return id_; }
   // Transactions begun before the snapshot and still not ended after the
-  // wait (prepared transactions among them): "pid N" or "prepared 'gid'".
+  // wait (prepared transactions among them): "pid N", "prepared 'gid'", or
+  // "xid N" for one whose session this role cannot see.
   const std::vector<std::string>& older_still_open() const { return older_still_open_; }
+  // True on a standby: it assigns no transaction id, and cannot tell which of
+  // the primary's transactions began before the snapshot (none was waited for).
+  bool on_standby() const { return !bound_; }
 
  private:
   std::unique_ptr<pqxx::connection> conn_;  // declared before tx_: outlives it
+  std::optional<std::string> bound_;        // the xid waited below; nullopt on a standby
   std::vector<std::string> older_still_open_;
   std::unique_ptr<pqxx::transaction_base> tx_;
   std::string id_;

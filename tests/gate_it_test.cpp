@@ -404,4 +404,31 @@ TEST_SUITE("db.gate") {
     CHECK(after.exit_code == 3);  // the committed value is seen now
     CHECK(contains(after.out, "under_old_key"));
   }
+
+  TEST_CASE("another role's open transaction fails the gate of an unprivileged role too") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("open_xact_role");
+    const auto t = python_tokens("NEW_ENCRYPTION_KEY", 1);
+    const auto old = python_tokens("OLD_ENCRYPTION_KEY", 1);
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, '" + t[0] + "')");
+    // A gate role with no privilege beyond reading the table.
+    const std::string role = "gate_" + db.name().substr(db.name().size() - 6);
+    db.exec("DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role + " LOGIN; GRANT SELECT ON t TO " + role);
+    const auto gate_as_role = [&] {
+      return run_rekey({"verify", "--db", db.conninfo() + " user=" + role, "--discover", "--require-new",
+                        "--wait-for-transactions", "300ms"},
+                       key_env());
+    };
+    {
+      Session app(db.conninfo());  // the superuser's session
+      app.exec("INSERT INTO t VALUES (2, '" + old[0] + "')");
+      const auto gate = gate_as_role();
+      CHECK_MESSAGE(gate.exit_code == 3, gate.describe());
+      CHECK_MESSAGE(contains(gate.out, "NOT CHECKED transaction ("), gate.out);
+      app.rollback();
+    }
+    const auto after = gate_as_role();
+    CHECK_MESSAGE(after.exit_code == 0, after.describe());
+    db.exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
+  }
 }

@@ -537,7 +537,8 @@ void Standby::start() { ctl("start"); }
 
 void Standby::catch_up(const std::string& primary_conninfo) {
   pqxx::connection primary(primary_conninfo);
-  const std::string lsn = pqxx::nontransaction(primary).exec1("SELECT pg_current_wal_lsn()::text")[0].as<std::string>();
+  const std::string lsn =
+      pqxx::nontransaction(primary).exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
   pqxx::connection standby(conninfo("postgres"));
   const bool replayed = wait_until(
       [&] {
