@@ -106,7 +106,7 @@ CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyri
   CensusOutcome outcome = empty_outcome(shape, keyring);
   std::vector<std::size_t> kept(shape.columns.size(), 0);
   const auto started = std::chrono::steady_clock::now();
-  std::int64_t requested = 0;  // rows asked of the scanner so far
+  std::int64_t requested = 0;  // rows the scanner returned so far
   bool reached_end = false;
 
   using Batch = std::shared_ptr<std::pair<std::vector<Row>, CensusOutcome>>;
@@ -124,7 +124,7 @@ CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyri
     }
     auto batch = std::make_shared<std::pair<std::vector<Row>, CensusOutcome>>();
     batch->first = scanner.next(batch_share(limit, settings.batch_bytes, settings.threads));
-    requested += static_cast<std::int64_t>(limit);
+    requested += static_cast<std::int64_t>(batch->first.size());  // a batch cut by bytes holds fewer
     if (batch->first.empty()) {
       reached_end = true;
       fc.stop();

@@ -36,6 +36,7 @@ std::string without_values(std::string message, int argc, char** argv) {
 
 int run_cli(int argc, char** argv) {
   harden_process();
+  bound_heap_growth();
   remember_command_line(argc, argv);
   CLI::App app{"rekey: rotate the Fernet encryption key of data stored in PostgreSQL", "rekey"};
   app.set_version_flag("--version", REKEY_VERSION);

@@ -51,7 +51,7 @@ const std::regex& query_password() {
   return re;
 }
 const std::regex& userinfo_password() {
-  static const std::regex re(R"((postgres(?:ql)?://[^:/@\s]*:)([^@/\s]*)(?=@))", std::regex::icase);
+  static const std::regex re(R"((postgres(?:ql)?://[^:/@\s]*:)([^@/]*)(?=@))", std::regex::icase);
   return re;
 }
 

@@ -47,21 +47,35 @@ void configure(Format format, Level min_level) {
 Format format() { return g_format; }
 bool enabled(Level level) { return level >= g_level.load(); }
 
+std::string json_text(std::string_view text) { return is_utf8(text) ? std::string(text) : printable(text); }
+
 void hide(std::string secret) {
   if (secret.empty()) return;
   std::lock_guard<std::mutex> lock(g_mutex);
   g_hidden.push_back(std::move(secret));
 }
 
+namespace {
+// `text` with every hidden secret replaced by ***. Needs g_mutex held.
+std::string without_hidden_locked(std::string text) {
+  for (const std::string& secret : g_hidden) {
+    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
+      text.replace(at, secret.size(), "***");
+    }
+  }
+  return text;
+}
+}  // namespace
+
+std::string without_hidden(std::string text) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return without_hidden_locked(std::move(text));
+}
+
 void write(Level level, const std::string& text, const nlohmann::json& fields) {
   if (!enabled(level)) return;
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::string message = text;
-  for (const std::string& secret : g_hidden) {
-    for (std::size_t at = message.find(secret); at != std::string::npos; at = message.find(secret, at + 3)) {
-      message.replace(at, secret.size(), "***");
-    }
-  }
+  const std::string message = without_hidden_locked(text);
   std::string line;
   if (g_format == Format::kJson) {
     nlohmann::json j = fields;

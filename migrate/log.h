@@ -32,12 +32,20 @@ std::string printable(std::string_view text);
 // the connection string.
 void hide(std::string secret);
 
+// `text` with every secret given to hide() replaced by ***: for text that
+// leaves through another door than a log line (a report, the state schema).
+std::string without_hidden(std::string text);
+
 // The length of the well-formed UTF-8 character starting at text[at] (1 for
 // ASCII), or 0 when the bytes there are not one.
 std::size_t utf8_char_length(std::string_view text, std::size_t at);
 
 // True when `text` is well-formed UTF-8 (what JSON text must be).
 bool is_utf8(std::string_view text);
+
+// `text` itself when it is UTF-8, else printable(text): JSON text for a
+// report, where a key of a SQL_ASCII database would otherwise lose bytes.
+std::string json_text(std::string_view text);
 
 void write(Level level, const std::string& message, const nlohmann::json& fields = nlohmann::json::object());
 

@@ -1,5 +1,6 @@
 #include "migrate/process_guard.h"
 
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -12,5 +13,7 @@ void harden_process() {
   const rlimit no_core{0, 0};
   if (::setrlimit(RLIMIT_CORE, &no_core) != 0) log::warn("cannot disable core files");
 }
+
+void bound_heap_growth() { ::mallopt(M_MMAP_THRESHOLD, 128 * 1024); }
 
 }  // namespace rekey

@@ -45,9 +45,9 @@ void ProgressReporter::update(std::int64_t rows, double elapsed, bool final) {
   const int filled = static_cast<int>(fraction * kWidth);
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "\r%s [%s] %lld/%lld rows  %.0f rows/s  ETA %llds%s", label_.c_str(), bar.c_str(),
-               static_cast<long long>(done), static_cast<long long>(total), rate, static_cast<long long>(eta),
-               final ? "\n" : "  ");
+  std::fprintf(stderr, "\r%s [%s] %lld/%lld rows  %.0f rows/s  ETA %llds%s", log::printable(label_).c_str(),
+               bar.c_str(), static_cast<long long>(done), static_cast<long long>(total), rate,
+               static_cast<long long>(eta), final ? "\n" : "  ");
   std::fflush(stderr);
 }
 

@@ -13,6 +13,7 @@
 #include "db/snapshot.h"
 #include "db/state_store.h"
 #include "db/table_lock.h"
+#include "migrate/atomic_file.h"
 #include "migrate/audit_log.h"
 #include "migrate/db_options.h"
 #include "migrate/duration.h"
@@ -42,7 +43,7 @@ class DryRunWriter final : public TableWriter {
       if (failures_.size() >= kMaxListed) break;
       failures_.push_back({{"table", table_},
                            {"column", columns_.at(f.column)},
-                           {"primary_key", key_display(f.key)},
+                           {"primary_key", log::json_text(key_display(f.key))},
                            {"reason", f.reason}});
     }
     return {};
@@ -201,6 +202,17 @@ db::Triggers trigger_mode(const RotateOptions& o, const std::string& conninfo) {
   return db::Triggers::kSkip;
 }
 
+// --report's file must be writable before anything is: a run that rotated
+// everything and then cannot say so would exit 1. Throws UsageError.
+void refuse_unwritable_report(const std::string& path) {
+  if (path.empty()) return;
+  try {
+    AtomicFile probe(path);  // a temporary beside it, removed again
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--report: ") + e.what());
+  }
+}
+
 nlohmann::json counts_json(const RunReport& report) {
   nlohmann::json tables = nlohmann::json::object();
   for (const auto& t : report.tables) {
@@ -272,6 +284,7 @@ class RotateRun {
     }
     report_.unchecked = resolved_.unchecked;
     report_.excluded = resolved_.excluded;
+    refuse_unwritable_report(o_.report);
     if (!o_.dry_run) open_state();
     audit_.record("run_start", {{"command", "rotate"},
                                 {"run_id", report_.run_id},
@@ -385,7 +398,7 @@ class RotateRun {
         for (const auto& f : store_->failures(report_.run_id, 1000)) {
           report_.failures.push_back({{"table", f.table_name},
                                       {"column", f.column_name},
-                                      {"primary_key", f.primary_key},
+                                      {"primary_key", log::json_text(f.primary_key)},
                                       {"reason", f.reason}});
         }
       } catch (const std::exception& e) {
@@ -426,7 +439,7 @@ class RotateRun {
       report_.stop_reason = "error";
       report_.exit_code =
           to_int(dynamic_cast<const UsageError*>(&error) != nullptr ? ExitCode::kUsage : ExitCode::kFailure);
-      report_.error = db::error_summary(error);
+      report_.error = log::without_hidden(db::error_summary(error));
       if (store_) mark_failed();
       publish_files("run_stop", {{"error", report_.error}});
     } catch (const std::exception& e) {

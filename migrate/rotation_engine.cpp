@@ -207,8 +207,14 @@ class TableRotation {
       std::vector<KeyValues> chunk(
           keys.begin() + static_cast<std::ptrdiff_t>(from),
           keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings_.batch_size)));
+      // Paced like the main pass: the rate cap, the pause file and replica lag hold here too.
+      if (settings_.throttle != nullptr) {
+        settings_.throttle->wait_for_turn(stop_);
+        if (stop_.should_stop()) break;
+      }
       KeyedRows read;
       retry("reading rows again", read_retries_, [&] { read = reader_.read_keys(chunk, max_bytes); });
+      if (settings_.throttle != nullptr) settings_.throttle->count_read(read.rows.size());
       chunk.resize(std::max<std::size_t>(1, read.keys_read));
       from += chunk.size();
       const std::vector<Row>& rows = read.rows;

@@ -63,7 +63,7 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
     for (std::size_t c = 0; c < t.columns.size(); ++c) {
       const ColumnCounts& k = t.counts[c];
       std::printf("  %s.%s: %s %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
-                  t.table.c_str(), db::quote_ident_if_needed(t.columns[c]).c_str(),
+                  log::printable(t.table).c_str(), log::printable(db::quote_ident_if_needed(t.columns[c])).c_str(),
                   dry_run ? "would rotate" : "rotated", static_cast<long long>(k.rotated),
                   static_cast<long long>(k.already_new), static_cast<long long>(k.null),
                   static_cast<long long>(k.undecryptable), static_cast<long long>(k.changed_concurrently));

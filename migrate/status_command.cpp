@@ -93,22 +93,24 @@ void print_run(const nlohmann::json& r) {
                   ? "(none)"
                   : r["old_key_fingerprints"].get<std::string>().c_str());
   std::printf("  started %s by %s; %s %s\n", r["started_at"].get<std::string>().c_str(),
-              r["runner"].get<std::string>().c_str(), r["finished_at"].is_null() ? "updated" : "ended",
+              log::printable(r["runner"].get<std::string>()).c_str(), r["finished_at"].is_null() ? "updated" : "ended",
               (r["finished_at"].is_null() ? r["updated_at"] : r["finished_at"]).get<std::string>().c_str());
   if (!r["exit_code"].is_null()) std::printf("  exit code %d\n", r["exit_code"].get<int>());
   std::printf("  targets:");
-  for (const auto& t : r["targets"]) std::printf(" %s", t.get<std::string>().c_str());
+  for (const auto& t : r["targets"]) std::printf(" %s", log::printable(t.get<std::string>()).c_str());
   std::printf("\n");
   for (const auto& t : r["tables"]) {
     const auto estimated = t["estimated_rows"].get<std::int64_t>();
     const std::string of =
         estimated > 0 ? fmt::format(" of about {} ({:.1f}%)", estimated, t["percent"].get<double>()) : std::string();
-    std::printf("  %s: %s, %lld rows%s, last key %s\n", t["table"].get<std::string>().c_str(),
+    std::printf("  %s: %s, %lld rows%s, last key %s\n", log::printable(t["table"].get<std::string>()).c_str(),
                 t["done"].get<bool>() ? "done" : "not done", static_cast<long long>(t["rows_seen"].get<std::int64_t>()),
-                of.c_str(), t["last_key"].is_null() ? "(none)" : t["last_key"].get<std::string>().c_str());
+                of.c_str(),
+                t["last_key"].is_null() ? "(none)" : log::printable(t["last_key"].get<std::string>()).c_str());
     for (const auto& [column, c] : t["counts"].items()) {
       std::printf("    %s: rotated %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
-                  db::quote_ident_if_needed(column).c_str(), static_cast<long long>(c["rotated"].get<std::int64_t>()),
+                  log::printable(db::quote_ident_if_needed(column)).c_str(),
+                  static_cast<long long>(c["rotated"].get<std::int64_t>()),
                   static_cast<long long>(c["already_new"].get<std::int64_t>()),
                   static_cast<long long>(c["null"].get<std::int64_t>()),
                   static_cast<long long>(c["undecryptable"].get<std::int64_t>()),
@@ -120,14 +122,15 @@ void print_run(const nlohmann::json& r) {
     std::printf("  %lld value(s) could not be decrypted%s:\n", static_cast<long long>(failure_count),
                 failure_count > static_cast<std::int64_t>(r["failures"].size()) ? " (first ones)" : "");
     for (const auto& f : r["failures"]) {
-      std::printf("    %s.%s primary key %s: %s\n", f["table"].get<std::string>().c_str(),
-                  db::quote_ident_if_needed(f["column"].get<std::string>()).c_str(),
+      std::printf("    %s.%s primary key %s: %s\n", log::printable(f["table"].get<std::string>()).c_str(),
+                  log::printable(db::quote_ident_if_needed(f["column"].get<std::string>())).c_str(),
                   log::printable(f["primary_key"].get<std::string>()).c_str(), f["reason"].get<std::string>().c_str());
     }
   }
   if (!r["resume_command"].is_null()) {
     std::printf("  resume with the same keys (new key %s) set:\n    %s\n",
-                r["new_key_fingerprint"].get<std::string>().c_str(), r["resume_command"].get<std::string>().c_str());
+                r["new_key_fingerprint"].get<std::string>().c_str(),
+                log::printable(r["resume_command"].get<std::string>()).c_str());
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "db/identifier.h"
 #include "migrate/errors.h"
+#include "migrate/log.h"
 
 namespace rekey {
 
@@ -35,8 +36,9 @@ std::string targets_key(const std::vector<TableTarget>& targets) {
   std::vector<std::string> lines;
   for (const auto& t : targets) {
     for (const auto& c : t.columns) {
-      lines.push_back(db::quote_ident_if_needed(t.schema) + "." + db::quote_ident_if_needed(t.table) + "." +
-                      db::quote_ident_if_needed(c));
+      // Escaped: a newline in a name must not split its line in two.
+      lines.push_back(log::printable(db::quote_ident_if_needed(t.schema) + "." + db::quote_ident_if_needed(t.table) +
+                                     "." + db::quote_ident_if_needed(c)));
     }
   }
   std::sort(lines.begin(), lines.end());

@@ -39,7 +39,7 @@ class Throttle {
   // rows counted with count_read), the pause file and the lag limit (while
   // the lag is unknown it waits too, and after replica_lag_unknown_for asks
   // `stop` to stop). Returns early if `stop` asks. Logs why it pauses. Not
-  // thread-safe: call from the reader stage only.
+  // thread-safe: call from the reader stage, or between pipelines.
   void wait_for_turn(StopControl& stop);
   void count_read(std::size_t rows) { rows_read_ += static_cast<std::int64_t>(rows); }
 

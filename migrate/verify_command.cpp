@@ -106,7 +106,7 @@ nlohmann::json column_json(const RelationCensus& t, std::size_t c, const crypto:
   for (std::size_t i = 0; i < k.under_old.size(); ++i) old[keyring.old_key(i).fingerprint()] = k.under_old[i];
   nlohmann::json examples = nlohmann::json::array();
   for (const auto& f : t.outcome.examples) {
-    if (f.column == c) examples.push_back({{"primary_key", key_display(f.key)}, {"reason", f.reason}});
+    if (f.column == c) examples.push_back({{"primary_key", log::json_text(key_display(f.key))}, {"reason", f.reason}});
   }
   nlohmann::json j{{"schema", t.shape.schema},
                    {"table", t.shape.table},
@@ -247,6 +247,12 @@ int run_verify(const VerifyOptions& o) {
     plan.unchecked.push_back({"transaction (" + open + ")", UncheckedCause::kOpenTransaction,
                               "began before the census and is still open: it could still commit values the "
                               "census cannot see; rerun once it has ended"});
+  }
+  if (snapshot.on_standby()) {
+    plan.unchecked.push_back({"transactions on the primary", UncheckedCause::kOpenTransaction,
+                              "this server is a standby: a transaction still open on the primary could commit "
+                              "values the census cannot see, and a standby cannot wait for one; run the gate on "
+                              "the primary"});
   }
 
   CensusSettings settings;

@@ -131,6 +131,7 @@ TEST_SUITE("files") {
         "postgres://app:hunter2@db:5432/prod?sslmode=require",
         "postgresql://app@db/prod?sslmode=require&password=hunter2",
         "host=db dbname=postgresql://app:hunter2@db/prod",
+        "postgresql://app:hunter2 ter@db/prod",  // libpq takes a raw space in a URI's password
     };
     for (const auto& conninfo : with_password) {
       CAPTURE(conninfo);
@@ -205,6 +206,20 @@ TEST_SUITE("db.files") {
     CHECK(contains(r.err, "symbolic link"));
     CHECK(read_file(victim) == "the victim's content\n");
     CHECK(db.checksum("t", "id") == before);
+  }
+
+  TEST_CASE("a report that cannot be written is refused (exit 2) before anything is rotated") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("report_unwritable");
+    const std::string before = seed_old_tokens(db, 3);
+    TempDir dir;
+    const std::string report = dir.file("no-such-dir") + "/report.json";
+    const auto r = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v", "--report", report}, key_env());
+    CAPTURE(r.describe());
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, "--report: cannot write " + report));
+    CHECK(db.checksum("t", "id") == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
   }
 
   TEST_CASE("a readable key file is refused (exit 2) before anything is touched; --allow-readable-key-file warns") {
