@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/hex.h"
 #include "crypto/base64.h"
 
 namespace rekey::crypto {
@@ -214,11 +215,7 @@ std::unique_ptr<const Fernet> Fernet::create(ByteView key) {
 
   std::uint8_t* digest = impl->key_digest;
   SHA256(key.data, key.size, digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 0; i < 4; ++i) {
-    impl->fingerprint.push_back(kHex[digest[i] >> 4]);
-    impl->fingerprint.push_back(kHex[digest[i] & 15]);
-  }
+  impl->fingerprint = to_hex(std::string_view(reinterpret_cast<const char*>(digest), 4));
   return std::unique_ptr<const Fernet>(new Fernet(std::move(impl)));
 }
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <pqxx/pqxx>
 
+#include "common/identifier.h"
 #include "db/connection.h"
-#include "db/identifier.h"
 
 namespace rekey::db {
 namespace {
@@ -175,6 +175,14 @@ std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string&
     throw CatalogError("table " + name_of(schema, table) + " is partitioned and has no partition to rotate");
   }
   return shapes;
+}
+
+Catalog::Catalog(const std::string& conninfo) : conn_(connect(conninfo)) {}
+Catalog::~Catalog() = default;
+
+std::vector<TableShape> Catalog::resolve_table(const std::string& schema, const std::string& table,
+                                               const std::vector<std::string>& columns) {
+  return db::resolve_table(*conn_, schema, table, columns);
 }
 
 }  // namespace rekey::db

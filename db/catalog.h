@@ -1,6 +1,7 @@
 // Resolving operator-named targets against the catalog.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,18 @@ namespace rekey::db {
 // hold a token.
 std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string& schema, const std::string& table,
                                       const std::vector<std::string>& columns);
+
+// resolve_table() for many tables over one connection, which it owns. Use
+// from one thread at a time.
+class Catalog {
+ public:
+  explicit Catalog(const std::string& conninfo);
+  ~Catalog();
+  std::vector<TableShape> resolve_table(const std::string& schema, const std::string& table,
+                                        const std::vector<std::string>& columns);
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+};
 
 }  // namespace rekey::db

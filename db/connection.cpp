@@ -75,9 +75,23 @@ std::string error_summary(const std::exception& e) {
   return text;
 }
 
-bool is_lock_timeout(const std::exception& e) {
+namespace {
+// True for a lock wait or statement that hit its timeout (55P03, 57014).
+bool is_lock_timeout_state(const std::exception& e) {
   const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
   return sql != nullptr && (sql->sqlstate() == "55P03" || sql->sqlstate() == "57014");
+}
+
+PortFailure failure_of(const std::exception& e) {
+  if (is_lock_timeout_state(e)) return PortFailure::kLockTimeout;
+  if (is_broken_connection(e)) return PortFailure::kLostConnection;
+  return is_transient(e) ? PortFailure::kTransient : PortFailure::kPermanent;
+}
+}  // namespace
+
+PortError as_port_error(const std::exception& e) {
+  if (const auto* port = dynamic_cast<const PortError*>(&e)) return *port;
+  return PortError(failure_of(e), error_summary(e));
 }
 
 bool is_transient(const std::exception& e) {

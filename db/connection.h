@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "db/pqxx_fwd.h"
+#include "migrate/port_error.h"
 
 namespace rekey::db {
 
@@ -42,7 +43,8 @@ class Session {
   // (terminated backend, server restart), the connection is dropped, reopened
   // and `work` run once more; a second failure propagates (callers retry
   // longer outages with backoff). Other errors propagate at once; a transient
-  // error also drops the connection, so the next call starts clean.
+  // error also drops the connection, so the next call starts clean. What
+  // propagates is a PortError (as_port_error).
   template <typename Work>
   auto run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>()));
 
@@ -66,8 +68,21 @@ bool is_broken_connection(const std::exception& e);
 // SQLSTATE for database errors.
 std::string error_summary(const std::exception& e);
 
-// True for a lock wait or statement that hit its timeout (55P03, 57014).
-bool is_lock_timeout(const std::exception& e);
+// The port error (migrate/port_error.h) that libpqxx's exception `e` is, with
+// error_summary(e) as its message: the one place where the ports' error
+// vocabulary is given to what the driver throws. `e` if it is one already.
+PortError as_port_error(const std::exception& e);
+
+// Runs `work`, throwing every exception it throws as_port_error(): the body of
+// each port method, so that no libpqxx exception reaches the engine.
+template <typename Work>
+auto as_port_errors(Work&& work) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const std::exception& e) {
+    throw as_port_error(e);
+  }
+}
 
 template <typename Work>
 auto Session::run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>())) {
@@ -76,7 +91,7 @@ auto Session::run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>(
       return work(open());
     } catch (const std::exception& e) {
       if (is_transient(e)) drop();
-      if (attempt > 0 || !is_broken_connection(e)) throw;
+      if (attempt > 0 || !is_broken_connection(e)) throw as_port_error(e);
     }
   }
 }

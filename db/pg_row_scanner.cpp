@@ -94,20 +94,22 @@ void PgRowScanner::read_long_values(std::vector<Fetched>& rows) {
 }
 
 std::vector<Row> PgRowScanner::next(const ReadLimit& limit) {
-  if (finished_) return {};
-  if (!tx_) begin(limit);
-  if (fetched_.size() < limit.rows && !cursor_done_) fetch(limit.rows - fetched_.size());
-  std::vector<Fetched> taken = take(limit);
-  read_long_values(taken);
-  std::vector<Row> rows;
-  rows.reserve(taken.size());
-  for (Fetched& f : taken) rows.push_back(std::move(f.row));
-  if (rows.empty()) {
-    tx_->commit();
-    tx_.reset();
-    finished_ = true;
-  }
-  return rows;
+  return as_port_errors([&] {
+    if (finished_) return std::vector<Row>{};
+    if (!tx_) begin(limit);
+    if (fetched_.size() < limit.rows && !cursor_done_) fetch(limit.rows - fetched_.size());
+    std::vector<Fetched> taken = take(limit);
+    read_long_values(taken);
+    std::vector<Row> rows;
+    rows.reserve(taken.size());
+    for (Fetched& f : taken) rows.push_back(std::move(f.row));
+    if (rows.empty()) {
+      tx_->commit();
+      tx_.reset();
+      finished_ = true;
+    }
+    return rows;
+  });
 }
 
 }  // namespace rekey::db

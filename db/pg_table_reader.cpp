@@ -2,8 +2,8 @@
 
 #include <pqxx/pqxx>
 
+#include "common/identifier.h"
 #include "db/connection.h"
-#include "db/identifier.h"
 #include "db/result_rows.h"
 #include "db/sql_text.h"
 

@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "common/identifier.h"
 #include "db/connection.h"
-#include "db/identifier.h"
 #include "db/sql_text.h"
 
 namespace rekey::db {

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <pqxx/pqxx>
 
+#include "common/identifier.h"
 #include "db/connection.h"
-#include "db/identifier.h"
 
 namespace rekey::db {
 namespace {

@@ -4,8 +4,8 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "common/log.h"
 #include "db/connection.h"
-#include "migrate/log.h"
 
 namespace rekey::db {
 namespace {

@@ -9,18 +9,9 @@
 #include <string>
 
 #include "db/pqxx_fwd.h"
+#include "migrate/throttle.h"
 
 namespace rekey::db {
-
-struct ReplicaLag {
-  // The largest replay lag among the standbys connected now, in seconds (0
-  // without standbys, or when all have replayed everything sent to them;
-  // infinity for one that has not reported its replay position yet).
-  double max_seconds = 0;
-  // Why the lag cannot be known now: a standby listed at the start is not
-  // connected, or pg_stat_replication cannot be read. Empty when it is known.
-  std::optional<std::string> unknown;
-};
 
 class ReplicaLagProbe {
  public:

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <stdexcept>
 
-#include "db/identifier.h"
+#include "common/identifier.h"
 
 namespace rekey::db {
 
@@ -84,17 +84,6 @@ std::string binary_text_array(const std::vector<std::optional<std::string>>& val
 
 std::string binary_text_array(const std::vector<std::string>& values) {
   return binary_array(values.size(), false, [&](std::size_t i) { return &values[i]; });
-}
-
-std::string to_hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
 }
 
 std::string only_relation(const TableShape& shape) {

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/hex.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
@@ -19,9 +20,6 @@ std::string text_array(const std::vector<std::string>& values);
 // which measured several times faster for thousands of tokens.
 std::string binary_text_array(const std::vector<std::optional<std::string>>& values);
 std::string binary_text_array(const std::vector<std::string>& values);
-
-// Lower-case hex of raw bytes, for decode(x, 'hex').
-std::string to_hex(std::string_view bytes);
 
 // ONLY "schema"."table", always quoted: the rows this relation stores itself,
 // never those of its inheritance children (each child is a target of its own,

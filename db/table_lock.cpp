@@ -54,23 +54,25 @@ std::optional<std::string> TableLocks::try_lock(const TableShape& shape) {
 }
 
 bool TableLocks::still_held() {
-  try {
-    if (conn_ && conn_->is_open()) {
-      pqxx::nontransaction tx(*conn_);
-      tx.exec("SELECT 1");
-      return true;
+  return as_port_errors([&] {
+    try {
+      if (conn_ && conn_->is_open()) {
+        pqxx::nontransaction tx(*conn_);
+        tx.exec("SELECT 1");
+        return true;
+      }
+    } catch (const std::exception& e) {
+      if (!is_transient(e)) throw;
     }
-  } catch (const std::exception& e) {
-    if (!is_transient(e)) throw;
-  }
-  // The session that held the locks is gone, and its locks with it.
-  conn_.reset();
-  conn_ = connect(conninfo_);
-  const std::vector<TableShape> tables = held_;
-  for (const auto& t : tables) {
-    if (try_lock(t)) return false;
-  }
-  return true;
+    // The session that held the locks is gone, and its locks with it.
+    conn_.reset();
+    conn_ = connect(conninfo_);
+    const std::vector<TableShape> tables = held_;
+    for (const auto& t : tables) {
+      if (try_lock(t)) return false;
+    }
+    return true;
+  });
 }
 
 std::vector<std::string> locked_tables(pqxx::connection& conn, const std::vector<std::string>& tables) {

@@ -3,8 +3,8 @@
 #include <random>
 #include <thread>
 
-#include "db/connection.h"
-#include "migrate/log.h"
+#include "common/log.h"
+#include "migrate/port_error.h"
 
 namespace rekey {
 
@@ -18,14 +18,14 @@ void with_retries(const RetryPolicy& policy, const std::string& what, const std:
       attempt();
       return;
     } catch (const std::exception& e) {
-      if (!db::is_transient(e)) throw;
+      if (!is_transient(e)) throw;
       if (std::chrono::steady_clock::now() >= give_up_at) {
         throw RetriesExhausted(what + ": still failing after " + std::to_string(policy.retry_for.count() / 1000) +
-                               "s of retries: " + db::error_summary(e));
+                               "s of retries: " + e.what());
       }
       std::uniform_int_distribution<long> jitter(delay.count() / 2, delay.count());
       const std::chrono::milliseconds wait{jitter(rng)};
-      log::warn("{}: {} (attempt {}; retrying in {} ms)", what, db::error_summary(e), n, wait.count());
+      log::warn("{}: {} (attempt {}; retrying in {} ms)", what, e.what(), n, wait.count());
       if (retries != nullptr) ++*retries;
       const auto until = std::chrono::steady_clock::now() + wait;
       while (std::chrono::steady_clock::now() < until) {

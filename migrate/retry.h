@@ -22,7 +22,7 @@ class RetriesExhausted : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Runs `attempt` until it returns. A transient error (is_transient) is logged
+// Runs `attempt` until it returns. A transient PortError (is_transient) is logged
 // with `what` and retried after a jittered delay; any other error propagates.
 // Throws RetriesExhausted once `policy.retry_for` has passed. A stop request
 // does not cut retries short: the batch in flight still gets committed.

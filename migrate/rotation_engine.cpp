@@ -8,10 +8,10 @@
 #include <chrono>
 #include <thread>
 
+#include "common/log.h"
 #include "crypto/token_signs.h"
-#include "db/connection.h"
 #include "migrate/census_engine.h"
-#include "migrate/log.h"
+#include "migrate/port_error.h"
 
 namespace rekey {
 namespace {
@@ -101,7 +101,7 @@ class TableRotation {
       } catch (const std::exception& e) {
         // A row the application holds locked: write around it from now on;
         // the rows left out come back as not applied and are read again later.
-        if (db::is_lock_timeout(e)) write.skip_locked = true;
+        if (is_lock_timeout(e)) write.skip_locked = true;
         throw;
       }
     });

@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "db/identifier.h"
-#include "db/sql_text.h"
-#include "migrate/log.h"
+#include "common/hex.h"
+#include "common/identifier.h"
+#include "common/log.h"
 
 namespace rekey {
 
 std::string TableShape::display_name() const {
-  return db::quote_ident_if_needed(schema) + "." + db::quote_ident_if_needed(table);
+  return quote_ident_if_needed(schema) + "." + quote_ident_if_needed(table);
 }
 
 TableShape TableShape::column_shape(std::size_t column) const {
@@ -22,7 +22,7 @@ TableShape TableShape::column_shape(std::size_t column) const {
 }
 
 std::string TableShape::column_display(std::size_t column) const {
-  return display_name() + "." + db::quote_ident_if_needed(columns.at(column));
+  return display_name() + "." + quote_ident_if_needed(columns.at(column));
 }
 
 std::string key_display(const KeyValues& key) {
@@ -36,7 +36,7 @@ nlohmann::json key_to_json(const KeyValues& key) {
     if (log::is_utf8(part)) {
       out.push_back(part);
     } else {
-      out.push_back({{"hex", db::to_hex(part)}});
+      out.push_back({{"hex", to_hex(part)}});
     }
   }
   return out;

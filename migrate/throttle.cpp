@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "migrate/log.h"
+#include "common/log.h"
 
 namespace rekey {
 namespace {
@@ -16,7 +16,7 @@ std::int64_t ns_since(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
-Throttle::Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<db::ReplicaLag()> replica_lag)
+Throttle::Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<ReplicaLag()> replica_lag)
     : settings_(std::move(settings)), replica_lag_(std::move(replica_lag)), batch_size_(initial_batch) {
   if (settings_.max_rate > 0) {
     // Small batches keep a low cap smooth: about ten batches a second at most.
@@ -32,7 +32,7 @@ std::optional<std::string> Throttle::replicas_hold_back(StopControl& stop) {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_lag_check_) return replicas_hold_back_;
   next_lag_check_ = now + std::chrono::seconds(1);
-  const db::ReplicaLag lag = replica_lag_();
+  const ReplicaLag lag = replica_lag_();
   if (lag.unknown) {
     if (!lag_unknown_since_) lag_unknown_since_ = now;
     if (now - *lag_unknown_since_ >= settings_.replica_lag_unknown_for) {

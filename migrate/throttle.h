@@ -10,10 +10,20 @@
 #include <optional>
 #include <string>
 
-#include "db/replica_lag.h"
 #include "migrate/stop_control.h"
 
 namespace rekey {
+
+// The standbys' replay lag as the throttle reads it (db::ReplicaLagProbe).
+struct ReplicaLag {
+  // The largest replay lag among the standbys connected now, in seconds (0
+  // without standbys, or when all have replayed everything sent to them;
+  // infinity for one that has not reported its replay position yet).
+  double max_seconds = 0;
+  // Why the lag cannot be known now: a standby listed at the start is not
+  // connected, or pg_stat_replication cannot be read. Empty when it is known.
+  std::optional<std::string> unknown;
+};
 
 struct ThrottleSettings {
   double max_rate = 0;     // rows per second; 0: no cap
@@ -33,7 +43,7 @@ class Throttle {
  public:
   // `replica_lag` reads the standbys' replay lag (called about once a second
   // when max_replica_lag is set); may be empty otherwise.
-  Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<db::ReplicaLag()> replica_lag);
+  Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<ReplicaLag()> replica_lag);
 
   // Blocks until the next batch may be read: honours the rate cap (over all
   // rows counted with count_read), the pause file and the lag limit (while
@@ -56,7 +66,7 @@ class Throttle {
   // Why the standbys hold the reader back now (read about once a second), or nullopt.
   std::optional<std::string> replicas_hold_back(StopControl& stop);
   ThrottleSettings settings_;
-  std::function<db::ReplicaLag()> replica_lag_;
+  std::function<ReplicaLag()> replica_lag_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point next_lag_check_{};
   std::optional<std::string> replicas_hold_back_;  // as of the last check

@@ -12,13 +12,13 @@
 #include <tuple>
 #include <vector>
 
+#include "cli/config_file.h"
+#include "cli/discover_command.h"
+#include "cli/status_command.h"
+#include "common/errors.h"
 #include "crypto/keyring.h"
 #include "db/discovery_queries.h"
 #include "migrate/census_engine.h"
-#include "migrate/config_file.h"
-#include "migrate/discover_command.h"
-#include "migrate/errors.h"
-#include "migrate/status_command.h"
 #include "tests/crypto_test_util.h"
 #include "tests/it_support.h"
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "migrate/atomic_file.h"
-#include "migrate/db_options.h"
-#include "migrate/errors.h"
-#include "migrate/key_source.h"
+#include "cli/db_options.h"
+#include "cli/key_source.h"
+#include "common/atomic_file.h"
+#include "common/errors.h"
 #include "tests/it_support.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "migrate/config_file.h"
+#include "cli/config_file.h"
 #include "tests/it_support.h"
 
 namespace {

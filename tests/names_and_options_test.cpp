@@ -1,43 +1,43 @@
 // Pure helpers of the CLI front: identifiers, durations, redaction, metrics text.
 #include <doctest/doctest.h>
 
+#include "cli/db_options.h"
+#include "cli/key_source.h"
+#include "cli/metrics_file.h"
+#include "cli/targets.h"
+#include "common/duration.h"
+#include "common/errors.h"
+#include "common/identifier.h"
+#include "common/log.h"
 #include "db/connection.h"
-#include "db/identifier.h"
-#include "migrate/db_options.h"
-#include "migrate/duration.h"
-#include "migrate/errors.h"
-#include "migrate/key_source.h"
-#include "migrate/log.h"
-#include "migrate/metrics_file.h"
-#include "migrate/targets.h"
 
 namespace rekey {
 
 TEST_SUITE("options") {
   TEST_CASE("parse_column_ref follows SQL identifier rules") {
-    const auto plain = db::parse_column_ref("Users.Phone_Enc");
+    const auto plain = parse_column_ref("Users.Phone_Enc");
     CHECK(plain.schema == "public");
     CHECK(plain.table == "users");
     CHECK(plain.column == "phone_enc");
-    const auto quoted = db::parse_column_ref(R"("Vault Data"."Accounts"."Routing ""Enc""")");
+    const auto quoted = parse_column_ref(R"("Vault Data"."Accounts"."Routing ""Enc""")");
     CHECK(quoted.schema == "Vault Data");
     CHECK(quoted.table == "Accounts");
     CHECK(quoted.column == "Routing \"Enc\"");
-    const auto dotted = db::parse_column_ref(R"(s."a.b".c)");
+    const auto dotted = parse_column_ref(R"(s."a.b".c)");
     CHECK(dotted.table == "a.b");
-    CHECK_THROWS_AS(db::parse_column_ref("users"), std::invalid_argument);
-    CHECK_THROWS_AS(db::parse_column_ref("a.b.c.d"), std::invalid_argument);
-    CHECK_THROWS_AS(db::parse_column_ref(R"("unterminated.x)"), std::invalid_argument);
-    CHECK_THROWS_AS(db::parse_column_ref("users..phone"), std::invalid_argument);
-    CHECK_THROWS_AS(db::parse_column_ref("my table.phone"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_column_ref("users"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_column_ref("a.b.c.d"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_column_ref(R"("unterminated.x)"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_column_ref("users..phone"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_column_ref("my table.phone"), std::invalid_argument);
   }
 
   TEST_CASE("quote_ident quotes what PostgreSQL would not read back unchanged") {
-    CHECK(db::quote_ident("a\"b") == "\"a\"\"b\"");
-    CHECK(db::quote_ident_if_needed("phone_enc") == "phone_enc");
-    CHECK(db::quote_ident_if_needed("Phone") == "\"Phone\"");
-    CHECK(db::quote_ident_if_needed("user") == "\"user\"");
-    CHECK(db::quote_ident_if_needed("Routing Enc") == "\"Routing Enc\"");
+    CHECK(quote_ident("a\"b") == "\"a\"\"b\"");
+    CHECK(quote_ident_if_needed("phone_enc") == "phone_enc");
+    CHECK(quote_ident_if_needed("Phone") == "\"Phone\"");
+    CHECK(quote_ident_if_needed("user") == "\"user\"");
+    CHECK(quote_ident_if_needed("Routing Enc") == "\"Routing Enc\"");
   }
 
   TEST_CASE("group_targets handles several columns of one table in one pass") {

@@ -4,10 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <map>
-#include <pqxx/except>
 
 #include "crypto/fernet.h"
 #include "crypto/keyring.h"
+#include "migrate/port_error.h"
 
 namespace rekey {
 namespace {
@@ -33,7 +33,7 @@ class FakeTable final : public TableReader, public TableWriter {
   std::vector<KeyValues> pending_rows;
   std::vector<KeyValues> not_found;              // pending rows gone when read again
   std::function<void(FakeTable&)> before_write;  // runs inside write(), before the compare-and-swap
-  int fail_next_writes = 0;                      // throw broken_connection this many times
+  int fail_next_writes = 0;                      // throw a lost connection this many times
   int writes = 0;
 
   std::size_t largest_read_bytes = 0;  // the most value bytes one read returned
@@ -63,7 +63,7 @@ class FakeTable final : public TableReader, public TableWriter {
   std::vector<std::size_t> write(const BatchWrite& batch) override {
     if (fail_next_writes > 0) {
       --fail_next_writes;
-      throw pqxx::broken_connection("simulated connection loss");
+      throw PortError(PortFailure::kLostConnection, "simulated connection loss");
     }
     ++writes;
     if (before_write) before_write(*this);

@@ -1,0 +1,217 @@
+#include "cli/status_command.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "cli/cli_choices.h"
+#include "cli/db_options.h"
+#include "cli/verify_command.h"
+#include "common/errors.h"
+#include "common/identifier.h"
+#include "common/log.h"
+#include "db/state_store.h"
+
+namespace rekey {
+namespace {
+
+enum class OutputFormat { kTable, kJson };
+
+struct StatusOptions {
+  DbOption db;
+  std::int64_t run_id = 0;
+  std::size_t limit = 10;
+  std::string state_schema = "rekey";
+  std::size_t failures = 50;
+  OutputFormat format = OutputFormat::kTable;
+};
+
+// One run as shown: its recorded status, or "stopped (interrupted)" for a
+// "running" run none of whose tables is locked by a runner any more.
+nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::size_t failure_limit) {
+  const std::vector<std::string> tables = target_tables(run.targets);
+  std::string state = run.status;
+  if (run.status == "running" && store.locked_tables(tables).empty()) state = "stopped (interrupted)";
+  nlohmann::json targets = nlohmann::json::array();
+  std::istringstream lines(run.targets);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) targets.push_back(line);
+  }
+  nlohmann::json progress = nlohmann::json::array();
+  for (const auto& p : store.progress(run.id)) {
+    nlohmann::json counts = nlohmann::json::object();
+    for (const auto& [column, c] : p.counts) counts[column] = nlohmann::json(c);
+    double percent =
+        p.done ? 100.0
+        : p.estimated_rows > 0
+            ? std::min(99.9, 100.0 * static_cast<double>(p.rows_seen) / static_cast<double>(p.estimated_rows))
+            : 0.0;
+    progress.push_back({{"table", p.table_name},
+                        {"last_key", p.last_key ? nlohmann::json(key_display(*p.last_key)) : nlohmann::json(nullptr)},
+                        {"rows_seen", p.rows_seen},
+                        {"estimated_rows", p.estimated_rows},
+                        {"percent", percent},
+                        {"done", p.done},
+                        {"counts", counts}});
+  }
+  nlohmann::json failures = nlohmann::json::array();
+  for (const auto& f : store.failures(run.id, failure_limit)) {
+    failures.push_back(
+        {{"table", f.table_name}, {"column", f.column_name}, {"primary_key", f.primary_key}, {"reason", f.reason}});
+  }
+  nlohmann::json j{{"id", run.id},
+                   {"status", run.status},
+                   {"state", state},
+                   {"targets", targets},
+                   {"new_key_fingerprint", run.new_key_fingerprint},
+                   {"old_key_fingerprints", run.old_key_fingerprints},
+                   {"runner", run.runner},
+                   {"started_at", run.started_at},
+                   {"updated_at", run.updated_at},
+                   {"finished_at", run.finished_at.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.finished_at)},
+                   {"exit_code", run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json(nullptr)},
+                   {"command", run.command},
+                   {"tables", progress},
+                   {"failure_count", store.failure_count(run.id)},
+                   {"failures", failures}};
+  j["resume_command"] =
+      state == "finished" || state == "running" ? nlohmann::json(nullptr) : nlohmann::json(resume_command(run.command));
+  return j;
+}
+
+void print_run(const nlohmann::json& r) {
+  std::printf("run %lld: %s\n", static_cast<long long>(r["id"].get<std::int64_t>()),
+              r["state"].get<std::string>().c_str());
+  std::printf("  new key %s; old keys %s\n", r["new_key_fingerprint"].get<std::string>().c_str(),
+              r["old_key_fingerprints"].get<std::string>().empty()
+                  ? "(none)"
+                  : r["old_key_fingerprints"].get<std::string>().c_str());
+  std::printf("  started %s by %s; %s %s\n", r["started_at"].get<std::string>().c_str(),
+              log::printable(r["runner"].get<std::string>()).c_str(), r["finished_at"].is_null() ? "updated" : "ended",
+              (r["finished_at"].is_null() ? r["updated_at"] : r["finished_at"]).get<std::string>().c_str());
+  if (!r["exit_code"].is_null()) std::printf("  exit code %d\n", r["exit_code"].get<int>());
+  std::printf("  targets:");
+  for (const auto& t : r["targets"]) std::printf(" %s", log::printable(t.get<std::string>()).c_str());
+  std::printf("\n");
+  for (const auto& t : r["tables"]) {
+    const auto estimated = t["estimated_rows"].get<std::int64_t>();
+    const std::string of =
+        estimated > 0 ? fmt::format(" of about {} ({:.1f}%)", estimated, t["percent"].get<double>()) : std::string();
+    std::printf("  %s: %s, %lld rows%s, last key %s\n", log::printable(t["table"].get<std::string>()).c_str(),
+                t["done"].get<bool>() ? "done" : "not done", static_cast<long long>(t["rows_seen"].get<std::int64_t>()),
+                of.c_str(),
+                t["last_key"].is_null() ? "(none)" : log::printable(t["last_key"].get<std::string>()).c_str());
+    for (const auto& [column, c] : t["counts"].items()) {
+      std::printf("    %s: rotated %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
+                  log::printable(quote_ident_if_needed(column)).c_str(),
+                  static_cast<long long>(c["rotated"].get<std::int64_t>()),
+                  static_cast<long long>(c["already_new"].get<std::int64_t>()),
+                  static_cast<long long>(c["null"].get<std::int64_t>()),
+                  static_cast<long long>(c["undecryptable"].get<std::int64_t>()),
+                  static_cast<long long>(c["changed_concurrently"].get<std::int64_t>()));
+    }
+  }
+  const auto failure_count = r["failure_count"].get<std::int64_t>();
+  if (failure_count > 0) {
+    std::printf("  %lld value(s) could not be decrypted%s:\n", static_cast<long long>(failure_count),
+                failure_count > static_cast<std::int64_t>(r["failures"].size()) ? " (first ones)" : "");
+    for (const auto& f : r["failures"]) {
+      std::printf("    %s.%s primary key %s: %s\n", log::printable(f["table"].get<std::string>()).c_str(),
+                  log::printable(quote_ident_if_needed(f["column"].get<std::string>())).c_str(),
+                  log::printable(f["primary_key"].get<std::string>()).c_str(), f["reason"].get<std::string>().c_str());
+    }
+  }
+  if (!r["resume_command"].is_null()) {
+    std::printf("  resume with the same keys (new key %s) set:\n    %s\n",
+                r["new_key_fingerprint"].get<std::string>().c_str(),
+                log::printable(r["resume_command"].get<std::string>()).c_str());
+  }
+}
+
+int run_status(const StatusOptions& o) {
+  force_read_only_sessions();
+  db::StateStore store(resolve_conninfo(o.db), o.state_schema);
+  nlohmann::json runs = nlohmann::json::array();
+  if (store.schema_exists()) {
+    if (o.run_id > 0) {
+      const auto run = store.run(o.run_id);
+      if (!run) throw UsageError("no run " + std::to_string(o.run_id) + " in state schema " + o.state_schema);
+      runs.push_back(describe(store, *run, o.failures));
+    } else {
+      for (const auto& run : store.runs(o.limit)) runs.push_back(describe(store, run, o.failures));
+    }
+  }
+  if (o.format == OutputFormat::kJson) {
+    const nlohmann::json j{{"state_schema", o.state_schema}, {"runs", runs}};
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (runs.empty()) {
+    std::printf("no runs yet (state schema %s has none)\n", quote_ident_if_needed(o.state_schema).c_str());
+  } else {
+    for (const auto& r : runs) print_run(r);
+  }
+  std::fflush(stdout);
+  return to_int(ExitCode::kOk);
+}
+
+}  // namespace
+
+std::vector<std::string> target_tables(const std::string& targets) {
+  std::vector<std::string> out;
+  std::istringstream lines(targets);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    std::vector<std::string> parts;
+    try {
+      parts = split_qualified_name(line);
+    } catch (const std::invalid_argument&) {
+      continue;
+    }
+    if (parts.size() != 3) continue;
+    const std::string name = quote_ident_if_needed(parts[0]) + "." + quote_ident_if_needed(parts[1]);
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
+}
+
+std::string resume_command(const std::string& recorded) {
+  std::string out = recorded;
+  const std::string flag = " --restart";
+  for (std::size_t pos = out.find(flag); pos != std::string::npos; pos = out.find(flag, pos)) {
+    const std::size_t end = pos + flag.size();
+    if (end == out.size() || out[end] == ' ') {
+      out.erase(pos, flag.size());
+    } else {
+      pos = end;
+    }
+  }
+  return out;
+}
+
+void add_status_command(CLI::App& root, int& exit_code) {
+  auto o = std::make_shared<StatusOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "status",
+      "Show rotation runs (latest first): state, per-table progress, failures, and how to resume a stopped run.\n"
+      "Example: rekey status --run-id 3 --format json");
+  add_db_option(*cmd, o->db);
+  cmd->add_option("--run-id", o->run_id, "Show only this run")->check(CLI::PositiveNumber);
+  cmd->add_option("--limit", o->limit, "Show at most this many runs")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--failures", o->failures, "Show at most this many failures per run")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  add_state_schema_option(*cmd, o->state_schema, "Schema of rekey's state tables");
+  cmd->add_option("--format", o->format, "table or json (on stdout)")
+      ->transform(
+          choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+  cmd->callback([o, &exit_code] { exit_code = run_status(*o); });
+}
+
+}  // namespace rekey

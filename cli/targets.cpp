@@ -1,0 +1,51 @@
+#include "cli/targets.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "common/errors.h"
+#include "common/identifier.h"
+#include "common/log.h"
+
+namespace rekey {
+
+TableTarget& target_for(std::vector<TableTarget>& targets, const std::string& schema, const std::string& table) {
+  const auto it = std::find_if(targets.begin(), targets.end(),
+                               [&](const TableTarget& t) { return t.schema == schema && t.table == table; });
+  if (it != targets.end()) return *it;
+  targets.push_back({schema, table, {}});
+  return targets.back();
+}
+
+std::vector<TableTarget> group_targets(const std::vector<std::string>& specs) {
+  std::vector<TableTarget> out;
+  for (const auto& spec : specs) {
+    ColumnRef ref;
+    try {
+      ref = parse_column_ref(spec);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--column: ") + e.what());
+    }
+    target_for(out, ref.schema, ref.table)
+        .columns.push_back(ref.column);  // a column named twice is the catalog's to refuse
+  }
+  return out;
+}
+
+std::string targets_key(const std::vector<TableTarget>& targets) {
+  std::vector<std::string> lines;
+  for (const auto& t : targets) {
+    for (const auto& c : t.columns) {
+      // Escaped: a newline in a name must not split its line in two.
+      lines.push_back(log::printable(quote_ident_if_needed(t.schema) + "." + quote_ident_if_needed(t.table) + "." +
+                                     quote_ident_if_needed(c)));
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+  std::string key;
+  for (const auto& l : lines) key += l + "\n";
+  return key;
+}
+
+}  // namespace rekey

@@ -1,0 +1,345 @@
+#include "cli/verify_command.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/cli_choices.h"
+#include "cli/db_options.h"
+#include "cli/key_source.h"
+#include "cli/progress.h"
+#include "cli/relation_census.h"
+#include "cli/run_report.h"
+#include "cli/scope.h"
+#include "common/duration.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "db/discovery_queries.h"
+#include "db/snapshot.h"
+#include "migrate/census_engine.h"
+
+namespace rekey {
+namespace {
+
+enum class OutputFormat { kTable, kJson };
+
+struct VerifyOptions {
+  DbOption db;
+  std::vector<std::string> columns;
+  bool discover = false;
+  std::vector<std::string> exclude;
+  KeyOptions keys;
+  bool require_new = false;
+  bool allow_no_tokens = false;
+  std::string wait_for_transactions = "30s";
+  std::int64_t sample = 0;
+  std::string report;
+  OutputFormat format = OutputFormat::kTable;
+  std::string state_schema = "rekey";
+  std::size_t batch_size = 5000;
+  std::size_t batch_bytes = std::size_t{32} << 20;  // CensusSettings::batch_bytes
+  std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
+};
+
+// One relation to count, and which of its values count.
+struct CensusJob {
+  db::ScopeRelation relation;
+  ValuePolicy policy = ValuePolicy::kEveryValue;
+};
+
+struct RelationCensus {
+  CensusJob job;
+  TableShape shape;
+  CensusOutcome outcome;
+};
+
+// Named columns count every value; with --discover, every other column of
+// the database counts the values that hold a token.
+struct Plan {
+  std::vector<CensusJob> jobs;
+  std::vector<Unchecked> unchecked;
+  std::vector<std::string> excluded;
+};
+
+void drop_named_columns(db::ScopeRelation& rel, const Scope& named) {
+  for (const auto& n : named.relations) {
+    if (n.schema != rel.schema || n.table != rel.table) continue;
+    auto& cols = rel.columns;
+    cols.erase(std::remove_if(cols.begin(), cols.end(),
+                              [&](const db::ScopeColumn& c) {
+                                return std::any_of(n.columns.begin(), n.columns.end(),
+                                                   [&](const db::ScopeColumn& m) { return m.name == c.name; });
+                              }),
+               cols.end());
+  }
+}
+
+Plan plan_census(const std::string& conninfo, const VerifyOptions& o) {
+  db::DiscoveryQueries queries(conninfo);
+  Plan plan;
+  const Scope named = o.columns.empty() ? Scope{} : named_scope(queries, o.columns);
+  for (const auto& rel : named.relations) plan.jobs.push_back({rel, ValuePolicy::kEveryValue});
+  plan.unchecked = named.unchecked;
+  if (o.discover) {
+    Scope all = database_scope(queries, {}, o.state_schema, Exclusions(o.exclude));
+    for (auto& rel : all.relations) {
+      drop_named_columns(rel, named);
+      if (!rel.columns.empty()) plan.jobs.push_back({std::move(rel), ValuePolicy::kValuesWithToken});
+    }
+    plan.unchecked.insert(plan.unchecked.end(), all.unchecked.begin(), all.unchecked.end());
+    plan.excluded = std::move(all.excluded);
+  }
+  return plan;
+}
+
+// A column worth showing: named, or holding a token.
+bool shown(const RelationCensus& t, std::size_t c) {
+  return t.job.policy == ValuePolicy::kEveryValue || t.outcome.counts[c].total > 0;
+}
+
+nlohmann::json column_json(const RelationCensus& t, std::size_t c, const crypto::Keyring& keyring) {
+  const CensusCounts& k = t.outcome.counts[c];
+  nlohmann::json old = nlohmann::json::object();
+  for (std::size_t i = 0; i < k.under_old.size(); ++i) old[keyring.old_key(i).fingerprint()] = k.under_old[i];
+  nlohmann::json examples = nlohmann::json::array();
+  for (const auto& f : t.outcome.examples) {
+    if (f.column == c) examples.push_back({{"primary_key", log::json_text(key_display(f.key))}, {"reason", f.reason}});
+  }
+  nlohmann::json j{{"schema", t.shape.schema},
+                   {"table", t.shape.table},
+                   {"column", t.shape.columns[c]},
+                   {"display", t.shape.column_display(c)},
+                   {"counted", t.job.policy == ValuePolicy::kEveryValue ? "every value" : "values holding a token"},
+                   {"total", k.total},
+                   {"null", k.null},
+                   {"new_key", k.under_new},
+                   {"old_keys", old},
+                   {"undecryptable", k.undecryptable},
+                   {"not_token", k.not_token},
+                   {"not_new", k.not_new()},
+                   {"complete", t.outcome.completed},
+                   {"examples", examples}};
+  if (auto why = why_not_rotatable(t.job.relation, t.job.relation.columns[c])) j["not_rotatable"] = *why;
+  return j;
+}
+
+nlohmann::json to_json(const std::vector<RelationCensus>& tables, const Plan& plan, const crypto::Keyring& keyring,
+                       const VerifyOptions& o, int exit_code, bool complete, double seconds) {
+  nlohmann::json columns = nlohmann::json::array();
+  std::int64_t checked = 0;
+  for (const auto& t : tables) {
+    for (std::size_t c = 0; c < t.shape.columns.size(); ++c) {
+      ++checked;
+      if (shown(t, c)) columns.push_back(column_json(t, c, keyring));
+    }
+  }
+  nlohmann::json olds = nlohmann::json::array();
+  for (std::size_t i = 0; i < keyring.old_key_count(); ++i) olds.push_back(keyring.old_key(i).fingerprint());
+  return {{"new_key_fingerprint", keyring.new_key().fingerprint()},
+          {"old_key_fingerprints", olds},
+          {"require_new", o.require_new},
+          {"sample", o.sample > 0 ? nlohmann::json(o.sample) : nlohmann::json(nullptr)},
+          {"complete", complete},
+          {"duration_seconds", seconds},
+          {"exit_code", exit_code},
+          {"columns_checked", checked},
+          {"columns", columns},
+          {"unchecked", plan.unchecked},
+          {"excluded", plan.excluded}};
+}
+
+// True when the census counted no value at all: a gate that checked nothing
+// (the wrong database?) proves nothing.
+bool found_nothing(const std::vector<RelationCensus>& tables) {
+  for (const auto& t : tables) {
+    for (const auto& k : t.outcome.counts) {
+      if (k.total > k.null) return false;
+    }
+  }
+  return true;
+}
+
+void print_column(const RelationCensus& t, std::size_t c, const crypto::Keyring& keyring) {
+  const CensusCounts& k = t.outcome.counts[c];
+  std::string old;
+  for (std::size_t i = 0; i < k.under_old.size(); ++i) {
+    old += fmt::format(", old key {} {}", keyring.old_key(i).fingerprint(), k.under_old[i]);
+  }
+  const char* counted = t.job.policy == ValuePolicy::kEveryValue ? "rows" : "values holding a token";
+  std::printf("  %s: %lld %s, NULL %lld, new key %lld%s, undecryptable %lld, not a token %lld%s\n",
+              log::printable(t.shape.column_display(c)).c_str(), static_cast<long long>(k.total), counted,
+              static_cast<long long>(k.null), static_cast<long long>(k.under_new), old.c_str(),
+              static_cast<long long>(k.undecryptable), static_cast<long long>(k.not_token),
+              t.outcome.completed ? "" : " (incomplete)");
+  if (k.not_new() > k.null) {
+    if (auto why = why_not_rotatable(t.job.relation, t.job.relation.columns[c])) {
+      std::printf("    rekey rotate cannot rewrite it: %s\n", log::printable(*why).c_str());
+    }
+  }
+}
+
+void print_text(const std::vector<RelationCensus>& tables, const Plan& plan, const crypto::Keyring& keyring,
+                const VerifyOptions& o, int exit_code, double seconds) {
+  std::printf("verify (read-only%s): new key %s\n",
+              o.sample > 0 ? (", first " + std::to_string(o.sample) + " rows per table").c_str() : "",
+              keyring.new_key().fingerprint().c_str());
+  std::int64_t rows = 0;
+  std::int64_t checked = 0;
+  for (const auto& t : tables) {
+    rows += t.outcome.rows_seen;
+    for (std::size_t c = 0; c < t.shape.columns.size(); ++c) {
+      ++checked;
+      if (shown(t, c)) print_column(t, c, keyring);
+    }
+    // The first few per column; --format json and --report hold up to CensusSettings::examples.
+    std::vector<std::size_t> listed(t.shape.columns.size(), 0);
+    for (const auto& f : t.outcome.examples) {
+      if (++listed[f.column] > 5) continue;
+      std::printf("    %s primary key %s: %s\n", log::printable(t.shape.column_display(f.column)).c_str(),
+                  log::printable(key_display(f.key)).c_str(), f.reason.c_str());
+    }
+  }
+  for (const auto& u : plan.unchecked) {
+    std::printf("  NOT CHECKED %s: %s\n", log::printable(u.object).c_str(), u.reason.c_str());
+  }
+  for (const auto& e : plan.excluded) std::printf("  excluded: %s\n", log::printable(e).c_str());
+  const char* verdict = exit_code == to_int(ExitCode::kOk)        ? "ok"
+                        : exit_code == to_int(ExitCode::kStopped) ? "stopped before the end"
+                        : !plan.unchecked.empty()                 ? "some objects could not be checked"
+                        : found_nothing(tables) ? "no value holding a token was found: is this the right database? "
+                                                  "(--allow-no-tokens if it is)"
+                        : o.require_new         ? "some values are not under the new key"
+                                                : "some values cannot be decrypted";
+  std::printf("  %lld column(s) checked, %lld rows read in %.1fs: %s (exit %d)\n", static_cast<long long>(checked),
+              static_cast<long long>(rows), seconds, verdict, exit_code);
+  std::fflush(stdout);
+}
+
+// 3 when something could not be checked or a value fails the check (see
+// add_verify_command), 75 when stopped.
+int exit_code_for(const std::vector<RelationCensus>& tables, const Plan& plan, const VerifyOptions& o, bool complete) {
+  const bool require_new = o.require_new;
+  if (!plan.unchecked.empty()) return to_int(ExitCode::kUndecryptable);
+  if (require_new && !o.allow_no_tokens && complete && found_nothing(tables)) {
+    return to_int(ExitCode::kUndecryptable);
+  }
+  for (const auto& t : tables) {
+    for (const auto& k : t.outcome.counts) {
+      if (k.undecryptable > 0 || (require_new && k.not_new() > 0)) return to_int(ExitCode::kUndecryptable);
+    }
+  }
+  return complete ? to_int(ExitCode::kOk) : to_int(ExitCode::kStopped);
+}
+
+int run_verify(const VerifyOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  force_read_only_sessions();
+  const std::string conninfo = resolve_conninfo(o.db);
+  const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
+  // Every relation is read at the instant the snapshot is taken, before the
+  // scope is listed: a row that moves between relations is seen once.
+  const db::ExportedSnapshot snapshot(conninfo, parse_duration(o.wait_for_transactions, "--wait-for-transactions"));
+  Plan plan = plan_census(conninfo, o);
+  for (const auto& open : snapshot.older_still_open()) {
+    plan.unchecked.push_back({"transaction (" + open + ")", UncheckedCause::kOpenTransaction,
+                              "began before the census and is still open: it could still commit values the "
+                              "census cannot see; rerun once it has ended"});
+  }
+  if (snapshot.on_standby()) {
+    plan.unchecked.push_back({"transactions on the primary", UncheckedCause::kOpenTransaction,
+                              "this server is a standby: a transaction still open on the primary could commit "
+                              "values the census cannot see, and a standby cannot wait for one; run the gate on "
+                              "the primary"});
+  }
+
+  CensusSettings settings;
+  settings.batch_size = o.batch_size;
+  settings.batch_bytes = o.batch_bytes;
+  settings.threads = o.threads;
+  settings.max_rows = o.sample;
+  StopControl stop;
+  install_signal_handlers(stop);
+  const ProgressStyle style = default_progress_style(!log::enabled(log::Level::kInfo));
+  std::vector<RelationCensus> tables;
+  bool complete = true;
+  for (const auto& job : plan.jobs) {
+    const TableShape shape = job.relation.shape(job.policy);
+    const auto estimate = static_cast<std::int64_t>(std::max(0.0, shape.estimated_rows));
+    ProgressReporter progress(style, shape.display_name(), 0, o.sample > 0 ? std::min(o.sample, estimate) : estimate);
+    RelationCensus t{job, shape,
+                     census_relation(conninfo, snapshot.id(), shape, *keyring, settings, stop,
+                                     [&](std::int64_t rows, double s) { progress.update(rows, s); })};
+    progress.finish(t.outcome.rows_seen,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    complete = complete && t.outcome.completed;
+    tables.push_back(std::move(t));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const int code = exit_code_for(tables, plan, o, complete);
+  const nlohmann::json j = to_json(tables, plan, *keyring, o, code, complete, seconds);
+  if (o.format == OutputFormat::kJson) {
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+  } else {
+    print_text(tables, plan, *keyring, o, code, seconds);
+  }
+  if (!o.report.empty()) write_json_file(o.report, j);
+  return code;
+}
+
+}  // namespace
+
+void force_read_only_sessions() {
+  const char* existing = std::getenv("PGOPTIONS");
+  std::string options = existing != nullptr && *existing != '\0' ? std::string(existing) + " " : "";
+  options += "-c default_transaction_read_only=on";
+  ::setenv("PGOPTIONS", options.c_str(), 1);
+}
+
+void add_verify_command(CLI::App& root, int& exit_code) {
+  auto o = std::make_shared<VerifyOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "verify",
+      "Count, read-only, which key each value is under; exit 3 on undecryptable values (or, with --require-new, "
+      "on any value not under the new key).\n"
+      "Example: NEW_ENCRYPTION_KEY=... rekey verify --discover --require-new");
+  add_db_option(*cmd, o->db);
+  cmd->add_option("--column", o->columns, "[SCHEMA.]TABLE.COLUMN to check (repeatable; SQL identifier rules)");
+  cmd->add_flag("--discover", o->discover,
+                "Check every value of every text-like, json, array and bytea column of the database that holds a "
+                "token (every schema, table, partition, inheritance child and materialized view)");
+  cmd->add_option("--exclude", o->exclude,
+                  "SCHEMA.TABLE[.COLUMN] to leave out of --discover (repeatable); the report lists it");
+  add_key_options(*cmd, o->keys);
+  cmd->add_flag("--require-new", o->require_new,
+                "The gate before the old key is retired: exit 3 unless every value checked is under the new key "
+                "(old key, undecryptable and not-a-token values all fail) and everything in scope could be "
+                "checked; without it, undecryptable values and unchecked objects exit 3");
+  cmd->add_option("--wait-for-transactions", o->wait_for_transactions,
+                  "Wait this long for transactions begun before the census to end; one still open (or prepared) "
+                  "fails the gate")
+      ->capture_default_str();
+  cmd->add_flag("--allow-no-tokens", o->allow_no_tokens,
+                "With --require-new, pass even when no value anywhere holds a token (by default a gate that "
+                "checked nothing fails: the wrong --db?)");
+  cmd->add_option("--sample", o->sample, "Check only the first N rows (key order) of each table; 0: all")
+      ->check(CLI::NonNegativeNumber)
+      ->excludes("--require-new");
+  cmd->add_option("--report", o->report, "Write the JSON result to this file too");
+  cmd->add_option("--format", o->format, "table or json (on stdout)")
+      ->transform(
+          choices(std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable}, {"json", OutputFormat::kJson}}));
+  add_state_schema_option(*cmd, o->state_schema, "rekey's state schema: its own tables are left out of --discover");
+  cmd->add_option("--batch-size", o->batch_size, "Rows per read")->check(CLI::Range(1, 1000000))->capture_default_str();
+  add_batch_bytes_option(*cmd, o->batch_bytes);
+  cmd->add_option("--threads", o->threads, "Decryption threads")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd->callback([o, &exit_code] {
+    if (o->columns.empty() && !o->discover) throw UsageError("verify: name at least one --column, or use --discover");
+    exit_code = run_verify(*o);
+  });
+}
+
+}  // namespace rekey

@@ -1,3 +1,0 @@
-#include "migrate/cli.h"
-
-int main(int argc, char** argv) { return rekey::run_cli(argc, argv); }
