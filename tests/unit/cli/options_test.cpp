@@ -13,7 +13,7 @@
 
 namespace rekey {
 
-TEST_SUITE("options") {
+TEST_SUITE("cli.options") {
   TEST_CASE("parse_column_ref follows SQL identifier rules") {
     const auto plain = parse_column_ref("Users.Phone_Enc");
     CHECK(plain.schema == "public");

@@ -25,7 +25,7 @@
 #include "crypto/key_material.h"
 #include "crypto/keyring.h"
 #include "crypto/token_spans.h"
-#include "tests/crypto_test_util.h"
+#include "tests/support/crypto_test_util.h"
 
 namespace rekey::crypto {
 namespace {
@@ -407,7 +407,7 @@ Read cxx_read(const Fernet& f, const std::string& stored, bool wrap) {
   return r;
 }
 
-TEST_SUITE("crypto.interop") {
+TEST_SUITE("crypto.fernet_interop") {
   TEST_CASE("interop: the Python peer runs and both sides derive the same keys") {
     const InteropRun& run = interop();
     CHECK(run.items.size() == kItems);

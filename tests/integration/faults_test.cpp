@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -76,17 +76,6 @@ json accounts_spec(int rows, const json& mix_b, int seed) {
               {"tables", json::array({t})}};
 }
 
-// Seeded data and its manifest, in a temporary directory of its own.
-struct Seeded {
-  TempDir dir;
-  std::string conninfo;
-  std::string manifest;
-  Seeded(TestDatabase& db, const json& s) : conninfo(db.conninfo()), manifest(dir.file("manifest.json")) {
-    seed_fixture(conninfo, s, manifest);
-  }
-  json check(const json& options = json{{"mode", "final"}}) const { return check_fixture(conninfo, manifest, options); }
-};
-
 // Requires the checker's verdict to be ok, showing its first errors otherwise.
 
 // rekey rotate over both columns of public.accounts, plus `more`.
@@ -97,23 +86,8 @@ std::vector<std::string> rotate_args(const TestDatabase& db, const std::vector<s
   return args;
 }
 
-// rows_seen of the latest run; -1 before the state schema or the run exists.
-long long rows_seen(TestDatabase& db) {
-  if (!db.value("SELECT to_regclass('rekey.table_progress')::text")) return -1;
-  const Cell v =
-      db.value("SELECT sum(rows_seen) FROM rekey.table_progress WHERE run_id = (SELECT max(id) FROM rekey.runs)");
-  return v ? std::stoll(*v) : -1;
-}
-
 std::string rekey_sessions_sql(const TestDatabase& db) {
   return "FROM pg_stat_activity WHERE datname = '" + db.name() + "' AND application_name = 'rekey'";
-}
-
-// After a kill -9 the server notices the dead client soon; until then its
-// session still holds rekey's advisory lock on the table.
-void wait_for_rekey_sessions_to_end(TestDatabase& db) {
-  const std::string sql = "SELECT count(*) " + rekey_sessions_sql(db);
-  REQUIRE_MESSAGE(wait_until([&] { return db.count(sql) == 0; }, 20s), "rekey's sessions outlived the process");
 }
 
 // Waits for rekey; a run stopped with 75 (retries exhausted, rows still
@@ -250,23 +224,9 @@ struct ServerKeeper {
 
 // ---------------------------------------------------------------- kill -9
 
-// Starts rekey and SIGKILLs it a random 0-25 ms after the latest run has seen
-// at least `threshold` rows. Returns rows_seen right after the kill.
-long long kill_after(TestDatabase& db, const std::vector<std::string>& args, long long threshold, std::mt19937& rng) {
-  auto p = start_rekey(args, key_env());
-  REQUIRE(wait_until([&] { return rows_seen(db) >= threshold || !p->running(); }, 60s, 1ms));
-  sleep_for(std::chrono::milliseconds(uniform(rng, 0, 25)));
-  p->signal(SIGKILL);
-  const ProcessResult r = p->wait(30s);
-  INFO("rekey: " << r.describe());
-  REQUIRE_MESSAGE(r.term_signal == SIGKILL, "rekey finished before it could be killed at " << threshold << " rows");
-  wait_for_rekey_sessions_to_end(db);
-  return rows_seen(db);
-}
-
 }  // namespace
 
-TEST_SUITE("db.faults") {
+TEST_SUITE("integration.faults") {
   TEST_CASE(
       "four application writers during a rotation: every row holds the application's last write or its own "
       "plaintext under the new key") {
@@ -278,7 +238,7 @@ TEST_SUITE("db.faults") {
     constexpr int kWriters = 4;
     constexpr int kPerWriter = 2500;
     TestDatabase db("app_writers");
-    Seeded seeded(db, accounts_spec(kRows, kClean, 21));
+    SeededFixture seeded(db, accounts_spec(kRows, kClean, 21));
     const std::vector<AppValue> values = app_values(kWriters * kPerWriter);
     const std::vector<long long> valued = valued_rows(db, 1, kRows);
 
@@ -338,7 +298,7 @@ TEST_SUITE("db.faults") {
     // About 4 s at the capped rate, writers busy throughout.
     const auto args = rotate_args(db, {"--batch-size", "100", "--max-rate", "1500", "--report", tmp.file("r.json")});
     auto p = start_rekey(args, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) > 0 || !p->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 30s));
     const long long writes_before = writes;
     const auto run_started = Clock::now();
     while (p->running() && seconds_since(run_started) < 60) {
@@ -393,18 +353,18 @@ TEST_SUITE("db.faults") {
     INFO("REKEY_FI_SEED=" << seed);
     std::mt19937 rng(seed);
     TestDatabase db("terminate");
-    Seeded seeded(db, accounts_spec(8000, kMixed, 22));
+    SeededFixture seeded(db, accounts_spec(8000, kMixed, 22));
     const TempDir tmp;
     // About 4 s at the capped rate.
     const auto args = rotate_args(db, {"--batch-size", "100", "--max-rate", "2000", "--report", tmp.file("r.json")});
     auto p = start_rekey(args, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) > 0 || !p->running(); }, 30s, 2ms));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 30s, 2ms));
     const std::string terminate = "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) " + rekey_sessions_sql(db);
     std::vector<std::string> landed;
     for (int attempt = 0; attempt < 20 && landed.size() < 6 && p->running(); ++attempt) {
       sleep_for(std::chrono::milliseconds(uniform(rng, 150, 550)));
       if (!p->running()) break;
-      const long long seen = rows_seen(db);
+      const long long seen = latest_rows_seen(db);
       const long long n = db.count(terminate);
       if (n > 0) landed.push_back(std::to_string(n) + " at " + std::to_string(seen));
     }
@@ -417,7 +377,7 @@ TEST_SUITE("db.faults") {
     CHECK(r.exit_code == 3);  // garbage in b_enc
     CHECK(db.count("SELECT count(*) FROM rekey.runs") == 1);
     CHECK(db.value("SELECT status FROM rekey.runs") == "finished");
-    CHECK(rows_seen(db) == 8000);
+    CHECK(latest_rows_seen(db) == 8000);
     const json result = seeded.check();
     REQUIRE_DATA_OK(result);
     check_report_counts(read_report(tmp.file("r.json")), result.at("counts"));
@@ -430,14 +390,14 @@ TEST_SUITE("db.faults") {
       return;
     }
     TestDatabase db("restart_server");
-    Seeded seeded(db, accounts_spec(8000, kMixed, 23));
+    SeededFixture seeded(db, accounts_spec(8000, kMixed, 23));
     const ServerKeeper keeper;  // destroyed before db: the database is dropped from a running server
     const TempDir tmp;
     const auto args = rotate_args(db, {"--batch-size", "100", "--max-rate", "2000", "--report", tmp.file("r.json")});
     auto p = start_rekey(args, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) >= 2000 || !p->running(); }, 30s, 2ms));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) >= 2000 || !p->running(); }, 30s, 2ms));
     REQUIRE(p->running());
-    const long long seen_before = rows_seen(db);
+    const long long seen_before = latest_rows_seen(db);
     // Down for about a second (rekey's reconnects are refused), then started with its previous options.
     const auto stopped = pg_ctl("-m fast -w -t 60 stop");
     REQUIRE(stopped);
@@ -450,7 +410,7 @@ TEST_SUITE("db.faults") {
     const double down = seconds_since(down_at);
     db.disconnect();  // its session ended with the server
     REQUIRE(server_accepts_connections());
-    const long long seen_after_restart = rows_seen(db);
+    const long long seen_after_restart = latest_rows_seen(db);
     const ProcessResult r = finish(*p, args);
     MESSAGE("server down " << down << " s at rows_seen " << seen_before << "; rekey took " << r.seconds << " s");
     INFO(r.describe());
@@ -459,7 +419,7 @@ TEST_SUITE("db.faults") {
     CHECK(seen_after_restart < 8000);  // the restart landed mid-run
     CHECK(db.count("SELECT count(*) FROM rekey.runs") == 1);
     CHECK(db.value("SELECT status FROM rekey.runs") == "finished");
-    CHECK(rows_seen(db) == 8000);
+    CHECK(latest_rows_seen(db) == 8000);
     const json result = seeded.check();
     REQUIRE_DATA_OK(result);
     check_report_counts(read_report(tmp.file("r.json")), result.at("counts"));
@@ -476,7 +436,7 @@ TEST_SUITE("db.faults") {
     std::mt19937 rng(seed);
     constexpr long long kRows = 20000;
     TestDatabase db("kill9_many");
-    Seeded seeded(db, accounts_spec(static_cast<int>(kRows), kMixed, 24));
+    SeededFixture seeded(db, accounts_spec(static_cast<int>(kRows), kMixed, 24));
     const TempDir tmp;
     // About 2 s at the capped rate over all the pieces.
     const auto args = rotate_args(db, {"--batch-size", "200", "--max-rate", "10000", "--report", tmp.file("r.json")});
@@ -492,7 +452,7 @@ TEST_SUITE("db.faults") {
       INFO(r.describe());
       REQUIRE(r.term_signal == SIGKILL);
       wait_for_rekey_sessions_to_end(db);
-      const long long seen = rows_seen(db);
+      const long long seen = latest_rows_seen(db);
       history += " [" + std::to_string(ms) + "ms: " + std::to_string(seen) + "]";
       last = std::max(last, seen);
     }
@@ -502,7 +462,7 @@ TEST_SUITE("db.faults") {
     for (std::size_t i = 0; i < thresholds.size(); ++i) {
       // At least one more batch each time, so that every kill lands at a new point.
       const long long threshold = std::max(thresholds[i], last + 1);
-      const long long seen = kill_after(db, args, threshold, rng);
+      const long long seen = kill_after(db, args, threshold, std::chrono::milliseconds(uniform(rng, 0, 25)));
       history += " [" + std::to_string(threshold) + ": " + std::to_string(seen) + "]";
       INFO("kills (threshold: rows_seen after):" << history);
       CHECK(seen >= threshold);
@@ -517,7 +477,7 @@ TEST_SUITE("db.faults") {
     INFO(r.describe());
     CHECK(r.exit_code == 3);
     CHECK(db.count("SELECT count(*) FROM rekey.runs") == 1);  // every kill resumed, none restarted
-    CHECK(rows_seen(db) == kRows);                            // every row seen exactly once
+    CHECK(latest_rows_seen(db) == kRows);                     // every row seen exactly once
     const json result = seeded.check();
     REQUIRE_DATA_OK(result);
     check_report_counts(read_report(tmp.file("r.json")), result.at("counts"));
@@ -531,7 +491,7 @@ TEST_SUITE("db.faults") {
     INFO("REKEY_FI_SEED=" << seed);
     std::mt19937 rng(seed);
     TestDatabase db("app_lock");
-    Seeded seeded(db, accounts_spec(3000, kClean, 25));
+    SeededFixture seeded(db, accounts_spec(3000, kClean, 25));
     const TempDir tmp;
     const std::vector<AppValue> values = app_values(100);
     const std::string locked_rows =
@@ -550,7 +510,7 @@ TEST_SUITE("db.faults") {
                          key_env());
     REQUIRE(wait_until([&] { return contains(p->stderr_so_far(), "lock timeout") || !p->running(); }, 30s));
     REQUIRE(p->running());
-    const long long seen_when_blocked = rows_seen(db);
+    const long long seen_when_blocked = latest_rows_seen(db);
     const auto blocked_at = Clock::now();
     // The application keeps the lock about 4 s, updating other rows meanwhile.
     double slowest = 0;
@@ -566,7 +526,7 @@ TEST_SUITE("db.faults") {
       ++updates;
       sleep_for(std::chrono::milliseconds(uniform(rng, 20, 80)));
     }
-    const long long seen_at_release = rows_seen(db);
+    const long long seen_at_release = latest_rows_seen(db);
     const Rows locked_at_release = db.query(locked_rows + " ORDER BY id");  // plain reads are not blocked
     const double held = seconds_since(blocked_at);
     holder.rollback();
@@ -598,7 +558,7 @@ TEST_SUITE("db.faults") {
       "pending") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("pending_exit");
-    Seeded seeded(db, accounts_spec(500, kClean, 30));
+    SeededFixture seeded(db, accounts_spec(500, kClean, 30));
     Session holder(db.conninfo());
     holder.exec("SELECT 1 FROM accounts WHERE id = 250 FOR UPDATE");
     auto p = start_rekey(rotate_args(db, {"--batch-size", "100", "--lock-timeout", "100ms", "--retry-for", "2s"}),
@@ -629,11 +589,11 @@ TEST_SUITE("db.faults") {
   TEST_CASE("a second rotate on the same table exits 2 naming the runner that holds it") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("second_runner");
-    Seeded seeded(db, accounts_spec(3000, kClean, 27));
+    SeededFixture seeded(db, accounts_spec(3000, kClean, 27));
     const TempDir tmp;
     const auto args = rotate_args(db, {"--batch-size", "100", "--max-rate", "2000"});
     auto p = start_rekey(args, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) > 0 || !p->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 30s));
     REQUIRE(p->running());
     // The backend holding rekey's advisory lock on the table (the two-int form, key 1 "rek").
     const Cell holder = db.value(
@@ -662,16 +622,16 @@ TEST_SUITE("db.faults") {
     constexpr double kRate = 2000;
     constexpr long long kRows = 8000;
     TestDatabase db("max_rate");
-    Seeded seeded(db, accounts_spec(static_cast<int>(kRows), kClean, 28));
+    SeededFixture seeded(db, accounts_spec(static_cast<int>(kRows), kClean, 28));
     const TempDir tmp;
     auto p = start_rekey(rotate_args(db, {"--max-rate", "2000", "--report", tmp.file("r.json")}), key_env());
     const auto t0 = Clock::now();
     std::vector<std::pair<double, long long>> samples;  // (seconds, rows_seen)
     while (p->running()) {
-      samples.emplace_back(seconds_since(t0), rows_seen(db));
+      samples.emplace_back(seconds_since(t0), latest_rows_seen(db));
       sleep_for(10ms);
     }
-    samples.emplace_back(seconds_since(t0), rows_seen(db));
+    samples.emplace_back(seconds_since(t0), latest_rows_seen(db));
     const ProcessResult r = p->wait(60s);
     REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
     const json report = read_report(tmp.file("r.json"));
@@ -713,7 +673,7 @@ TEST_SUITE("db.faults") {
     REKEY_IT_REQUIRE_DB();
     constexpr long long kRows = 4000;
     TestDatabase db("pause_file");
-    Seeded seeded(db, accounts_spec(static_cast<int>(kRows), kClean, 29));
+    SeededFixture seeded(db, accounts_spec(static_cast<int>(kRows), kClean, 29));
     const TempDir tmp;
     const std::string pause = tmp.file("pause");
     write_file(pause, "");
@@ -725,12 +685,12 @@ TEST_SUITE("db.faults") {
                                           "--report", tmp.file("r.json")}),
                          key_env());
     // The run and its progress row exist; then nothing moves for 2 s.
-    REQUIRE(wait_until([&] { return rows_seen(db) == 0 || !p->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) == 0 || !p->running(); }, 30s));
     REQUIRE(p->running());
     const auto paused_at = Clock::now();
     long long most = 0;
     while (seconds_since(paused_at) < 2.0) {
-      most = std::max(most, rows_seen(db));
+      most = std::max(most, latest_rows_seen(db));
       sleep_for(50ms);
     }
     CHECK(most == 0);
@@ -740,13 +700,13 @@ TEST_SUITE("db.faults") {
     REQUIRE(std::remove(pause.c_str()) == 0);
 
     // Paused again mid-run: after the batches already read are written, rows_seen stays put.
-    REQUIRE(wait_until([&] { return rows_seen(db) >= 1000 || !p->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) >= 1000 || !p->running(); }, 30s));
     write_file(pause, "");
     sleep_for(500ms);
-    const long long settled = rows_seen(db);
+    const long long settled = latest_rows_seen(db);
     const std::string mid = fingerprint();
     sleep_for(1000ms);
-    CHECK(rows_seen(db) == settled);
+    CHECK(latest_rows_seen(db) == settled);
     CHECK(fingerprint() == mid);
     CHECK(settled < kRows);
     REQUIRE(p->running());
@@ -761,14 +721,14 @@ TEST_SUITE("db.faults") {
   }
 }
 
-TEST_SUITE("db.faults") {
+TEST_SUITE("integration.faults") {
   TEST_CASE("a run that ends in an error is marked failed, reported and audited, and resumes to the end") {
     REKEY_IT_REQUIRE_DB();
     const std::uint32_t seed = test_seed();
     INFO("REKEY_FI_SEED=" << seed);
     std::mt19937 rng(seed);
     TestDatabase db("run_fails");
-    Seeded seeded(db, accounts_spec(1500, kClean, static_cast<int>(seed % 1000)));
+    SeededFixture seeded(db, accounts_spec(1500, kClean, static_cast<int>(seed % 1000)));
     // A trigger of the application's that refuses updates from a row on (some
     // row past it holds an old-key value): an error no retry can get past.
     const int refused = uniform(rng, 200, 1400);

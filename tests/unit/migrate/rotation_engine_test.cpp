@@ -167,7 +167,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_SUITE("engine") {
+TEST_SUITE("migrate.rotation_engine") {
   TEST_CASE("rotate_table re-encrypts every value, counts NULLs and checkpoints the last key") {
     Fixture f(100);
     const TableOutcome out = f.run();

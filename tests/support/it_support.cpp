@@ -1,10 +1,11 @@
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -548,6 +549,66 @@ void Standby::catch_up(const std::string& primary_conninfo) {
       },
       std::chrono::seconds(30), std::chrono::milliseconds(20));
   if (!replayed) throw std::runtime_error("the standby did not replay up to " + lsn + " within 30 s");
+}
+
+SeededFixture::SeededFixture(const TestDatabase& db, const nlohmann::json& spec, const Env& env)
+    : conninfo(db.conninfo()), manifest(dir.file("manifest.json")) {
+  seed_fixture(conninfo, spec, manifest, env);
+}
+
+nlohmann::json SeededFixture::check(const nlohmann::json& options, const Env& env) const {
+  return check_fixture(conninfo, manifest, options, env);
+}
+
+std::set<std::string> names_in(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
+}
+
+int regular_file_mode(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+void plant_link(const std::string& target, const std::string& link) {
+  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+}
+
+long long latest_rows_seen(TestDatabase& db) {
+  if (!db.value("SELECT to_regclass('rekey.table_progress')::text")) return -1;
+  const Cell v =
+      db.value("SELECT sum(rows_seen) FROM rekey.table_progress WHERE run_id = (SELECT max(id) FROM rekey.runs)");
+  return v ? std::stoll(*v) : -1;
+}
+
+void wait_for_rekey_sessions_to_end(TestDatabase& db) {
+  const std::string sql =
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db.name() + "' AND application_name = 'rekey'";
+  REQUIRE_MESSAGE(wait_until([&] { return db.count(sql) == 0; }, std::chrono::seconds(20)),
+                  "rekey's sessions outlived the process");
+}
+
+long long kill_after(TestDatabase& db, const std::vector<std::string>& args, long long threshold,
+                     std::chrono::milliseconds delay) {
+  auto p = start_rekey(args, key_env());
+  REQUIRE(wait_until([&] { return latest_rows_seen(db) >= threshold || !p->running(); }, std::chrono::seconds(60),
+                     std::chrono::milliseconds(1)));
+  std::this_thread::sleep_for(delay);
+  p->signal(SIGKILL);
+  const ProcessResult r = p->wait(std::chrono::seconds(30));
+  INFO("rekey: " << r.describe());
+  REQUIRE_MESSAGE(r.term_signal == SIGKILL, "rekey finished before it could be killed at " << threshold << " rows");
+  wait_for_rekey_sessions_to_end(db);
+  return latest_rows_seen(db);
+}
+
+std::string key_file(const TempDir& dir, const std::string& name, const std::string& text, mode_t mode) {
+  const std::string path = dir.file(name);
+  write_file(path, text);
+  REQUIRE(::chmod(path.c_str(), mode) == 0);
+  return path;
 }
 
 }  // namespace rekey::it

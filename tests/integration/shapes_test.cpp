@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "db/connection.h"
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -142,7 +142,7 @@ void rotate_float_and_time_keys(TestDatabase& db, const Env& env) {
 
 }  // namespace
 
-TEST_SUITE("db.shapes") {
+TEST_SUITE("integration.shapes") {
   TEST_CASE("a primary key with INCLUDE columns: keyed on its key columns only, INCLUDE tokens rotated too") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("include");
@@ -435,7 +435,7 @@ TEST_SUITE("db.shapes") {
   }
 }
 
-TEST_SUITE("db.shapes") {
+TEST_SUITE("integration.shapes") {
   TEST_CASE("a view, a materialized view or a foreign table named with --column: exit 2 naming what it is") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("not_a_table");
@@ -471,7 +471,7 @@ TEST_SUITE("db.shapes") {
   }
 }
 
-TEST_SUITE("db.shapes") {
+TEST_SUITE("integration.shapes") {
   TEST_CASE("UPDATE triggers fire once per row rewritten; --disable-triggers skips them, and is a superuser's alone") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("triggers");

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -44,7 +44,7 @@ std::string outside_tokens(const std::string& value) {
 
 }  // namespace
 
-TEST_SUITE("db.gate") {
+TEST_SUITE("integration.gate") {
   TEST_CASE("several tokens in one value, JSON around tokens, a token inside text: rotated in place") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("multi_token");

@@ -1,7 +1,8 @@
-// Helpers for integration tests that run the rekey binary (and Python) as
-// child processes against a real PostgreSQL. Test cases that use a database
-// belong to a doctest TEST_SUITE whose name starts with "db" (ctest's
-// `integration` test runs --test-suite=db*).
+// Helpers for tests that run the rekey binary (and Python) as child processes,
+// most of them against a real PostgreSQL. Integration tests live in
+// tests/integration/ (the rekey_integration_tests binary, whose suites are
+// named integration.<file>); unit tests in tests/unit/ use only the process
+// and file helpers.
 //
 // Typical use:
 //
@@ -25,6 +26,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -270,6 +272,26 @@ class TempDir {
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
+// `text` in the file `name` of `dir`, with permission bits `mode`; its path.
+std::string key_file(const TempDir& dir, const std::string& name, const std::string& text, mode_t mode);
+// The names of the entries in `dir`.
+std::set<std::string> names_in(const std::string& dir);
+// Permission bits of `path` itself (not of what a link points to), or -1 if it is not a regular file.
+int regular_file_mode(const std::string& path);
+// A symbolic link at `link` to `target`; fails the test case if it cannot be made.
+void plant_link(const std::string& target, const std::string& link);
+
+// Data seeded by tests/pg/fixture.py from `spec` into `db`, with its manifest
+// in a temporary directory of its own. check() has Python decrypt every
+// seeded row (options: see fixture.py; {"mode": "final"} by default).
+struct SeededFixture {
+  TempDir dir;
+  std::string conninfo;
+  std::string manifest;
+  SeededFixture(const TestDatabase& db, const nlohmann::json& spec, const Env& env = key_env());
+  nlohmann::json check(const nlohmann::json& options = nlohmann::json{{"mode", "final"}},
+                       const Env& env = key_env()) const;
+};
 
 // True if `haystack` contains `needle`.
 inline bool contains(const std::string& haystack, const std::string& needle) {
@@ -282,6 +304,21 @@ nlohmann::json read_report(const std::string& path);
 // Every column of `report` has the counts the Python checker derived from what
 // was seeded (`expected`: {table: {column: counts}}); changed_concurrently is 0.
 void check_report_counts(const nlohmann::json& report, const nlohmann::json& expected);
+
+// rows_seen of the latest run over all its tables (state schema "rekey"); -1
+// before the state schema or a run exists.
+long long latest_rows_seen(TestDatabase& db);
+
+// Waits (at most 20 s) until no session of rekey's is left in `db`: after a
+// kill -9 the server notices the dead client soon, and until then its
+// session still holds rekey's advisory lock on the table.
+void wait_for_rekey_sessions_to_end(TestDatabase& db);
+
+// Starts rekey with `args` (key_env()), SIGKILLs it `delay` after the latest
+// run has seen at least `threshold` rows, and waits for its sessions to end.
+// Returns rows_seen then. Fails the test case if rekey finished first.
+long long kill_after(TestDatabase& db, const std::vector<std::string>& args, long long threshold,
+                     std::chrono::milliseconds delay = std::chrono::milliseconds(0));
 
 // Fails the test case unless a check_fixture() result says ok, showing its errors.
 #define REQUIRE_DATA_OK(result)                \

@@ -46,7 +46,7 @@ std::size_t occurrences(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_SUITE("sql_text") {
+TEST_SUITE("db.sql_text") {
   TEST_CASE("build_update: compare-and-swap per cell, rows returned by their position in the batch") {
     CHECK(db::build_update(one_key_one_column(), db::RowLocks::kWait) ==
           "UPDATE ONLY \"public\".\"users\" AS t SET \"phone_enc\" = CASE WHEN v.n0 IS NULL THEN t.\"phone_enc\" ELSE "

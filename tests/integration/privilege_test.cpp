@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -33,19 +33,6 @@ json tables_spec(const std::vector<std::string>& names, int rows, int seed) {
       {"seed", seed}, {"keys", {{"old", "OLD_ENCRYPTION_KEY"}, {"new", "NEW_ENCRYPTION_KEY"}}}, {"tables", tables}};
 }
 
-// Seeded tables and their manifest; check() has Python decrypt every row.
-struct Seeded {
-  TempDir dir;
-  std::string conninfo;
-  std::string manifest;
-  Seeded(TestDatabase& db, const json& spec) : conninfo(db.conninfo()), manifest(dir.file("manifest.json")) {
-    seed_fixture(conninfo, spec, manifest);
-  }
-  json check(const std::string& mode = "final") const {
-    return check_fixture(conninfo, manifest, json{{"mode", mode}});
-  }
-};
-
 // A login role of its own (roles are per cluster), dropped with what it owns at scope end.
 struct Role {
   TestDatabase& db;
@@ -63,16 +50,9 @@ struct Role {
   std::string conninfo() const { return db.conninfo() + " user=" + name; }
 };
 
-long long rows_seen(TestDatabase& db) {
-  if (!db.value("SELECT to_regclass('rekey.table_progress')::text")) return -1;
-  const Cell v =
-      db.value("SELECT sum(rows_seen) FROM rekey.table_progress WHERE run_id = (SELECT max(id) FROM rekey.runs)");
-  return v ? std::stoll(*v) : -1;
-}
-
 }  // namespace
 
-TEST_SUITE("db.privilege") {
+TEST_SUITE("integration.privilege") {
   TEST_CASE("two tables whose names' hashtext collide do not block each other; the same table still does") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("lock_identity");
@@ -84,7 +64,7 @@ TEST_SUITE("db.privilege") {
     const std::string a = *pair[0][0];
     const std::string b = *pair[0][1];
     REQUIRE(db.value("SELECT hashtext('public." + a + "') = hashtext('public." + b + "')") == "t");
-    Seeded seeded(db, tables_spec({a, b}, 3000, 41));
+    SeededFixture seeded(db, tables_spec({a, b}, 3000, 41));
     const auto rotate = [&](const std::string& table, std::vector<std::string> more = {}) {
       std::vector<std::string> args = {"rotate", "--db", db.conninfo(), "--column", table + ".v"};
       args.insert(args.end(), more.begin(), more.end());
@@ -92,7 +72,7 @@ TEST_SUITE("db.privilege") {
     };
     // a's runner holds its lock for about 3 s.
     auto slow = start_rekey(rotate(a, {"--batch-size", "100", "--max-rate", "1000"}), key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) > 0 || !slow->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !slow->running(); }, 30s));
     REQUIRE(slow->running());
     const ProcessResult other = run_rekey(rotate(b), key_env());
     CHECK_MESSAGE(other.exit_code == 0, other.describe());
@@ -108,7 +88,7 @@ TEST_SUITE("db.privilege") {
   TEST_CASE("a standby or a read-only session: rotate exits 2 before writing; verify and discover run there") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("standby_gate");
-    Seeded seeded(db, tables_spec({"accounts"}, 500, 42));
+    SeededFixture seeded(db, tables_spec({"accounts"}, 500, 42));
     Standby& standby = Standby::shared();
     standby.catch_up(db.conninfo());
     const std::string replica = standby.conninfo(db.name());
@@ -122,7 +102,7 @@ TEST_SUITE("db.privilege") {
     CHECK(read_only.exit_code == 2);
     CHECK(contains(read_only.err, "the session is read-only"));
     CHECK_FALSE(db.schema_exists("rekey"));
-    REQUIRE_DATA_OK(seeded.check("untouched"));
+    REQUIRE_DATA_OK(seeded.check(json{{"mode", "untouched"}}));
 
     const ProcessResult found = run_rekey({"discover", "--db", replica}, key_env());
     CHECK_MESSAGE(found.exit_code == 0, found.describe());
@@ -159,7 +139,7 @@ TEST_SUITE("db.privilege") {
   TEST_CASE("a role granted what sql/grants.sql grants, without CREATE on the database, rotates and passes the gate") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("least_privilege");
-    Seeded seeded(db, tables_spec({"accounts", "users"}, 300, 43));
+    SeededFixture seeded(db, tables_spec({"accounts", "users"}, 300, 43));
     Role role(db, "rekey_lp");
     const ProcessResult granted =
         run({"/usr/bin/psql", "-X", "-q", "-d", db.conninfo(), "-v", "role=" + role.name, "-v",
@@ -178,7 +158,7 @@ TEST_SUITE("db.privilege") {
   TEST_CASE("a privilege missing on a target, or the lag unreadable with --max-replica-lag: exit 2, nothing written") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("missing_privilege");
-    Seeded seeded(db, tables_spec({"accounts"}, 200, 44));
+    SeededFixture seeded(db, tables_spec({"accounts"}, 200, 44));
     Role role(db, "rekey_np");
     db.exec("CREATE SCHEMA state AUTHORIZATION " + role.name);
     db.exec("GRANT SELECT (id, v), UPDATE (id) ON accounts TO " + role.name);
@@ -198,7 +178,7 @@ TEST_SUITE("db.privilege") {
     CHECK(contains(hidden_lag.err, "--max-replica-lag: rekey's role cannot read the standbys' state"));
     CHECK(contains(hidden_lag.err, "pg_read_all_stats"));
     CHECK(db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'state'") == 0);
-    REQUIRE_DATA_OK(seeded.check("untouched"));
+    REQUIRE_DATA_OK(seeded.check(json{{"mode", "untouched"}}));
 
     // With them all, the same role rotates (the state tables made in its own schema).
     const ProcessResult rotated = run_rekey(rotate, key_env());
@@ -211,23 +191,23 @@ TEST_SUITE("db.privilege") {
       "--max-replica-lag: a standby that goes away pauses the run until it is back, or stops it after --retry-for") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("standby_gone");
-    Seeded seeded(db, tables_spec({"accounts"}, 6000, 45));
+    SeededFixture seeded(db, tables_spec({"accounts"}, 6000, 45));
     Standby& standby = Standby::shared();
     standby.catch_up(db.conninfo());
     const std::vector<std::string> args = {
         "rotate",     "--db", db.conninfo(),       "--column", "accounts.v",  "--batch-size", "100",
         "--max-rate", "2000", "--max-replica-lag", "30s",      "--retry-for", "60s"};
     auto p = start_rekey(args, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) > 0 || !p->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 30s));
     REQUIRE(p->running());
     standby.stop();
     REQUIRE(wait_until([&] { return contains(p->stderr_so_far(), "is not connected") || !p->running(); }, 10s));
     REQUIRE(p->running());
     CHECK(contains(p->stderr_so_far(), "paused: standby walreceiver from local socket is not connected"));
     sleep_for(300ms);  // the batches read before the pause are written
-    const long long paused_at = rows_seen(db);
+    const long long paused_at = latest_rows_seen(db);
     sleep_for(1500ms);
-    CHECK(rows_seen(db) == paused_at);
+    CHECK(latest_rows_seen(db) == paused_at);
     CHECK(paused_at < 6000);
     standby.start();
     const ProcessResult resumed = p->wait(60s);
@@ -237,19 +217,19 @@ TEST_SUITE("db.privilege") {
 
     // Gone for longer than --retry-for: stopped, resumable (75), and the rerun finishes.
     TestDatabase second("standby_gone_2");
-    Seeded more(second, tables_spec({"accounts"}, 4000, 46));
+    SeededFixture more(second, tables_spec({"accounts"}, 4000, 46));
     std::vector<std::string> short_retry = args;
     short_retry[2] = second.conninfo();
     short_retry.back() = "1s";
     auto q = start_rekey(short_retry, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(second) > 0 || !q->running(); }, 30s));
+    REQUIRE(wait_until([&] { return latest_rows_seen(second) > 0 || !q->running(); }, 30s));
     REQUIRE(q->running());
     standby.stop();
     const ProcessResult stopped = q->wait(60s);
     standby.start();
     CHECK(stopped.exit_code == 75);
     CHECK(contains(stopped.err, "is not connected for longer than --retry-for: stopping; rerun to continue"));
-    REQUIRE_DATA_OK(more.check("partial"));
+    REQUIRE_DATA_OK(more.check(json{{"mode", "partial"}}));
     standby.catch_up(second.conninfo());
     const ProcessResult rerun = run_rekey(short_retry, key_env());
     CHECK_MESSAGE(rerun.exit_code == 0, rerun.describe());

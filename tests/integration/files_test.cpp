@@ -1,7 +1,7 @@
 // Files rekey writes cannot be redirected, key files must be private, and the
-// database password shows nowhere: unit tests of AtomicFile, key files and
-// password redaction, then the same against the real binary and PostgreSQL
-// (REKEY_TEST_DB).
+// database password shows nowhere: the real binary against the real
+// PostgreSQL (REKEY_TEST_DB). Unit tests: tests/unit/common/atomic_file_test,
+// tests/unit/cli/key_source_test, tests/unit/cli/db_options_test.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,37 +16,12 @@
 #include "cli/key_source.h"
 #include "common/atomic_file.h"
 #include "common/errors.h"
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
 using nlohmann::json;
 using namespace rekey::it;
-
-// The names in `dir`.
-std::set<std::string> names_in(const std::string& dir) {
-  std::set<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.insert(entry.path().filename().string());
-  return names;
-}
-
-// Permission bits of `path` itself (not of what a link points to), or -1 if it is not a regular file.
-int regular_file_mode(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return -1;
-  return static_cast<int>(st.st_mode & 07777);
-}
-
-void plant_link(const std::string& target, const std::string& link) {
-  REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
-}
-
-std::string key_file(const TempDir& dir, const std::string& name, const std::string& text, mode_t mode) {
-  const std::string path = dir.file(name);
-  write_file(path, text);
-  REQUIRE(::chmod(path.c_str(), mode) == 0);
-  return path;
-}
 
 // A table t (id, v) with `n` values under the old key; returns its checksum.
 std::string seed_old_tokens(TestDatabase& db, int n) {
@@ -58,100 +33,7 @@ std::string seed_old_tokens(TestDatabase& db, int n) {
 
 }  // namespace
 
-TEST_SUITE("files") {
-  TEST_CASE("AtomicFile: mode 0600, and a link planted at the path or at a guessable temporary redirects nothing") {
-    TempDir dir;
-    const std::string victim = dir.file("victim");
-    write_file(victim, "the victim's content\n");
-    const std::string target = dir.file("report.json");
-    plant_link(victim, target);
-    plant_link(victim, target + ".tmp");  // the temporary name rekey once used
-    rekey::write_file_atomically(target, "{\"run_id\": 1}\n");
-    CHECK(read_file(victim) == "the victim's content\n");
-    CHECK(regular_file_mode(target) == 0600);
-    CHECK(read_file(target) == "{\"run_id\": 1}\n");
-    // Replacing it again leaves no temporary behind.
-    rekey::write_file_atomically(target, "second\n");
-    CHECK(read_file(target) == "second\n");
-    CHECK(names_in(dir.path()) == std::set<std::string>{"victim", "report.json", "report.json.tmp"});
-  }
-
-  TEST_CASE("AtomicFile: a failure names the path and the reason, keeps what was there and leaves no temporary") {
-    TempDir dir;
-    const std::string occupied = dir.file("metrics.prom");
-    REQUIRE(::mkdir(occupied.c_str(), 0700) == 0);
-    write_file(occupied + "/kept", "kept");
-    const std::string is_a_directory = occupied + " (renaming the temporary file over it): Is a directory";
-    CHECK_THROWS_WITH_AS(rekey::write_file_atomically(occupied, "x"), doctest::Contains(is_a_directory.c_str()),
-                         std::runtime_error);
-    CHECK(names_in(dir.path()) == std::set<std::string>{"metrics.prom"});
-    CHECK(read_file(occupied + "/kept") == "kept");
-    const std::string nowhere = dir.file("missing/report.json");
-    const std::string no_directory = nowhere + " (creating a temporary file beside it): No such file";
-    CHECK_THROWS_WITH_AS(rekey::write_file_atomically(nowhere, "x"), doctest::Contains(no_directory.c_str()),
-                         std::runtime_error);
-  }
-
-  TEST_CASE("a key file group or others may access is refused, naming it, its mode and chmod 600, never its text") {
-    using rekey::ReadableKeyFile;
-    TempDir dir;
-    const std::string passphrase = kNewPassphrase;
-    const std::string open_file = key_file(dir, "open.key", passphrase + "\n", 0640);
-    try {
-      rekey::read_key_from_file(open_file, "ENCRYPTION_KEY", ReadableKeyFile::kRefuse);
-      FAIL("a key file of mode 0640 was read");
-    } catch (const rekey::UsageError& e) {
-      const std::string message = e.what();
-      CHECK(contains(message, open_file));
-      CHECK(contains(message, "mode 0640"));
-      CHECK(contains(message, "chmod 600"));
-      CHECK(contains(message, "--allow-readable-key-file"));
-      CHECK_FALSE(contains(message, "correct horse"));
-    }
-    const auto allowed = rekey::read_key_from_file(open_file, "ENCRYPTION_KEY", ReadableKeyFile::kAllow);
-    CHECK(std::string(allowed.text.begin(), allowed.text.end()) == passphrase);
-
-    // Through a link (secret mounts are links), the file read is the one judged.
-    const std::string private_file = key_file(dir, "private.key", passphrase, 0600);
-    plant_link(private_file, dir.file("mounted.key"));
-    const auto linked = rekey::read_key_from_file(dir.file("mounted.key"), "ENCRYPTION_KEY", ReadableKeyFile::kRefuse);
-    CHECK(std::string(linked.text.begin(), linked.text.end()) == passphrase);
-    REQUIRE(::chmod(private_file.c_str(), 0604) == 0);
-    CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.file("mounted.key"), "ENCRYPTION_KEY", ReadableKeyFile::kRefuse),
-                         doctest::Contains("mode 0604"), rekey::UsageError);
-    CHECK_THROWS_WITH_AS(rekey::read_key_from_file(dir.path(), "ENCRYPTION_KEY", ReadableKeyFile::kAllow),
-                         doctest::Contains("not a regular file"), rekey::UsageError);
-  }
-
-  TEST_CASE("hide_passwords and has_password: every form of a password in a connection string") {
-    const std::vector<std::string> with_password{
-        "host=db user=app password=hunter2 dbname=prod",
-        "host=db password = 'hun ter\\'2' dbname=prod",
-        "postgresql://app:hunter2@db/prod",
-        "postgres://app:hunter2@db:5432/prod?sslmode=require",
-        "postgresql://app@db/prod?sslmode=require&password=hunter2",
-        "host=db dbname=postgresql://app:hunter2@db/prod",
-        "postgresql://app:hunter2 ter@db/prod",  // libpq takes a raw space in a URI's password
-    };
-    for (const auto& conninfo : with_password) {
-      CAPTURE(conninfo);
-      CHECK(rekey::has_password(conninfo));
-      const std::string hidden = rekey::hide_passwords(conninfo);
-      CHECK_FALSE(contains(hidden, "hunter2"));
-      CHECK_FALSE(contains(hidden, "ter"));
-      CHECK(contains(hidden, "***"));
-      CHECK(contains(hidden, "db"));
-    }
-    for (const std::string conninfo : {"host=db user=app dbname=prod", "postgresql://app@db/prod?sslmode=require",
-                                       "host=/tmp port=5432 dbname=passwords"}) {
-      CAPTURE(conninfo);
-      CHECK_FALSE(rekey::has_password(conninfo));
-      CHECK(rekey::hide_passwords(conninfo) == conninfo);
-    }
-  }
-}
-
-TEST_SUITE("db.files") {
+TEST_SUITE("integration.files") {
   TEST_CASE("report, metrics and emitted config: links planted at their paths and temporaries redirect nothing") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("planted_links");

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "crypto/token_signs.h"
-#include "tests/crypto_test_util.h"
+#include "tests/support/crypto_test_util.h"
 
 namespace rekey::crypto {
 namespace {
@@ -586,6 +586,20 @@ TEST_SUITE("crypto.keyring") {
       CHECK(r.rotated.empty());
     }
     CHECK(ring.rotate(far).outcome == ValueOutcome::kRotated);  // alone, it is read as one token
+  }
+}
+
+TEST_SUITE("crypto.keyring") {
+  TEST_CASE("token_format: plain and wrapped tokens, not decoys") {
+    const auto fernet = testing::fernet_of(testing::seeded_key(7));
+    const std::string token = fernet->encrypt("4111 1111"sv, 1700000000);
+    CHECK(token_format(token) == ValueFormat::kPlain);
+    CHECK(token_format(testing::b64encode(token)) == ValueFormat::kWrapped);
+    for (const char* decoy : {"", "hello world", "user@example.com", "{\"a\": 1}", "gAAAAA", "Z0FBQUFB",
+                              "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7"}) {
+      CAPTURE(decoy);
+      CHECK_FALSE(token_format(decoy).has_value());
+    }
   }
 }
 

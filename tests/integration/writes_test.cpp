@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -26,7 +26,7 @@ json writes_py(const std::vector<std::string>& args, const Env& env = key_env())
 
 }  // namespace
 
-TEST_SUITE("db.writes") {
+TEST_SUITE("integration.writes") {
   TEST_CASE("200 values of 1 MB: rotated and verified with a peak RSS under 300 MB, every row decrypted") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("large_values");

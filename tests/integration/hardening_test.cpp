@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli/config_file.h"
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -18,7 +18,7 @@ using namespace rekey::it;
 
 }  // namespace
 
-TEST_SUITE("db.hardening") {
+TEST_SUITE("integration.hardening") {
   TEST_CASE("a state schema or column name with a newline cannot escape its quotes: exit 2, nothing run") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("ddl_injection");

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "crypto/keyring.h"
-#include "tests/crypto_test_util.h"
-#include "tests/it_support.h"
+#include "tests/support/crypto_test_util.h"
+#include "tests/support/it_support.h"
 
 namespace rekey::crypto {
 namespace {
@@ -188,7 +188,7 @@ json result_json(const ValueResult& r) {
           {"tokens", r.tokens}};
 }
 
-TEST_SUITE("crypto.interop") {
+TEST_SUITE("crypto.token_spans_interop") {
   TEST_CASE("interop: random values with embedded tokens - rotate changes only tokens, as Python reads them") {
     std::vector<std::unique_ptr<const Fernet>> olds;
     olds.push_back(testing::fernet_of(kOld1));

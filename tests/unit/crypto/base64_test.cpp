@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/crypto_test_util.h"
+#include "tests/support/crypto_test_util.h"
 
 namespace rekey::crypto {
 namespace {

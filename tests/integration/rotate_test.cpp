@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -42,61 +42,12 @@ json spec(json tables, int seed = 1) {
               {"tables", std::move(tables)}};
 }
 
-// Seeded data and its manifest, in a temporary directory of its own.
-struct Seeded {
-  TempDir dir;
-  std::string conninfo;
-  std::string manifest;
-  Seeded(TestDatabase& db, const json& s) : conninfo(db.conninfo()), manifest(dir.file("manifest.json")) {
-    seed_fixture(conninfo, s, manifest);
-  }
-  // Checks every seeded row (options: see tests/pg/fixture.py).
-  json check(const json& options = json{{"mode", "final"}}, const Env& env = key_env()) const {
-    return check_fixture(conninfo, manifest, options, env);
-  }
-};
-
 // Requires the checker's verdict to be ok, showing its first errors otherwise.
 
 std::vector<std::string> rotate_cmd(const TestDatabase& db, const std::vector<std::string>& more) {
   std::vector<std::string> args{"rotate", "--db", db.conninfo()};
   args.insert(args.end(), more.begin(), more.end());
   return args;
-}
-
-// rows_seen of the latest run over all its tables; -1 before the state schema exists.
-long long rows_seen(TestDatabase& db) {
-  if (!db.value("SELECT to_regclass('rekey.table_progress')::text")) return -1;
-  return db.count(
-      "SELECT COALESCE(sum(rows_seen), 0) FROM rekey.table_progress WHERE run_id = (SELECT max(id) FROM rekey.runs)");
-}
-
-// After a kill -9 the server notices the dead client soon; until then its
-// session still holds rekey's advisory lock on the table.
-void wait_for_rekey_sessions_to_end(TestDatabase& db) {
-  const std::string sql =
-      "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + db.name() + "' AND application_name = 'rekey'";
-  REQUIRE_MESSAGE(wait_until([&] { return db.count(sql) == 0; }, 20s), "rekey's sessions outlived the process");
-}
-
-// Starts rekey and SIGKILLs it once the latest run has seen at least `threshold` rows.
-// Returns the rows_seen observed right after the kill.
-long long kill_after(TestDatabase& db, const std::vector<std::string>& args, long long threshold) {
-  auto p = start_rekey(args, key_env());
-  long long seen = -1;
-  const bool reached = wait_until(
-      [&] {
-        seen = rows_seen(db);
-        return seen >= threshold || !p->running();
-      },
-      60s, 1ms);
-  REQUIRE(reached);
-  p->signal(SIGKILL);
-  const ProcessResult r = p->wait(30s);
-  INFO("rekey: " << r.describe());
-  REQUIRE_MESSAGE(r.term_signal == SIGKILL, "rekey finished before it could be killed at " << threshold << " rows");
-  wait_for_rekey_sessions_to_end(db);
-  return rows_seen(db);
 }
 
 void check_no_secret(const std::string& where, const std::string& text) {
@@ -121,11 +72,11 @@ json big_table_spec(int rows, const json& mix_b = kMixed) {
 
 }  // namespace
 
-TEST_SUITE("db.rotate") {
+TEST_SUITE("integration.rotate") {
   TEST_CASE("one run over several tables: bigint, uuid, text and composite keys; text and bytea; plain and wrapped") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("many_tables");
-    Seeded seeded(
+    SeededFixture seeded(
         db, spec(json::array({
                 table("public", "accounts", 300, json::array({pk("id", "bigint", "bigint")}),
                       json::array({col("iban_enc", "text", "plain"), col("doc_enc", "bytea", "wrapped")})),
@@ -201,9 +152,9 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("exit 0 when every value ends under the new key, and a rerun rewrites nothing") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("clean");
-    Seeded seeded(db, spec(json::array({table("public", "users", 400, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain", kClean),
-                                                           col("email_enc", "bytea", "wrapped", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 400, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain", kClean),
+                                                                  col("email_enc", "bytea", "wrapped", kClean)}))})));
     const TempDir tmp;
     const auto args = rotate_cmd(db, {"--column", "users.phone_enc", "--column", "users.email_enc", "--batch-size",
                                       "100", "--report", tmp.file("r.json")});
@@ -228,13 +179,14 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("quoted identifiers: mixed case, spaces, quotes, dots and reserved words") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("quoted");
-    Seeded seeded(db, spec(json::array({
-                          table("Vault Data", "Accounts", 120, json::array({pk("Account Id", "bigint", "bigint")}),
-                                json::array({col("Routing Enc", "text", "plain", kClean),
-                                             col("Acct \"No\". Enc", "bytea", "wrapped", kClean)})),
-                          table("public", "user", 50, json::array({pk("Order", "text", "name")}),
-                                json::array({col("select", "text", "wrapped", kClean)})),
-                      })));
+    SeededFixture seeded(db,
+                         spec(json::array({
+                             table("Vault Data", "Accounts", 120, json::array({pk("Account Id", "bigint", "bigint")}),
+                                   json::array({col("Routing Enc", "text", "plain", kClean),
+                                                col("Acct \"No\". Enc", "bytea", "wrapped", kClean)})),
+                             table("public", "user", 50, json::array({pk("Order", "text", "name")}),
+                                   json::array({col("select", "text", "wrapped", kClean)})),
+                         })));
     const TempDir tmp;
     const ProcessResult r =
         run_rekey(rotate_cmd(db, {"--column", "\"Vault Data\".\"Accounts\".\"Routing Enc\"", "--column",
@@ -261,7 +213,7 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("kill -9 at three points, then the same command finishes: no row lost, none encrypted twice") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("kill9");
-    Seeded seeded(db, big_table_spec(30000, json{{"old", 8}, {"new", 1}, {"garbage", 1}, {"null", 1}}));
+    SeededFixture seeded(db, big_table_spec(30000, json{{"old", 8}, {"new", 1}, {"garbage", 1}, {"null", 1}}));
     const TempDir tmp;
     // The rate cap keeps the run long enough (about 3 s) for every kill point to land mid-run.
     const auto args = rotate_cmd(db, {"--column", kBigColumnsA, "--column", kBigColumnsB, "--batch-size", "500",
@@ -292,10 +244,10 @@ TEST_SUITE("db.rotate") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("deadline");
     // The small table is done before the deadline, the big one (about 7 s at the capped rate) is not.
-    Seeded seeded(db, spec(json::array({table("public", "small", 200, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("b_enc", "bytea", "wrapped", kClean)})),
-                                        table("public", "big", 20000, json::array({pk("id", "uuid", "uuid")}),
-                                              json::array({col("a_enc", "text", "plain", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "small", 200, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("b_enc", "bytea", "wrapped", kClean)})),
+                                               table("public", "big", 20000, json::array({pk("id", "uuid", "uuid")}),
+                                                     json::array({col("a_enc", "text", "plain", kClean)}))})));
     const TempDir tmp;
     const std::vector<std::string> columns{"--column", "small.b_enc", "--column", "big.a_enc"};
     auto first = rotate_cmd(db, columns);
@@ -338,12 +290,12 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("SIGTERM stops with exit 75 within seconds; a second rekey meanwhile is refused; a rerun finishes") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("sigterm");
-    Seeded seeded(db, big_table_spec(20000));
+    SeededFixture seeded(db, big_table_spec(20000));
     const TempDir tmp;
     const auto args = rotate_cmd(db, {"--column", kBigColumnsA, "--column", kBigColumnsB, "--batch-size", "20",
                                       "--max-rate", "5000", "--report", tmp.file("r.json")});
     auto p = start_rekey(args, key_env());
-    REQUIRE(wait_until([&] { return rows_seen(db) > 0 || !p->running(); }, 60s, 1ms));
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 60s, 1ms));
     REQUIRE(p->running());
 
     SUBCASE("a second rekey on the same table is refused while the first runs") {
@@ -366,7 +318,7 @@ TEST_SUITE("db.rotate") {
     const json report = read_report(tmp.file("r.json"));
     CHECK(report.at("stop_reason") == "signal");
     CHECK(db.value("SELECT status FROM rekey.runs") == "stopped");
-    CHECK(rows_seen(db) < 20000);
+    CHECK(latest_rows_seen(db) < 20000);
     wait_for_rekey_sessions_to_end(db);
 
     const ProcessResult again =
@@ -383,9 +335,9 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("--dry-run writes nothing and creates no state schema") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("dry_run");
-    Seeded seeded(db, spec(json::array({table("public", "users", 300, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain", kClean),
-                                                           col("doc_enc", "bytea", "wrapped", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 300, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain", kClean),
+                                                                  col("doc_enc", "bytea", "wrapped", kClean)}))})));
     const std::string before = db.checksum("public.users", "id") + db.row_versions("public.users", "id");
     const TempDir tmp;
     const ProcessResult r =
@@ -408,8 +360,8 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("a different new key while a run is stopped: exit 2; with --restart it proceeds") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("restart");
-    Seeded seeded(db, spec(json::array({table("public", "big", 20000, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("a_enc", "text", "wrapped", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "big", 20000, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("a_enc", "text", "wrapped", kClean)}))})));
     const ProcessResult first = run_rekey(
         rotate_cmd(db, {"--column", "big.a_enc", "--batch-size", "20", "--max-rate", "3000", "--max-duration", "1s"}),
         key_env());
@@ -441,8 +393,8 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("key problems are usage errors (exit 2) naming the variable, never showing the key") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("keys");
-    Seeded seeded(db, spec(json::array({table("public", "users", 20, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 20, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain", kClean)}))})));
     const std::string before = db.checksum("public.users", "id");
     const auto args = rotate_cmd(db, {"--column", "users.phone_enc"});
     const std::string weak = "weak-key-Xq7-only-31-characters";  // 31 characters
@@ -525,9 +477,9 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("--config FILE supplies db, columns and other options") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("config");
-    Seeded seeded(db, spec(json::array({table("public", "users", 200, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain"),
-                                                           col("email_enc", "text", "wrapped", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 200, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain"),
+                                                                  col("email_enc", "text", "wrapped", kClean)}))})));
     const TempDir tmp;
     write_file(tmp.file("rekey.toml"),
                "# rekey rotate options\n"
@@ -549,9 +501,10 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("keys never appear in output, report, audit log, metrics or state tables") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("secrets");
-    Seeded seeded(db, spec(json::array({table(
-                          "public", "users", 300, json::array({pk("id", "text", "text")}),
-                          json::array({col("phone_enc", "text", "plain"), col("doc_enc", "bytea", "wrapped")}))})));
+    SeededFixture seeded(
+        db, spec(json::array(
+                {table("public", "users", 300, json::array({pk("id", "text", "text")}),
+                       json::array({col("phone_enc", "text", "plain"), col("doc_enc", "bytea", "wrapped")}))})));
     const TempDir tmp;
     std::string everything;
     struct Run {
@@ -584,8 +537,9 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("a value the application changes while rekey waits for its row is not overwritten") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("concurrent");
-    Seeded seeded(db, spec(json::array({table("public", "users", 40, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain", json{{"old", 1}})}))})));
+    SeededFixture seeded(
+        db, spec(json::array({table("public", "users", 40, json::array({pk("id", "bigint", "int")}),
+                                    json::array({col("phone_enc", "text", "plain", json{{"old", 1}})}))})));
     const ProcessResult token =
         run_python("tests/pg/fixture.py", {"encrypt", "NEW_ENCRYPTION_KEY", "app", "1700000000"}, key_env());
     REQUIRE(token.exit_code == 0);
@@ -615,8 +569,9 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("a row the application keeps locked: the rest is rotated around it, exit 75 after --retry-for") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("retries");
-    Seeded seeded(db, spec(json::array({table("public", "users", 40, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain", json{{"old", 1}})}))})));
+    SeededFixture seeded(
+        db, spec(json::array({table("public", "users", 40, json::array({pk("id", "bigint", "int")}),
+                                    json::array({col("phone_enc", "text", "plain", json{{"old", 1}})}))})));
     {
       Session app(db.conninfo());
       app.exec("SELECT 1 FROM users WHERE id = 25 FOR UPDATE");
@@ -628,7 +583,7 @@ TEST_SUITE("db.rotate") {
       CHECK(r.exit_code == 75);
       CHECK(r.seconds < 30);
       CHECK(db.value("SELECT status FROM rekey.runs") == "stopped");
-      CHECK(rows_seen(db) == 40);  // no batch waited on the lock: every row was read
+      CHECK(latest_rows_seen(db) == 40);  // no batch waited on the lock: every row was read
       CHECK(db.count("SELECT count(*) FROM rekey.pending") == 1);
       CHECK(db.count("SELECT (counts->'phone_enc'->>'rotated')::bigint FROM rekey.table_progress") == 39);
     }
@@ -641,8 +596,8 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("--max-failures stops with exit 3; the run is not recorded as finished") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("max_failures");
-    Seeded seeded(db, spec(json::array({table("public", "users", 400, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain")}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 400, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain")}))})));
     const TempDir tmp;
     const ProcessResult r = run_rekey(rotate_cmd(db, {"--column", "users.phone_enc", "--batch-size", "10", "--threads",
                                                       "1", "--max-failures", "3", "--report", tmp.file("r.json")}),
@@ -660,8 +615,9 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("a character(n) column is rotated, or refused up front (exit 2), never looped on") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("bpchar");
-    Seeded seeded(db, spec(json::array({table("public", "padded", 30, json::array({pk("id", "int", "int")}),
-                                              json::array({col("v_enc", "character(400)", "plain", kClean)}))})));
+    SeededFixture seeded(db,
+                         spec(json::array({table("public", "padded", 30, json::array({pk("id", "int", "int")}),
+                                                 json::array({col("v_enc", "character(400)", "plain", kClean)}))})));
     const std::string before = db.checksum("public.padded", "id");
     const ProcessResult r = run_rekey(rotate_cmd(db, {"--column", "padded.v_enc"}), key_env(), 60s);
     INFO(r.describe());
@@ -677,8 +633,8 @@ TEST_SUITE("db.rotate") {
   TEST_CASE("SIGTERM during start-up (key derivation) also exits 75 and writes nothing") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("early_sigterm");
-    Seeded seeded(db, spec(json::array({table("public", "users", 50, json::array({pk("id", "bigint", "int")}),
-                                              json::array({col("phone_enc", "text", "plain", kClean)}))})));
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 50, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain", kClean)}))})));
     const std::string before = db.checksum("public.users", "id");
     // Slow key derivation (a few hundred ms per key), so that the signal surely lands in it.
     auto p = start_rekey(rotate_cmd(db, {"--column", "users.phone_enc", "--kdf-iterations", "2000000"}), key_env());

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/it_support.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -106,14 +106,6 @@ FileId file_id(const std::string& path) {
   return {st.st_ino, static_cast<mode_t>(st.st_mode & 07777), true};
 }
 
-long long rows_seen(TestDatabase& db) {
-  try {
-    return db.count("SELECT coalesce(sum(rows_seen), 0) FROM rekey.table_progress");
-  } catch (const std::exception&) {
-    return 0;  // the state schema is not there yet
-  }
-}
-
 // Waits until no other session is connected to the database (a killed rekey's backends are gone).
 void wait_for_no_sessions(TestDatabase& db) {
   const bool gone = wait_until(
@@ -148,7 +140,7 @@ pid_t rekey_child_of(pid_t parent) {
 
 }  // namespace
 
-TEST_SUITE("db.scripts") {
+TEST_SUITE("integration.scripts") {
   TEST_CASE("emergency-rotate.sh: usage errors exit 2 and touch nothing") {
     TempDir dir;
     const std::string state = dir.file("state");
@@ -238,7 +230,7 @@ TEST_SUITE("db.scripts") {
     // 1. SIGKILL to the rekey the script runs: the script reports it and says to rerun.
     {
       Process p(script_argv(state, slow), script_env(db));
-      REQUIRE(wait_until([&] { return rows_seen(db) >= 2000 || !p.running(); }, 60s, 20ms));
+      REQUIRE(wait_until([&] { return latest_rows_seen(db) >= 2000 || !p.running(); }, 60s, 20ms));
       REQUIRE(p.running());
       const pid_t rekey = rekey_child_of(p.pid());
       REQUIRE(rekey > 0);
@@ -253,7 +245,7 @@ TEST_SUITE("db.scripts") {
     const FileId key = file_id(key_path);
     REQUIRE(key.exists);
     wait_for_no_sessions(db);
-    const long long after_first = rows_seen(db);
+    const long long after_first = latest_rows_seen(db);
     CHECK(after_first > 0);
     CHECK(after_first < kRows);
 
@@ -263,7 +255,7 @@ TEST_SUITE("db.scripts") {
       const auto script = script_argv(state, slow);
       argv.insert(argv.end(), script.begin(), script.end());
       Process p(argv, script_env(db));
-      REQUIRE(wait_until([&] { return rows_seen(db) >= after_first + 2000 || !p.running(); }, 60s, 20ms));
+      REQUIRE(wait_until([&] { return latest_rows_seen(db) >= after_first + 2000 || !p.running(); }, 60s, 20ms));
       REQUIRE(p.running());
       REQUIRE(::getpgid(p.pid()) == p.pid());
       ::kill(-p.pid(), SIGKILL);
@@ -275,7 +267,7 @@ TEST_SUITE("db.scripts") {
       results.push_back(r);
     }
     wait_for_no_sessions(db);
-    const long long after_second = rows_seen(db);
+    const long long after_second = latest_rows_seen(db);
     CHECK(after_second > after_first);
     CHECK(after_second < kRows);
     CHECK(read_file(key_path) == key_text);

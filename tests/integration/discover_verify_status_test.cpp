@@ -1,8 +1,6 @@
-// Tests of `rekey discover`, `rekey verify` and `rekey status`: pure parts
-// (token detection, the census of a batch, config files) in memory, the
-// commands against a real PostgreSQL (REKEY_TEST_DB) seeded by Python's
-// cryptography the way the service writes, with decoy columns beside the
-// encrypted ones.
+// `rekey discover`, `rekey verify` and `rekey status` against a real
+// PostgreSQL (REKEY_TEST_DB) seeded by Python's cryptography the way the
+// service writes, with decoy columns beside the encrypted ones.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -19,8 +17,8 @@
 #include "crypto/keyring.h"
 #include "db/discovery_queries.h"
 #include "migrate/census_engine.h"
-#include "tests/crypto_test_util.h"
-#include "tests/it_support.h"
+#include "tests/support/crypto_test_util.h"
+#include "tests/support/it_support.h"
 
 namespace {
 
@@ -66,122 +64,7 @@ std::int64_t sum_values(const json& object) {
 
 }  // namespace
 
-TEST_SUITE("migrate.discover_verify_status") {
-  TEST_CASE("token_format: plain and wrapped tokens, not decoys") {
-    const auto fernet = t::fernet_of(t::seeded_key(7));
-    const std::string token = fernet->encrypt("4111 1111"sv, 1700000000);
-    CHECK(crypto::token_format(token) == crypto::ValueFormat::kPlain);
-    CHECK(crypto::token_format(t::b64encode(token)) == crypto::ValueFormat::kWrapped);
-    for (const char* decoy : {"", "hello world", "user@example.com", "{\"a\": 1}", "gAAAAA", "Z0FBQUFB",
-                              "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7"}) {
-      CAPTURE(decoy);
-      CHECK_FALSE(crypto::token_format(decoy).has_value());
-    }
-  }
-
-  TEST_CASE("census_rows counts each outcome and keeps the first failing keys per column") {
-    const auto key = [](int seed) { return t::fernet_of(t::seeded_key(seed)); };
-    std::vector<std::unique_ptr<const crypto::Fernet>> old;
-    old.push_back(key(2));
-    const crypto::Keyring ring(key(1), std::move(old));
-    TableShape shape;
-    shape.columns = {"a", "b"};
-    std::vector<Row> rows;
-    const auto token = [&](int seed) { return key(seed)->encrypt("x"sv, 1); };
-    rows.push_back({{"1"}, {token(1), std::nullopt}});
-    rows.push_back({{"2"}, {token(2), t::b64encode(token(2))}});
-    rows.push_back({{"3"}, {token(3), "plain text"}});
-    rows.push_back({{"4"}, {token(3), "more text"}});
-    const CensusOutcome out = census_rows(shape, ring, rows, 1);
-    CHECK(out.rows_seen == 4);
-    CHECK(out.counts[0].total == 4);
-    CHECK(out.counts[0].under_new == 1);
-    CHECK(out.counts[0].under_old == std::vector<std::int64_t>{1});
-    CHECK(out.counts[0].undecryptable == 2);
-    CHECK(out.counts[0].not_new() == 3);
-    CHECK(out.counts[1].null == 1);
-    CHECK(out.counts[1].under_old == std::vector<std::int64_t>{1});
-    CHECK(out.counts[1].not_token == 2);
-    REQUIRE(out.examples.size() == 2);  // the first per column
-    CHECK(out.examples[0].key == KeyValues{"2"});
-    CHECK(out.examples[0].reason == "under_old_key");
-    CHECK(out.examples[1].key == KeyValues{"2"});
-    CHECK(out.old_rows == std::vector<KeyValues>{{"2"}});  // the rows a sweep rewrites
-    const CensusOutcome more = census_rows(shape, ring, rows, 5);
-    REQUIRE(more.examples.size() == 6);  // row by row: three per column
-    CHECK(more.examples[2].reason == "hmac_mismatch_all_keys");
-    CHECK(more.examples[3].reason == "not_a_token");
-
-    // Counting only values that hold a token: NULLs and plain text are skipped.
-    shape.policies.assign(2, ValuePolicy::kValuesWithToken);
-    const CensusOutcome tokens = census_rows(shape, ring, rows, 5);
-    CHECK(tokens.counts[0].total == 4);
-    CHECK(tokens.counts[1].total == 1);
-    CHECK(tokens.counts[1].null == 0);
-    CHECK(tokens.counts[1].not_token == 0);
-    CHECK(tokens.counts[1].not_new() == 1);
-  }
-
-  TEST_CASE("config files: TOML strings, arrays over lines, comments; errors name the line") {
-    const auto entries = parse_config_text(
-        "# comment\ndb = \"host=/tmp port=5 # not a comment\"  # a comment\n"
-        "column = [\n  '\"Vault Data\".\"Accounts\".\"Routing Enc\"', # first\n  \"a.\\\"b\\\\c\\\".d\",\n]\n"
-        "dry-run = true\nbatch-size=100\n",
-        "test.toml");
-    REQUIRE(entries.size() == 4);
-    CHECK(entries[0].values == std::vector<std::string>{"host=/tmp port=5 # not a comment"});
-    CHECK(entries[1].values == std::vector<std::string>{"\"Vault Data\".\"Accounts\".\"Routing Enc\"", "a.\"b\\c\".d"});
-    CHECK(entries[2].values == std::vector<std::string>{"true"});
-    CHECK(entries[3].key == "batch-size");
-    CHECK(entries[3].line == 8);
-    for (const std::string weird : {"it's", "a\"b'c", "tab\there", "line\nbreak", "#hash", "\\"}) {
-      CAPTURE(weird);
-      const auto back = parse_config_text("k = " + config_string(weird) + "\n", "x");
-      REQUIRE(back.size() == 1);
-      CHECK(back[0].values == std::vector<std::string>{weird});
-    }
-    CHECK_THROWS_AS(parse_config_text("[rotate]\ncolumn = 'a'\n", "x"), UsageError);
-    CHECK_THROWS_WITH_AS(parse_config_text("a = 'b'\nc = 'd\n", "x"), "config file x, line 2: unterminated string",
-                         UsageError);
-    CHECK_THROWS_AS(parse_config_text("a = ['b' 'c']\n", "x"), UsageError);
-  }
-
-  TEST_CASE("rotate_config_text lists rotatable columns, reads back exactly, and never holds a password") {
-    const auto column = [](const char* schema, const char* table, const char* name) {
-      DiscoveredColumn d;
-      d.schema = schema;
-      d.table = table;
-      d.column = name;
-      return d;
-    };
-    const DiscoveredColumn a = column("Vault Data", "Accounts", "Routing Enc");
-    const DiscoveredColumn b = column("public", "users", "phone_enc");
-    DiscoveredColumn c = column("public", "log", "x");
-    c.rotatable = false;
-    c.note = "table has no primary key";
-    const std::string text = rotate_config_text({a, b, c}, "host=/tmp dbname=app", "rekey");
-    CHECK(it::contains(text, "'\"Vault Data\".\"Accounts\".\"Routing Enc\"'"));
-    CHECK(it::contains(text, "#   public.log.x (table has no primary key)"));
-    const auto entries = parse_config_text(text, "x");
-    REQUIRE(entries.size() == 2);
-    CHECK(entries[0].key == "db");
-    CHECK(entries[1].values ==
-          std::vector<std::string>{"\"Vault Data\".\"Accounts\".\"Routing Enc\"", "public.users.phone_enc"});
-    const std::string secret = rotate_config_text({b}, "postgresql://app:s3cret@db/app", "other");
-    CHECK_FALSE(it::contains(secret, "s3cret"));
-    CHECK(it::contains(secret, "state-schema = 'other'"));
-  }
-
-  TEST_CASE("status helpers: target tables and the resume command") {
-    CHECK(target_tables(
-              "\"Vault Data\".\"Accounts\".\"Blob\"\n\"Vault Data\".\"Accounts\".x\npublic.users.phone_enc\n") ==
-          std::vector<std::string>{"\"Vault Data\".\"Accounts\"", "public.users"});
-    CHECK(resume_command("rekey rotate --restart --column a.b --restart-x") == "rekey rotate --column a.b --restart-x");
-    CHECK(resume_command("rekey rotate --column a.b --restart") == "rekey rotate --column a.b");
-  }
-}
-
-TEST_SUITE("db.discover_verify_status") {
+TEST_SUITE("integration.discover_verify_status") {
   TEST_CASE("discover finds exactly the encrypted columns and writes a config rotate accepts") {
     REKEY_IT_REQUIRE_DB();
     Seeded s("discover", 2000);

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/crypto_test_util.h"
+#include "tests/support/crypto_test_util.h"
 
 namespace rekey::crypto {
 namespace {
