@@ -144,6 +144,17 @@ const char* to_string(FailureReason reason) {
   return "unknown";
 }
 
+const char* why_not_new(const ValueResult& result) {
+  switch (result.outcome) {
+    case ValueOutcome::kUndecryptable:
+      return to_string(result.reason);
+    case ValueOutcome::kRotated:  // it was under an old key
+      return to_string(ValueOutcome::kUnderOldKey);
+    default:
+      return to_string(result.outcome);
+  }
+}
+
 Keyring::Keyring(std::unique_ptr<const Fernet> new_key, std::vector<std::unique_ptr<const Fernet>> old_keys) {
   if (!new_key) throw std::invalid_argument("a keyring needs a new key");
   keys_.push_back(std::move(new_key));

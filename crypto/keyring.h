@@ -67,6 +67,12 @@ struct ValueResult {
   int tokens = 0;       // token spans found (kind 2 above); else 1, or 0 for kNotToken and unclear boundaries
 };
 
+// Why a value is not under the new key, in the one vocabulary rotate's
+// failures and verify's examples share: the outcome (under_old_key,
+// not_a_token) or, for an undecryptable value, its FailureReason. Only for a
+// result that is not kAlreadyNew.
+const char* why_not_new(const ValueResult& result);
+
 class Keyring {
  public:
   // `new_key` must not be null. Old keys are tried in the order given.
