@@ -10,6 +10,7 @@
 
 #include "cli/db_options.h"
 #include "cli/key_source.h"
+#include "db/state_schema_name.h"
 
 namespace rekey {
 
@@ -28,7 +29,7 @@ struct RotateOptions {
   std::int64_t max_failures = 0;
   std::string report;
   bool restart = false;
-  std::string state_schema = "rekey";
+  std::string state_schema = db::kDefaultStateSchema;
   std::string lock_timeout = "1s";
   std::string statement_timeout = "0";
   std::string retry_for = "5m";

@@ -5,6 +5,7 @@
 
 #include "cli/audit_log.h"
 #include "cli/db_options.h"
+#include "cli/exit_code.h"
 #include "cli/key_source.h"
 #include "cli/metrics_file.h"
 #include "cli/progress.h"
@@ -91,11 +92,11 @@ std::int64_t open_run(db::StateStore& store, const RotateOptions& o, const std::
       throw UsageError(fmt::format(
           "run {} is {} with new key {}, not {}, over some of these columns: finish it with that key, or pass "
           "--restart to start over with this one (values already under the new key are never rewritten)",
-          other.id, other.status, other.new_key_fingerprint, new_fp));
+          other.id, db::to_string(other.status), other.new_key_fingerprint, new_fp));
     }
   }
   const auto last = store.latest_run(targets);
-  if (last && last->status != "finished" && !last->superseded_by && !o.restart) {
+  if (last && last->status != db::RunStatus::kFinished && !last->superseded_by && !o.restart) {
     store.set_runner(last->id, runner_identity(), join_fingerprints(keyring));
     log::info("resuming run {} (new key {})", last->id, new_fp);
     return last->id;
@@ -121,12 +122,15 @@ bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
 }
 
 // `recorded_failures`: the failures the state holds for the run, wherever
-// they were found (first read, pending rows, final sweep).
-int exit_code_for(const RunReport& report, StopReason stop, bool all_completed, std::int64_t recorded_failures) {
-  if (stop == StopReason::kMaxFailures) return to_int(ExitCode::kUndecryptable);
-  if (stop != StopReason::kNone || !all_completed) return to_int(ExitCode::kStopped);
-  if (any_failure(report, recorded_failures)) return to_int(ExitCode::kUndecryptable);
-  return to_int(ExitCode::kOk);
+// they were found (first read, pending rows, final sweep). Stopping at
+// --max-failures is a finding, not a stop.
+RunOutcome rotate_outcome(const RunReport& report, StopReason stop, bool all_completed,
+                          std::int64_t recorded_failures) {
+  RunOutcome outcome;
+  outcome.stopped = stop != StopReason::kMaxFailures && (stop != StopReason::kNone || !all_completed);
+  outcome.found_failures = stop == StopReason::kMaxFailures || any_failure(report, recorded_failures);
+  outcome.stop_defers_failures = true;
+  return outcome;
 }
 
 // Counts, read-only, the columns rotate found holding tokens but cannot
@@ -277,7 +281,7 @@ class RotateRun {
     targets_id_ = targets_key(targets);
 
     report_.dry_run = o_.dry_run;
-    report_.status = "running";
+    report_.status = db::RunStatus::kRunning;
     report_.new_key_fingerprint = keyring_->new_key().fingerprint();
     for (std::size_t i = 0; i < keyring_->old_key_count(); ++i) {
       report_.old_key_fingerprints.push_back(keyring_->old_key(i).fingerprint());
@@ -387,8 +391,10 @@ class RotateRun {
     note_time();
     report_.stop_reason = to_string(stop_.reason());
     const std::int64_t recorded_failures = store_ ? store_->failure_count(report_.run_id) : 0;
-    report_.exit_code = exit_code_for(report_, stop_.reason(), all_completed_, recorded_failures);
-    report_.status = stop_.reason() != StopReason::kNone || !all_completed_ ? "stopped" : "finished";
+    report_.exit_code =
+        to_int(exit_code_for(rotate_outcome(report_, stop_.reason(), all_completed_, recorded_failures)));
+    report_.status =
+        stop_.reason() != StopReason::kNone || !all_completed_ ? db::RunStatus::kStopped : db::RunStatus::kFinished;
   }
 
   void publish() {
@@ -406,7 +412,7 @@ class RotateRun {
         log::warn("could not record the run's status: {}", db::error_summary(e));
       }
     }
-    publish_files(report_.status == "stopped" ? "run_stop" : "run_finish", nlohmann::json::object());
+    publish_files(report_.status == db::RunStatus::kStopped ? "run_stop" : "run_finish", nlohmann::json::object());
     print_rotate_summary(report_, o_.dry_run);
   }
 
@@ -415,7 +421,7 @@ class RotateRun {
     nlohmann::json fields = {{"command", "rotate"},
                              {"run_id", report_.run_id},
                              {"dry_run", o_.dry_run},
-                             {"status", report_.status},
+                             {"status", db::to_string(report_.status)},
                              {"exit_code", report_.exit_code},
                              {"stop_reason", report_.stop_reason},
                              {"duration_seconds", report_.duration_seconds},
@@ -435,10 +441,9 @@ class RotateRun {
   void record_failure(const std::exception& error) noexcept {
     try {
       note_time();
-      report_.status = "failed";
+      report_.status = db::RunStatus::kFailed;
       report_.stop_reason = "error";
-      report_.exit_code =
-          to_int(dynamic_cast<const UsageError*>(&error) != nullptr ? ExitCode::kUsage : ExitCode::kFailure);
+      report_.exit_code = to_int(exit_code_for(error));
       report_.error = log::without_hidden(db::error_summary(error));
       if (store_) mark_failed();
       publish_files("run_stop", {{"error", report_.error}});

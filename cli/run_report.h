@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "db/run_status.h"
 #include "migrate/table_port.h"
 
 namespace rekey {
@@ -36,7 +37,7 @@ struct RunReport {
   std::int64_t run_id = 0;  // 0 for a dry run
   bool dry_run = false;
   int exit_code = 0;
-  std::string status;
+  db::RunStatus status = db::RunStatus::kRunning;
   std::string stop_reason;
   std::string error;  // a failed run's error, first line (error_summary): never a key or a value
   double duration_seconds = 0;

@@ -9,6 +9,7 @@
 
 #include "cli/cli_choices.h"
 #include "cli/db_options.h"
+#include "cli/exit_code.h"
 #include "cli/key_source.h"
 #include "cli/progress.h"
 #include "cli/relation_census.h"
@@ -19,6 +20,7 @@
 #include "common/log.h"
 #include "db/discovery_queries.h"
 #include "db/snapshot.h"
+#include "db/state_schema_name.h"
 #include "migrate/census_engine.h"
 
 namespace rekey {
@@ -38,7 +40,7 @@ struct VerifyOptions {
   std::int64_t sample = 0;
   std::string report;
   OutputFormat format = OutputFormat::kTable;
-  std::string state_schema = "rekey";
+  std::string state_schema = db::kDefaultStateSchema;
   std::size_t batch_size = 5000;
   std::size_t batch_bytes = std::size_t{32} << 20;  // CensusSettings::batch_bytes
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
@@ -218,20 +220,26 @@ void print_text(const std::vector<RelationCensus>& tables, const Plan& plan, con
   std::fflush(stdout);
 }
 
-// 3 when something could not be checked or a value fails the check (see
-// add_verify_command), 75 when stopped.
-int exit_code_for(const std::vector<RelationCensus>& tables, const Plan& plan, const VerifyOptions& o, bool complete) {
-  const bool require_new = o.require_new;
-  if (!plan.unchecked.empty()) return to_int(ExitCode::kUndecryptable);
-  if (require_new && !o.allow_no_tokens && complete && found_nothing(tables)) {
-    return to_int(ExitCode::kUndecryptable);
-  }
+// True when a value fails the check (see add_verify_command).
+bool any_value_fails(const std::vector<RelationCensus>& tables, const VerifyOptions& o) {
   for (const auto& t : tables) {
     for (const auto& k : t.outcome.counts) {
-      if (k.undecryptable > 0 || (require_new && k.not_new() > 0)) return to_int(ExitCode::kUndecryptable);
+      if (k.undecryptable > 0 || (o.require_new && k.not_new() > 0)) return true;
     }
   }
-  return complete ? to_int(ExitCode::kOk) : to_int(ExitCode::kStopped);
+  return false;
+}
+
+// Fails when something could not be checked, a value fails the check, or a
+// --require-new gate found no token at all.
+RunOutcome verify_outcome(const std::vector<RelationCensus>& tables, const Plan& plan, const VerifyOptions& o,
+                          bool complete) {
+  RunOutcome outcome;
+  outcome.stopped = !complete;
+  outcome.found_failures = !plan.unchecked.empty() ||
+                           (o.require_new && !o.allow_no_tokens && complete && found_nothing(tables)) ||
+                           any_value_fails(tables, o);
+  return outcome;
 }
 
 int run_verify(const VerifyOptions& o) {
@@ -278,7 +286,7 @@ int run_verify(const VerifyOptions& o) {
     tables.push_back(std::move(t));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const int code = exit_code_for(tables, plan, o, complete);
+  const int code = to_int(exit_code_for(verify_outcome(tables, plan, o, complete)));
   const nlohmann::json j = to_json(tables, plan, *keyring, o, code, complete, seconds);
   if (o.format == OutputFormat::kJson) {
     std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
