@@ -7,6 +7,22 @@
 #include "common/log.h"
 
 namespace rekey {
+namespace {
+
+bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
+  if (recorded_failures > 0 || !report.unchecked.empty()) return true;
+  for (const auto& u : report.uncovered) {
+    if (u.not_new > 0) return true;
+  }
+  for (const auto& t : report.tables) {
+    for (const auto& c : t.counts) {
+      if (c.undecryptable > 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 nlohmann::json to_json(const RunReport& r) {
   std::int64_t rows = 0;
@@ -102,6 +118,15 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
                 r.failures.size());
   }
   std::fflush(stdout);
+}
+
+RunOutcome rotate_outcome(const RunReport& report, StopReason stop, bool all_completed,
+                          std::int64_t recorded_failures) {
+  RunOutcome outcome;
+  outcome.stopped = stop != StopReason::kMaxFailures && (stop != StopReason::kNone || !all_completed);
+  outcome.found_failures = stop == StopReason::kMaxFailures || any_failure(report, recorded_failures);
+  outcome.stop_defers_failures = true;
+  return outcome;
 }
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {
