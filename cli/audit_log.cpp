@@ -5,26 +5,15 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
-#include <ctime>
 #include <system_error>
 
 #include "cli/db_options.h"
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 
 namespace rekey {
 namespace {
-
-std::string utc_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string system_reason(int error) { return std::error_code(error, std::generic_category()).message(); }
 

@@ -15,6 +15,7 @@
 #include "common/errors.h"
 #include "common/identifier.h"
 #include "common/log.h"
+#include "db/state_schema_name.h"
 
 namespace rekey {
 namespace {
@@ -27,14 +28,12 @@ struct DiscoverOptions {
   std::size_t sample = 200;
   OutputFormat format = OutputFormat::kTable;
   std::string emit_config;
-  std::string state_schema = "rekey";
+  std::string state_schema = db::kDefaultStateSchema;
   std::vector<std::string> exclude;
   KeyOptions keys;
 };
 
-std::string spec_of(const DiscoveredColumn& c) {
-  return quote_ident_if_needed(c.schema) + "." + quote_ident_if_needed(c.table) + "." + quote_ident_if_needed(c.column);
-}
+std::string spec_of(const DiscoveredColumn& c) { return display_name(c.schema, c.table, c.column); }
 
 // "fp:n" per key, the new key's marked, then values no key decrypts.
 std::string keys_text(const DiscoveredColumn& c, const std::string& new_fp) {
@@ -155,7 +154,7 @@ std::string rotate_config_text(const std::vector<DiscoveredColumn>& columns, con
     out += has_password(db) ? "# db omitted: the connection string holds a password; set DATABASE_URL\n"
                             : "db = " + config_string(db) + "\n";
   }
-  if (state_schema != "rekey") out += "state-schema = " + config_string(state_schema) + "\n";
+  if (state_schema != db::kDefaultStateSchema) out += "state-schema = " + config_string(state_schema) + "\n";
   std::string list;
   std::string skipped;
   for (const auto& c : columns) {

@@ -9,13 +9,14 @@
 
 #include "cli/scope.h"
 #include "crypto/keyring.h"
+#include "db/state_schema_name.h"
 
 namespace rekey {
 
 struct DiscoveryOptions {
-  std::vector<std::string> schemas;    // only these; empty: all but system schemas
-  std::string state_schema = "rekey";  // its own tables are never searched
-  std::vector<std::string> exclude;    // --exclude SCHEMA.TABLE[.COLUMN]
+  std::vector<std::string> schemas;                    // only these; empty: all but system schemas
+  std::string state_schema = db::kDefaultStateSchema;  // its own tables are never searched
+  std::vector<std::string> exclude;                    // --exclude SCHEMA.TABLE[.COLUMN]
   // Values holding a token read per found column, for its format and (with
   // a keyring) the keys it is under; 0: none (the counts alone).
   std::size_t sample = 200;

@@ -42,7 +42,7 @@ std::string render_metrics(const RunReport& r, const std::string& command, doubl
   std::string out;
   family(out, "rekey_run_info", "gauge", "The run, its status and its keys (fingerprints).");
   out += fmt::format("rekey_run_info{{{},old_keys=\"{}\",status=\"{}\",dry_run=\"{}\"}} 1\n", base,
-                     label_value(old_keys), label_value(r.status), r.dry_run ? "true" : "false");
+                     label_value(old_keys), label_value(db::to_string(r.status)), r.dry_run ? "true" : "false");
   family(out, "rekey_values", "gauge", "Values by table, column and outcome in this run.");
   std::int64_t rows = 0;
   std::int64_t batches = 0;

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include "cli/scope.h"
 #include "crypto/token_signs.h"
 #include "db/pg_row_scanner.h"
+#include "db/snapshot.h"
 
 namespace rekey {
 
@@ -26,6 +28,24 @@ CensusOutcome census_relation(const std::string& conninfo, const std::string& sn
   scan.snapshot = snapshot;
   db::PgRowScanner scanner(conninfo, shape, scan);
   return census_table(shape, keyring, scanner, settings, stop, on_progress);
+}
+
+std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const RotationTargets& targets,
+                                              const crypto::Keyring& keyring, const CensusSettings& settings,
+                                              StopControl& stop) {
+  std::vector<UncoveredColumn> out;
+  if (targets.uncovered.empty()) return out;
+  const db::ExportedSnapshot snapshot(conninfo, std::chrono::milliseconds(0));
+  for (const auto& rel : targets.uncovered) {
+    const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
+    const CensusOutcome census = census_relation(conninfo, snapshot.id(), shape, keyring, settings, stop, nullptr);
+    for (std::size_t c = 0; c < rel.columns.size(); ++c) {
+      const CensusCounts& k = census.counts[c];
+      out.push_back({shape.column_display(c), why_not_rotatable(rel, rel.columns[c]).value_or(""), k.total,
+                     census.completed ? k.not_new() : k.total});
+    }
+  }
+  return out;
 }
 
 }  // namespace rekey

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "cli/run_report.h"
+#include "cli/target_resolver.h"
 #include "db/sql_text.h"
 #include "migrate/census_engine.h"
 
@@ -19,5 +21,11 @@ db::TokenFilter token_filter();
 CensusOutcome census_relation(const std::string& conninfo, const std::string& snapshot, const TableShape& shape,
                               const crypto::Keyring& keyring, const CensusSettings& settings, StopControl& stop,
                               const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress);
+
+// Counts, read-only, the columns rotate found holding tokens but cannot
+// rewrite: what they still hold under an old key makes the run exit 3.
+std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const RotationTargets& targets,
+                                              const crypto::Keyring& keyring, const CensusSettings& settings,
+                                              StopControl& stop);
 
 }  // namespace rekey

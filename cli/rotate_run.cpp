@@ -1,30 +1,27 @@
 #include <map>
 #include <memory>
-#include <set>
-#include <sstream>
 
 #include "cli/audit_log.h"
 #include "cli/db_options.h"
+#include "cli/dry_run_writer.h"
+#include "cli/exit_code.h"
 #include "cli/key_source.h"
 #include "cli/metrics_file.h"
 #include "cli/progress.h"
 #include "cli/relation_census.h"
-#include "cli/rotate_options.h"
+#include "cli/rotate_checks.h"
+#include "cli/rotate_settings.h"
 #include "cli/run_report.h"
+#include "cli/run_row.h"
 #include "cli/target_resolver.h"
 #include "cli/targets.h"
-#include "common/atomic_file.h"
-#include "common/duration.h"
 #include "common/errors.h"
 #include "common/log.h"
-#include "db/catalog.h"
 #include "db/connection.h"
 #include "db/pg_row_scanner.h"
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
-#include "db/preflight.h"
 #include "db/replica_lag.h"
-#include "db/snapshot.h"
 #include "db/state_store.h"
 #include "db/table_lock.h"
 #include "migrate/rotation_engine.h"
@@ -32,186 +29,6 @@
 
 namespace rekey {
 namespace {
-
-// Writes nothing: the dry run's writer. Keeps the first failures for the report.
-class DryRunWriter final : public TableWriter {
- public:
-  DryRunWriter(std::string table, std::vector<std::string> columns, nlohmann::json& failures)
-      : table_(std::move(table)), columns_(std::move(columns)), failures_(failures) {}
-  std::vector<std::size_t> write(const BatchWrite& batch) override {
-    for (const auto& f : batch.failures) {
-      if (failures_.size() >= kMaxListed) break;
-      failures_.push_back({{"table", table_},
-                           {"column", columns_.at(f.column)},
-                           {"primary_key", log::json_text(key_display(f.key))},
-                           {"reason", f.reason}});
-    }
-    return {};
-  }
-  std::vector<KeyValues> pending() override { return {}; }
-
- private:
-  static constexpr std::size_t kMaxListed = 1000;
-  std::string table_;
-  std::vector<std::string> columns_;
-  nlohmann::json& failures_;
-};
-
-std::string join_fingerprints(const crypto::Keyring& keyring) {
-  std::string out;
-  for (std::size_t i = 0; i < keyring.old_key_count(); ++i)
-    out += (i > 0 ? "," : "") + keyring.old_key(i).fingerprint();
-  return out;
-}
-
-// The schema.table.column lines two targets keys (targets_key) share.
-bool overlaps(const std::string& a, const std::string& b) {
-  std::set<std::string> lines;
-  std::istringstream in(a);
-  for (std::string line; std::getline(in, line);) lines.insert(line);
-  std::istringstream other(b);
-  for (std::string line; std::getline(other, line);) {
-    if (lines.count(line) > 0) return true;
-  }
-  return false;
-}
-
-// Finds the run to continue, or starts one. One new key per column: throws
-// UsageError when an unfinished run over any of these columns has another new
-// key and --restart is not given; --restart supersedes every unfinished run
-// over them.
-std::int64_t open_run(db::StateStore& store, const RotateOptions& o, const std::string& targets,
-                      const crypto::Keyring& keyring) {
-  const std::string& new_fp = keyring.new_key().fingerprint();
-  std::vector<std::int64_t> overlapping;
-  for (const auto& other : store.unfinished_runs()) {
-    if (!overlaps(other.targets, targets)) continue;
-    overlapping.push_back(other.id);
-    if (other.new_key_fingerprint != new_fp && !o.restart) {
-      throw UsageError(fmt::format(
-          "run {} is {} with new key {}, not {}, over some of these columns: finish it with that key, or pass "
-          "--restart to start over with this one (values already under the new key are never rewritten)",
-          other.id, other.status, other.new_key_fingerprint, new_fp));
-    }
-  }
-  const auto last = store.latest_run(targets);
-  if (last && last->status != "finished" && !last->superseded_by && !o.restart) {
-    store.set_runner(last->id, runner_identity(), join_fingerprints(keyring));
-    log::info("resuming run {} (new key {})", last->id, new_fp);
-    return last->id;
-  }
-  const std::int64_t id =
-      store.create_run(targets, new_fp, join_fingerprints(keyring), command_line(), runner_identity());
-  for (std::int64_t other : overlapping) store.supersede(other, id);
-  log::info("started run {} (new key {})", id, new_fp);
-  return id;
-}
-
-bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
-  if (recorded_failures > 0 || !report.unchecked.empty()) return true;
-  for (const auto& u : report.uncovered) {
-    if (u.not_new > 0) return true;
-  }
-  for (const auto& t : report.tables) {
-    for (const auto& c : t.counts) {
-      if (c.undecryptable > 0) return true;
-    }
-  }
-  return false;
-}
-
-// `recorded_failures`: the failures the state holds for the run, wherever
-// they were found (first read, pending rows, final sweep).
-int exit_code_for(const RunReport& report, StopReason stop, bool all_completed, std::int64_t recorded_failures) {
-  if (stop == StopReason::kMaxFailures) return to_int(ExitCode::kUndecryptable);
-  if (stop != StopReason::kNone || !all_completed) return to_int(ExitCode::kStopped);
-  if (any_failure(report, recorded_failures)) return to_int(ExitCode::kUndecryptable);
-  return to_int(ExitCode::kOk);
-}
-
-// Counts, read-only, the columns rotate found holding tokens but cannot
-// rewrite: what they still hold under an old key makes the run exit 3.
-std::vector<UncoveredColumn> census_uncovered(const std::string& conninfo, const RotationTargets& targets,
-                                              const crypto::Keyring& keyring, const RotateOptions& o,
-                                              StopControl& stop) {
-  std::vector<UncoveredColumn> out;
-  if (targets.uncovered.empty()) return out;
-  CensusSettings settings;
-  settings.threads = o.threads;
-  settings.batch_bytes = o.batch_bytes;
-  const db::ExportedSnapshot snapshot(conninfo, std::chrono::milliseconds(0));
-  for (const auto& rel : targets.uncovered) {
-    const TableShape shape = rel.shape(ValuePolicy::kValuesWithToken);
-    const CensusOutcome census = census_relation(conninfo, snapshot.id(), shape, keyring, settings, stop, nullptr);
-    for (std::size_t c = 0; c < rel.columns.size(); ++c) {
-      const CensusCounts& k = census.counts[c];
-      out.push_back({shape.column_display(c), why_not_rotatable(rel, rel.columns[c]).value_or(""), k.total,
-                     census.completed ? k.not_new() : k.total});
-    }
-  }
-  return out;
-}
-
-EngineSettings engine_settings(const RotateOptions& o) {
-  EngineSettings settings;
-  settings.batch_size = o.batch_size;
-  settings.batch_bytes = o.batch_bytes;
-  settings.threads = o.threads;
-  settings.max_failures = o.max_failures;
-  settings.retry.retry_for = parse_duration(o.retry_for, "--retry-for");
-  return settings;
-}
-
-ThrottleSettings throttle_settings(const RotateOptions& o) {
-  ThrottleSettings t;
-  t.max_rate = o.max_rate;
-  t.pause_file = o.pause_file;
-  if (!o.max_replica_lag.empty()) t.max_replica_lag = parse_duration(o.max_replica_lag, "--max-replica-lag");
-  t.replica_lag_unknown_for = parse_duration(o.retry_for, "--retry-for");
-  t.adaptive_batch = !o.batch_size_given;
-  t.batch_time = parse_duration(o.batch_time, "--batch-time");
-  return t;
-}
-
-// Throws UsageError when the server or session cannot write (a standby, a read-only session).
-void refuse_read_only_server(const std::string& conninfo) {
-  if (auto why = db::why_read_only(conninfo)) throw UsageError(*why);
-}
-
-// Throws UsageError naming each privilege on the targets that rekey's role lacks.
-void refuse_missing_privileges(const std::string& conninfo, const std::vector<TableShape>& shapes) {
-  const std::vector<std::string> missing = db::missing_privileges(conninfo, shapes);
-  if (missing.empty()) return;
-  std::string list;
-  for (const auto& m : missing) list += (list.empty() ? "" : "; ") + log::printable(m);
-  throw UsageError("rekey's role lacks privileges rotate needs (see sql/grants.sql): " + list);
-}
-
-// --disable-triggers: refused (UsageError) unless this role may set
-// session_replication_role; warns what the writes will skip.
-db::Triggers trigger_mode(const RotateOptions& o, const std::string& conninfo) {
-  if (!o.disable_triggers) return db::Triggers::kFire;
-  if (!db::can_skip_triggers(conninfo)) {
-    throw UsageError(
-        "--disable-triggers needs a superuser (or SET privilege on session_replication_role): this role may not "
-        "set session_replication_role; run without it, and the application's UPDATE triggers fire for every row");
-  }
-  log::warn(
-      "--disable-triggers: rekey's writes fire no trigger and no rule: neither the application's triggers (audit, "
-      "updated_at, replication, cache invalidation) nor the foreign-key checks of those writes");
-  return db::Triggers::kSkip;
-}
-
-// --report's file must be writable before anything is: a run that rotated
-// everything and then cannot say so would exit 1. Throws UsageError.
-void refuse_unwritable_report(const std::string& path) {
-  if (path.empty()) return;
-  try {
-    AtomicFile probe(path);  // a temporary beside it, removed again
-  } catch (const std::exception& e) {
-    throw UsageError(std::string("--report: ") + e.what());
-  }
-}
 
 nlohmann::json counts_json(const RunReport& report) {
   nlohmann::json tables = nlohmann::json::object();
@@ -231,15 +48,15 @@ nlohmann::json counts_json(const RunReport& report) {
 // Single-threaded; owns every connection it opens.
 class RotateRun {
  public:
-  explicit RotateRun(const RotateOptions& o)
-      : o_(o),
-        conninfo_(resolve_conninfo(o.db)),
-        audit_(o.audit_log),
-        metrics_(o.metrics_file, "rotate"),
+  explicit RotateRun(const RotateSettings& s)
+      : s_(s),
+        conninfo_(resolve_conninfo(s.db)),
+        audit_(s.audit_log),
+        metrics_(s.metrics_file, "rotate"),
         lag_probe_(conninfo_),
-        throttle_(throttle_settings(o), o.batch_size, [this] { return lag_probe_.read(); }) {
+        throttle_(s.throttle, s.engine.batch_size, [this] { return lag_probe_.read(); }) {
     install_signal_handlers(stop_);  // before key derivation: a signal at any point stops cleanly
-    keyring_ = load_keyring(o.keys, OldKeyPolicy::kRequired);
+    keyring_ = load_keyring(s.keys, OldKeyPolicy::kRequired);
   }
 
   int run() {
@@ -259,36 +76,34 @@ class RotateRun {
   double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
 
   void open() {
-    if (!o_.max_duration.empty()) stop_.set_deadline(started_ + parse_duration(o_.max_duration, "--max-duration"));
-    settings_ = engine_settings(o_);
+    if (s_.max_duration) stop_.set_deadline(started_ + *s_.max_duration);
+    settings_ = s_.engine;
     settings_.throttle = &throttle_;
-    writer_settings_.state_schema = o_.state_schema;
-    writer_settings_.lock_timeout = parse_duration(o_.lock_timeout, "--lock-timeout");
-    writer_settings_.statement_timeout = parse_duration(o_.statement_timeout, "--statement-timeout");
-    writer_settings_.triggers = trigger_mode(o_, conninfo_);
-    if (!o_.dry_run) refuse_read_only_server(conninfo_);
-    resolved_ = resolve_targets(conninfo_, o_.columns, o_.discover, o_.state_schema, o_.exclude);
+    writer_settings_ = s_.writer;
+    writer_settings_.triggers = trigger_mode(s_.disable_triggers, conninfo_);
+    if (!s_.dry_run) refuse_read_only_server(conninfo_);
+    resolved_ = resolve_targets(conninfo_, s_.columns, s_.discover, s_.writer.state_schema, s_.exclude);
     refuse_missing_privileges(conninfo_, resolved_.shapes);
-    if (!o_.max_replica_lag.empty()) {
+    if (s_.throttle.max_replica_lag) {
       if (auto unreadable = lag_probe_.start()) throw UsageError("--max-replica-lag: " + *unreadable);
     }
     std::vector<TableTarget> targets;
     for (const auto& s : resolved_.shapes) targets.push_back({s.schema, s.table, s.columns});
     targets_id_ = targets_key(targets);
 
-    report_.dry_run = o_.dry_run;
-    report_.status = "running";
+    report_.dry_run = s_.dry_run;
+    report_.status = db::RunStatus::kRunning;
     report_.new_key_fingerprint = keyring_->new_key().fingerprint();
     for (std::size_t i = 0; i < keyring_->old_key_count(); ++i) {
       report_.old_key_fingerprints.push_back(keyring_->old_key(i).fingerprint());
     }
     report_.unchecked = resolved_.unchecked;
     report_.excluded = resolved_.excluded;
-    refuse_unwritable_report(o_.report);
-    if (!o_.dry_run) open_state();
+    refuse_unwritable_report(s_.report);
+    if (!s_.dry_run) open_state();
     audit_.record("run_start", {{"command", "rotate"},
                                 {"run_id", report_.run_id},
-                                {"dry_run", o_.dry_run},
+                                {"dry_run", s_.dry_run},
                                 {"targets", targets_id_},
                                 {"new_key_fingerprint", report_.new_key_fingerprint},
                                 {"old_key_fingerprints", report_.old_key_fingerprints},
@@ -297,7 +112,7 @@ class RotateRun {
 
   // The state schema, one lock per table, and the run's row (new or resumed).
   void open_state() {
-    store_ = std::make_unique<db::StateStore>(conninfo_, o_.state_schema);
+    store_ = std::make_unique<db::StateStore>(conninfo_, s_.writer.state_schema);
     store_->ensure_schema();
     locks_ = std::make_unique<db::TableLocks>(conninfo_);
     for (const auto& shape : resolved_.shapes) {
@@ -306,7 +121,7 @@ class RotateRun {
       }
     }
     settings_.still_locked = [this] { return locks_->still_held(); };
-    report_.run_id = open_run(*store_, o_, targets_id_, *keyring_);
+    report_.run_id = open_run(*store_, targets_id_, *keyring_, s_.restart);
     writer_settings_.run_id = report_.run_id;
   }
 
@@ -375,6 +190,13 @@ class RotateRun {
     }
   }
 
+  CensusSettings uncovered_census_settings() const {
+    CensusSettings census;
+    census.threads = s_.engine.threads;
+    census.batch_bytes = s_.engine.batch_bytes;
+    return census;
+  }
+
   void note_time() {
     report_.duration_seconds = elapsed();
     report_.seconds_paused = throttle_.seconds_paused();
@@ -383,12 +205,15 @@ class RotateRun {
 
   // What rotate could not reach, and the exit code of it all.
   void account() {
-    if (!stop_.should_stop()) report_.uncovered = census_uncovered(conninfo_, resolved_, *keyring_, o_, stop_);
+    if (!stop_.should_stop())
+      report_.uncovered = census_uncovered(conninfo_, resolved_, *keyring_, uncovered_census_settings(), stop_);
     note_time();
     report_.stop_reason = to_string(stop_.reason());
     const std::int64_t recorded_failures = store_ ? store_->failure_count(report_.run_id) : 0;
-    report_.exit_code = exit_code_for(report_, stop_.reason(), all_completed_, recorded_failures);
-    report_.status = stop_.reason() != StopReason::kNone || !all_completed_ ? "stopped" : "finished";
+    report_.exit_code =
+        to_int(exit_code_for(rotate_outcome(report_, stop_.reason(), all_completed_, recorded_failures)));
+    report_.status =
+        stop_.reason() != StopReason::kNone || !all_completed_ ? db::RunStatus::kStopped : db::RunStatus::kFinished;
   }
 
   void publish() {
@@ -406,16 +231,16 @@ class RotateRun {
         log::warn("could not record the run's status: {}", db::error_summary(e));
       }
     }
-    publish_files(report_.status == "stopped" ? "run_stop" : "run_finish", nlohmann::json::object());
-    print_rotate_summary(report_, o_.dry_run);
+    publish_files(report_.status == db::RunStatus::kStopped ? "run_stop" : "run_finish", nlohmann::json::object());
+    print_rotate_summary(report_, s_.dry_run);
   }
 
   void publish_files(const std::string& event, const nlohmann::json& extra) {
     metrics_.update(report_, true);
     nlohmann::json fields = {{"command", "rotate"},
                              {"run_id", report_.run_id},
-                             {"dry_run", o_.dry_run},
-                             {"status", report_.status},
+                             {"dry_run", s_.dry_run},
+                             {"status", db::to_string(report_.status)},
                              {"exit_code", report_.exit_code},
                              {"stop_reason", report_.stop_reason},
                              {"duration_seconds", report_.duration_seconds},
@@ -425,7 +250,7 @@ class RotateRun {
                              {"failures_by_reason", failure_reasons_}};
     fields.update(extra);
     audit_.record(event, fields);
-    if (!o_.report.empty()) write_json_file(o_.report, to_json(report_));
+    if (!s_.report.empty()) write_json_file(s_.report, to_json(report_));
   }
 
   // Best effort, never masking `error`: the run's row says `failed` (on a
@@ -435,10 +260,9 @@ class RotateRun {
   void record_failure(const std::exception& error) noexcept {
     try {
       note_time();
-      report_.status = "failed";
+      report_.status = db::RunStatus::kFailed;
       report_.stop_reason = "error";
-      report_.exit_code =
-          to_int(dynamic_cast<const UsageError*>(&error) != nullptr ? ExitCode::kUsage : ExitCode::kFailure);
+      report_.exit_code = to_int(exit_code_for(error));
       report_.error = log::without_hidden(db::error_summary(error));
       if (store_) mark_failed();
       publish_files("run_stop", {{"error", report_.error}});
@@ -449,14 +273,14 @@ class RotateRun {
 
   void mark_failed() {
     try {
-      db::StateStore(conninfo_, o_.state_schema).set_status(report_.run_id, report_.status, report_.exit_code);
+      db::StateStore(conninfo_, s_.writer.state_schema).set_status(report_.run_id, report_.status, report_.exit_code);
     } catch (const std::exception& e) {
       log::error("run {} could not be marked failed ({}); it stays `running` until resumed", report_.run_id,
                  db::error_summary(e));
     }
   }
 
-  const RotateOptions& o_;
+  const RotateSettings& s_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   StopControl stop_;
   const std::string conninfo_;
@@ -479,6 +303,6 @@ class RotateRun {
 
 }  // namespace
 
-int run_rotate(const RotateOptions& o) { return RotateRun(o).run(); }
+int run_rotate(const RotateSettings& s) { return RotateRun(s).run(); }
 
 }  // namespace rekey

@@ -7,6 +7,22 @@
 #include "common/log.h"
 
 namespace rekey {
+namespace {
+
+bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
+  if (recorded_failures > 0 || !report.unchecked.empty()) return true;
+  for (const auto& u : report.uncovered) {
+    if (u.not_new > 0) return true;
+  }
+  for (const auto& t : report.tables) {
+    for (const auto& c : t.counts) {
+      if (c.undecryptable > 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 nlohmann::json to_json(const RunReport& r) {
   std::int64_t rows = 0;
@@ -29,7 +45,7 @@ nlohmann::json to_json(const RunReport& r) {
   }
   nlohmann::json j{{"run_id", r.run_id},
                    {"dry_run", r.dry_run},
-                   {"status", r.status},
+                   {"status", db::to_string(r.status)},
                    {"exit_code", r.exit_code},
                    {"stop_reason", r.stop_reason},
                    {"duration_seconds", r.duration_seconds},
@@ -58,15 +74,16 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
   for (const auto& t : r.tables) rows += t.rows_seen;
   const double rate = r.duration_seconds > 0 ? static_cast<double>(rows) / r.duration_seconds : 0.0;
   std::printf("%s%s\n", dry_run ? "DRY RUN: nothing was written. " : "",
-              r.run_id > 0 ? ("run " + std::to_string(r.run_id) + ": " + r.status).c_str() : r.status.c_str());
+              r.run_id > 0 ? ("run " + std::to_string(r.run_id) + ": " + db::to_string(r.status)).c_str()
+                           : db::to_string(r.status));
   for (const auto& t : r.tables) {
     for (std::size_t c = 0; c < t.columns.size(); ++c) {
       const ColumnCounts& k = t.counts[c];
-      std::printf("  %s.%s: %s %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
-                  log::printable(t.table).c_str(), log::printable(quote_ident_if_needed(t.columns[c])).c_str(),
-                  dry_run ? "would rotate" : "rotated", static_cast<long long>(k.rotated),
-                  static_cast<long long>(k.already_new), static_cast<long long>(k.null),
-                  static_cast<long long>(k.undecryptable), static_cast<long long>(k.changed_concurrently));
+      std::printf("  %s: %s %lld, already new %lld, null %lld, undecryptable %lld, changed concurrently %lld\n",
+                  log::printable(column_display(t.table, t.columns[c])).c_str(), dry_run ? "would rotate" : "rotated",
+                  static_cast<long long>(k.rotated), static_cast<long long>(k.already_new),
+                  static_cast<long long>(k.null), static_cast<long long>(k.undecryptable),
+                  static_cast<long long>(k.changed_concurrently));
       estimated += c == 0 ? k.rotated + k.already_new + k.null + k.undecryptable : 0;
     }
   }
@@ -101,6 +118,15 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
                 r.failures.size());
   }
   std::fflush(stdout);
+}
+
+RunOutcome rotate_outcome(const RunReport& report, StopReason stop, bool all_completed,
+                          std::int64_t recorded_failures) {
+  RunOutcome outcome;
+  outcome.stopped = stop != StopReason::kMaxFailures && (stop != StopReason::kNone || !all_completed);
+  outcome.found_failures = stop == StopReason::kMaxFailures || any_failure(report, recorded_failures);
+  outcome.stop_defers_failures = true;
+  return outcome;
 }
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/exit_code.h"
+#include "db/run_status.h"
+#include "migrate/stop_control.h"
 #include "migrate/table_port.h"
 
 namespace rekey {
@@ -36,7 +39,7 @@ struct RunReport {
   std::int64_t run_id = 0;  // 0 for a dry run
   bool dry_run = false;
   int exit_code = 0;
-  std::string status;
+  db::RunStatus status = db::RunStatus::kRunning;
   std::string stop_reason;
   std::string error;  // a failed run's error, first line (error_summary): never a key or a value
   double duration_seconds = 0;
@@ -52,6 +55,12 @@ struct RunReport {
 };
 
 nlohmann::json to_json(const RunReport& report);
+
+// What a rotate run ended with, for its exit code. `recorded_failures`: the
+// failures the state holds for the run, wherever they were found (first read,
+// pending rows, final sweep). Stopping at --max-failures is a finding, not a
+// stop.
+RunOutcome rotate_outcome(const RunReport& report, StopReason stop, bool all_completed, std::int64_t recorded_failures);
 
 // A human summary on stdout: per column counts, rate, and for a dry run what
 // would change and the projected duration of the real run.

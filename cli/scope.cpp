@@ -61,14 +61,6 @@ void add_relation(Scope& scope, db::ScopeRelation rel, Keep keep) {
 
 void to_json(nlohmann::json& j, const Unchecked& u) { j = {{"object", u.object}, {"reason", u.reason}}; }
 
-std::string display_name(const std::string& schema, const std::string& table) {
-  return quote_ident_if_needed(schema) + "." + quote_ident_if_needed(table);
-}
-
-std::string display_name(const std::string& schema, const std::string& table, const std::string& column) {
-  return display_name(schema, table) + "." + quote_ident_if_needed(column);
-}
-
 Exclusions::Exclusions(const std::vector<std::string>& specs) {
   for (const auto& spec : specs) {
     std::vector<std::string> parts;

@@ -65,8 +65,4 @@ Scope named_scope(db::DiscoveryQueries& queries, const std::vector<std::string>&
 // Why `rotate` cannot rewrite `column`, or nullopt when it can.
 std::optional<std::string> why_not_rotatable(const db::ScopeRelation& relation, const db::ScopeColumn& column);
 
-// "schema.table" / "schema.table.column" with identifiers quoted as needed.
-std::string display_name(const std::string& schema, const std::string& table);
-std::string display_name(const std::string& schema, const std::string& table, const std::string& column);
-
 }  // namespace rekey

@@ -16,6 +16,7 @@
 #include "common/errors.h"
 #include "common/identifier.h"
 #include "common/log.h"
+#include "db/state_schema_name.h"
 #include "db/state_store.h"
 
 namespace rekey {
@@ -27,7 +28,7 @@ struct StatusOptions {
   DbOption db;
   std::int64_t run_id = 0;
   std::size_t limit = 10;
-  std::string state_schema = "rekey";
+  std::string state_schema = db::kDefaultStateSchema;
   std::size_t failures = 50;
   OutputFormat format = OutputFormat::kTable;
 };
@@ -36,8 +37,10 @@ struct StatusOptions {
 // "running" run none of whose tables is locked by a runner any more.
 nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::size_t failure_limit) {
   const std::vector<std::string> tables = target_tables(run.targets);
-  std::string state = run.status;
-  if (run.status == "running" && store.locked_tables(tables).empty()) state = "stopped (interrupted)";
+  const bool interrupted = run.status == db::RunStatus::kRunning && store.locked_tables(tables).empty();
+  const bool resumable =
+      run.status != db::RunStatus::kFinished && (run.status != db::RunStatus::kRunning || interrupted);
+  const std::string state = interrupted ? "stopped (interrupted)" : db::to_string(run.status);
   nlohmann::json targets = nlohmann::json::array();
   std::istringstream lines(run.targets);
   for (std::string line; std::getline(lines, line);) {
@@ -66,7 +69,7 @@ nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::si
         {{"table", f.table_name}, {"column", f.column_name}, {"primary_key", f.primary_key}, {"reason", f.reason}});
   }
   nlohmann::json j{{"id", run.id},
-                   {"status", run.status},
+                   {"status", db::to_string(run.status)},
                    {"state", state},
                    {"targets", targets},
                    {"new_key_fingerprint", run.new_key_fingerprint},
@@ -80,8 +83,7 @@ nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::si
                    {"tables", progress},
                    {"failure_count", store.failure_count(run.id)},
                    {"failures", failures}};
-  j["resume_command"] =
-      state == "finished" || state == "running" ? nlohmann::json(nullptr) : nlohmann::json(resume_command(run.command));
+  j["resume_command"] = resumable ? nlohmann::json(resume_command(run.command)) : nlohmann::json(nullptr);
   return j;
 }
 
@@ -122,8 +124,8 @@ void print_run(const nlohmann::json& r) {
     std::printf("  %lld value(s) could not be decrypted%s:\n", static_cast<long long>(failure_count),
                 failure_count > static_cast<std::int64_t>(r["failures"].size()) ? " (first ones)" : "");
     for (const auto& f : r["failures"]) {
-      std::printf("    %s.%s primary key %s: %s\n", log::printable(f["table"].get<std::string>()).c_str(),
-                  log::printable(quote_ident_if_needed(f["column"].get<std::string>())).c_str(),
+      std::printf("    %s primary key %s: %s\n",
+                  log::printable(column_display(f["table"].get<std::string>(), f["column"].get<std::string>())).c_str(),
                   log::printable(f["primary_key"].get<std::string>()).c_str(), f["reason"].get<std::string>().c_str());
     }
   }
@@ -173,7 +175,7 @@ std::vector<std::string> target_tables(const std::string& targets) {
       continue;
     }
     if (parts.size() != 3) continue;
-    const std::string name = quote_ident_if_needed(parts[0]) + "." + quote_ident_if_needed(parts[1]);
+    const std::string name = display_name(parts[0], parts[1]);
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
   return out;

@@ -5,6 +5,7 @@
 #include "cli/discovery.h"
 #include "cli/targets.h"
 #include "common/errors.h"
+#include "common/identifier.h"
 #include "common/log.h"
 #include "db/catalog.h"
 #include "db/connection.h"

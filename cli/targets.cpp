@@ -37,8 +37,7 @@ std::string targets_key(const std::vector<TableTarget>& targets) {
   for (const auto& t : targets) {
     for (const auto& c : t.columns) {
       // Escaped: a newline in a name must not split its line in two.
-      lines.push_back(log::printable(quote_ident_if_needed(t.schema) + "." + quote_ident_if_needed(t.table) + "." +
-                                     quote_ident_if_needed(c)));
+      lines.push_back(log::printable(display_name(t.schema, t.table, c)));
     }
   }
   std::sort(lines.begin(), lines.end());

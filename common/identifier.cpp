@@ -39,6 +39,18 @@ std::string quote_ident_if_needed(std::string_view name) {
   return is_plain(name) ? std::string(name) : quote_ident(name);
 }
 
+std::string display_name(std::string_view schema, std::string_view table) {
+  return quote_ident_if_needed(schema) + "." + quote_ident_if_needed(table);
+}
+
+std::string display_name(std::string_view schema, std::string_view table, std::string_view column) {
+  return column_display(display_name(schema, table), column);
+}
+
+std::string column_display(std::string_view table_display, std::string_view column) {
+  return std::string(table_display) + "." + quote_ident_if_needed(column);
+}
+
 void check_no_control_characters(std::string_view name, std::string_view what) {
   for (const char ch : name) {
     const auto c = static_cast<unsigned char>(ch);

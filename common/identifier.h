@@ -15,6 +15,14 @@ std::string quote_ident(std::string_view name);
 // special characters, not a keyword), quoted otherwise. For display.
 std::string quote_ident_if_needed(std::string_view name);
 
+// schema.table and schema.table.column as rekey shows them (reports, logs,
+// the runs table's targets): each part by quote_ident_if_needed.
+std::string display_name(std::string_view schema, std::string_view table);
+std::string display_name(std::string_view schema, std::string_view table, std::string_view column);
+
+// A column of a table already in display form (display_name(schema, table)).
+std::string column_display(std::string_view table_display, std::string_view column);
+
 // Throws std::invalid_argument naming `what` when `name` holds a control
 // character (a newline could end a comment or forge a log line): no
 // identifier rekey accepts may.

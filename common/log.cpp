@@ -1,12 +1,12 @@
 #include "common/log.h"
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "common/clock.h"
 
 namespace rekey::log {
 namespace {
@@ -29,14 +29,6 @@ const char* name(Level level) {
   return "info";
 }
 
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 }  // namespace
 
 void configure(Format format, Level min_level) {

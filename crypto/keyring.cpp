@@ -1,6 +1,5 @@
 #include "crypto/keyring.h"
 
-#include <algorithm>
 #include <stdexcept>
 
 #include "crypto/base64.h"
@@ -25,53 +24,6 @@ FailureReason reason_of(TokenError error) {
       return FailureReason::kBadPadding;
   }
   return FailureReason::kBadVersion;
-}
-
-// The token inside a stored value, found as the service would read it.
-struct Located {
-  TokenError error = TokenError::kNone;
-  ValueFormat format = ValueFormat::kPlain;
-  ParsedToken token;
-};
-
-bool is_data_char(std::uint8_t c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-         c == '+' || c == '/';
-}
-
-// The readings of a stored value: as a token, and, when its decoded bytes
-// could be token text (the first character base64 does not skip is 'g', as
-// every token's text starts with 'g'), as a wrapped token.
-struct Readings {
-  Located plain;
-  bool has_wrapped = false;
-  Located wrapped;
-};
-
-Readings locate(std::string_view stored) {
-  Readings r;
-  r.wrapped.format = ValueFormat::kWrapped;
-  std::vector<std::uint8_t> outer;
-  if (!base64url_decode_lenient(stored, outer)) {
-    r.plain.error = TokenError::kBadBase64;
-    return r;
-  }
-  const auto first = std::find_if(outer.begin(), outer.end(), is_data_char);
-  if (first != outer.end() && *first == 'g') {
-    r.has_wrapped = true;
-    r.wrapped.error = ParsedToken::parse(std::string_view(reinterpret_cast<const char*>(outer.data()), outer.size()),
-                                         r.wrapped.token);
-  }
-  r.plain.error = ParsedToken::from_bytes(std::move(outer), r.plain.token);
-  return r;
-}
-
-// The format of `text` read as one token, structure only.
-std::optional<ValueFormat> format_of_one(std::string_view text) {
-  const Readings r = locate(text);
-  if (r.plain.error == TokenError::kNone) return ValueFormat::kPlain;
-  if (r.has_wrapped && r.wrapped.error == TokenError::kNone) return ValueFormat::kWrapped;
-  return std::nullopt;
 }
 
 bool succeeded(ValueOutcome outcome) {
@@ -101,8 +53,6 @@ bool reads_back_at(std::string_view rotated, const std::vector<TokenSpan>& place
 }
 
 }  // namespace
-
-const char* to_string(ValueFormat format) { return format == ValueFormat::kPlain ? "plain" : "wrapped"; }
 
 const char* to_string(ValueOutcome outcome) {
   switch (outcome) {
@@ -144,6 +94,17 @@ const char* to_string(FailureReason reason) {
   return "unknown";
 }
 
+const char* why_not_new(const ValueResult& result) {
+  switch (result.outcome) {
+    case ValueOutcome::kUndecryptable:
+      return to_string(result.reason);
+    case ValueOutcome::kRotated:  // it was under an old key
+      return to_string(ValueOutcome::kUnderOldKey);
+    default:
+      return to_string(result.outcome);
+  }
+}
+
 Keyring::Keyring(std::unique_ptr<const Fernet> new_key, std::vector<std::unique_ptr<const Fernet>> old_keys) {
   if (!new_key) throw std::invalid_argument("a keyring needs a new key");
   keys_.push_back(std::move(new_key));
@@ -152,38 +113,6 @@ Keyring::Keyring(std::unique_ptr<const Fernet> new_key, std::vector<std::unique_
     for (const auto& earlier : keys_) distinct_ = distinct_ && !earlier->same_key(*k);
     keys_.push_back(std::move(k));
   }
-}
-
-namespace {
-
-bool run_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '=';
-}
-
-// True when a run of base64 text in [from, to) of `stored` is a whole token.
-bool token_between(std::string_view stored, std::size_t from, std::size_t to) {
-  for (std::size_t i = from; i < to;) {
-    while (i < to && !run_char(stored[i])) ++i;
-    std::size_t j = i;
-    while (j < to && run_char(stored[j])) ++j;
-    if (j > i && is_whole_token(stored.substr(i, j - i))) return true;
-    i = j;
-  }
-  return false;
-}
-
-}  // namespace
-
-// True when, beside `spans`, `stored` holds a token without a prefix (a
-// timestamp of 2^36 or more): rotating the others would leave it behind.
-bool hides_a_token(std::string_view stored, const std::vector<TokenSpan>& spans) {
-  if (spans.empty()) return false;
-  std::size_t from = 0;
-  for (const TokenSpan& span : spans) {
-    if (token_between(stored, from, span.begin)) return true;
-    from = span.end;
-  }
-  return token_between(stored, from, stored.size());
 }
 
 ValueResult Keyring::inspect(std::string_view stored) const { return process(stored, Action::kInspect); }
@@ -256,74 +185,104 @@ ValueResult Keyring::process_lenient(std::string_view stored, Action action) con
   return result;
 }
 
+namespace {
+
+// The readings of a token's text that parse, plain first.
+struct ParsedReadings {
+  const Located* tries[2] = {nullptr, nullptr};
+  int n = 0;
+};
+
+ParsedReadings parsed_readings(const Readings& readings) {
+  ParsedReadings parsed;
+  if (readings.plain.error == TokenError::kNone) parsed.tries[parsed.n++] = &readings.plain;
+  if (readings.has_wrapped && readings.wrapped.error == TokenError::kNone) parsed.tries[parsed.n++] = &readings.wrapped;
+  return parsed;
+}
+
+// A text neither reading parses: too short for a token, or none at all.
+ValueResult unparsed(const Readings& readings) {
+  const Located& shown = readings.has_wrapped ? readings.wrapped : readings.plain;
+  ValueResult result;
+  result.format = shown.format;
+  result.reason = reason_of(shown.error);
+  result.outcome = shown.error == TokenError::kTooShort ? ValueOutcome::kUndecryptable : ValueOutcome::kNotToken;
+  return result;
+}
+
+}  // namespace
+
+// Which key verified a token (key_index as in ValueResult, -1: none), under
+// which reading, and the plain reading's error when none did.
+struct Keyring::KeyMatch {
+  int key_index = -1;
+  const Located* reading = nullptr;
+  TokenError first_error = TokenError::kNone;
+};
+
 // One token's text, read leniently (kind 1, and each span of kind 2).
 ValueResult Keyring::process_token(std::string_view text, Action action) const {
-  ValueResult result;
   const Readings readings = locate(text);
   // Try the plain reading first, then the wrapped one; report the first that
   // parses (or the plain reading's error).
-  const Located* tries[2] = {nullptr, nullptr};
-  int n = 0;
-  if (readings.plain.error == TokenError::kNone) tries[n++] = &readings.plain;
-  if (readings.has_wrapped && readings.wrapped.error == TokenError::kNone) tries[n++] = &readings.wrapped;
-  if (n == 0) {
-    const Located& shown = readings.has_wrapped ? readings.wrapped : readings.plain;
-    result.format = shown.format;
-    result.reason = reason_of(shown.error);
-    result.outcome = shown.error == TokenError::kTooShort ? ValueOutcome::kUndecryptable : ValueOutcome::kNotToken;
-    return result;
-  }
-
+  const ParsedReadings parsed = parsed_readings(readings);
+  if (parsed.n == 0) return unparsed(readings);
   SecretBytes plaintext;
-  TokenError first_error = TokenError::kNone;
-  const Located* used = tries[0];
-  // With distinct keys, the key that verified this thread's previous value is
-  // tried first (a table is mostly under one key), then the new key and the
-  // old keys in order: a token verifies under at most one of distinct keys, so
-  // the order cannot change the outcome. A key listed twice keeps strict order.
+  const KeyMatch match = find_key(parsed.tries, parsed.n, plaintext);
+  ValueResult result;
+  result.format = match.reading->format;
+  result.key_index = match.key_index;
+  if (match.key_index < 0) {
+    result.outcome = ValueOutcome::kUndecryptable;
+    result.reason = reason_of(match.first_error);
+  } else if (match.key_index == 0) {
+    result.outcome = ValueOutcome::kAlreadyNew;
+  } else if (action == Action::kInspect) {
+    result.outcome = ValueOutcome::kUnderOldKey;
+  } else {
+    return reencrypted(std::move(result), *match.reading, plaintext);
+  }
+  return result;
+}
+
+// With distinct keys, the key that verified this thread's previous value is
+// tried first (a table is mostly under one key), then the new key and the old
+// keys in order: a token verifies under at most one of distinct keys, so the
+// order cannot change the outcome. A key listed twice keeps strict order.
+Keyring::KeyMatch Keyring::find_key(const Located* const* tries, int n, SecretBytes& plaintext) const {
   thread_local const Keyring* hint_ring = nullptr;
   thread_local std::size_t hint = 0;
   const std::size_t first = distinct_ && hint_ring == this && hint < keys_.size() ? hint : 0;
-  for (int t = 0; t < n && result.key_index < 0; ++t) {
+  KeyMatch match;
+  match.reading = tries[0];
+  for (int t = 0; t < n && match.key_index < 0; ++t) {
     TokenError last = TokenError::kAuthentication;
     for (std::size_t k = 0; k < keys_.size(); ++k) {
       const std::size_t i = k == 0 ? first : (k - 1 < first ? k - 1 : k);
       last = keys_[i]->decrypt(tries[t]->token, plaintext);
       if (last == TokenError::kNone) {
-        result.key_index = static_cast<int>(i);
-        used = tries[t];
+        match.key_index = static_cast<int>(i);
+        match.reading = tries[t];
         hint_ring = this;
         hint = i;
         break;
       }
       if (last == TokenError::kBadCiphertext) break;  // authenticated: no other key can verify it
     }
-    if (t == 0) first_error = last;
+    if (t == 0) match.first_error = last;
   }
-  const Located& found = *used;
-  result.format = found.format;
-  if (result.key_index < 0) {
-    result.outcome = ValueOutcome::kUndecryptable;
-    result.reason = reason_of(first_error);
-    return result;
-  }
-  if (result.key_index == 0) {
-    result.outcome = ValueOutcome::kAlreadyNew;
-    return result;
-  }
-  if (action == Action::kInspect) {
-    result.outcome = ValueOutcome::kUnderOldKey;
-    return result;
-  }
+  return match;
+}
 
+// `found`'s plaintext under the new key, same timestamp and format, proven to
+// read back, through the same path a reader takes, to the same plaintext and
+// timestamp under the new key (kVerifyFailed otherwise).
+ValueResult Keyring::reencrypted(ValueResult result, const Located& found, const SecretBytes& plaintext) const {
   const std::uint64_t timestamp = found.token.timestamp();
   std::string token = new_key().encrypt(plaintext, timestamp);
   result.rotated = found.format == ValueFormat::kPlain
                        ? std::move(token)
                        : base64url_encode(reinterpret_cast<const std::uint8_t*>(token.data()), token.size());
-
-  // Prove the exact text to be stored reads back, through the same path a
-  // reader takes, to the same plaintext and timestamp under the new key.
   const Readings check_readings = locate(result.rotated);
   const Located& check = found.format == ValueFormat::kPlain ? check_readings.plain : check_readings.wrapped;
   SecretBytes round_trip;
@@ -339,17 +298,6 @@ ValueResult Keyring::process_token(std::string_view text, Action action) const {
   }
   result.outcome = ValueOutcome::kRotated;
   return result;
-}
-
-std::optional<ValueFormat> token_format(std::string_view stored) {
-  if (is_single_token_text(stored)) return format_of_one(stored);
-  const SpanScan scan = find_token_spans(stored);
-  if (scan.boundaries == Boundaries::kUnclear || hides_a_token(stored, scan.spans)) return std::nullopt;
-  if (scan.spans.empty()) return format_of_one(stored);
-  for (const TokenSpan& span : scan.spans) {
-    if (const auto format = format_of_one(stored.substr(span.begin, span.end - span.begin))) return format;
-  }
-  return std::nullopt;
 }
 
 }  // namespace rekey::crypto

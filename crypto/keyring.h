@@ -24,14 +24,10 @@
 #include <vector>
 
 #include "crypto/fernet.h"
+#include "crypto/token_reading.h"
 #include "crypto/token_spans.h"
 
 namespace rekey::crypto {
-
-// How a value is stored: the token text itself, or the token text
-// url-safe-base64-encoded once more (the service's encrypt_data).
-enum class ValueFormat { kPlain, kWrapped };
-const char* to_string(ValueFormat format);
 
 enum class ValueOutcome {
   kAlreadyNew,     // decrypts under the new key; nothing to write
@@ -67,6 +63,12 @@ struct ValueResult {
   int tokens = 0;       // token spans found (kind 2 above); else 1, or 0 for kNotToken and unclear boundaries
 };
 
+// Why a value is not under the new key, in the one vocabulary rotate's
+// failures and verify's examples share: the outcome (under_old_key,
+// not_a_token) or, for an undecryptable value, its FailureReason. Only for a
+// result that is not kAlreadyNew.
+const char* why_not_new(const ValueResult& result);
+
 class Keyring {
  public:
   // `new_key` must not be null. Old keys are tried in the order given.
@@ -97,21 +99,11 @@ class Keyring {
   ValueResult process_token(std::string_view text, Action action) const;
   ValueResult process_spans(std::string_view stored, const std::vector<TokenSpan>& spans, Action action) const;
   ValueResult process_lenient(std::string_view stored, Action action) const;
+  struct KeyMatch;
+  KeyMatch find_key(const Located* const* tries, int n, SecretBytes& plaintext) const;
+  ValueResult reencrypted(ValueResult result, const Located& found, const SecretBytes& plaintext) const;
   std::vector<std::unique_ptr<const Fernet>> keys_;  // [0] is the new key
   bool distinct_ = true;                             // no key listed twice: try order is free
 };
-
-// Key-independent detection, for discovery: the format of the first token in
-// `stored` read as the Keyring reads it (one token, the first embedded span
-// that parses, or the lenient reading; a token parses plain, else wrapped once
-// more in url-safe base64), nullopt when it holds none or its token
-// boundaries are unclear. Checks structure only (base64, version byte,
-// length), never authenticity. Pure and thread-safe.
-std::optional<ValueFormat> token_format(std::string_view stored);
-
-// True when, beside the tokens at `spans`, `stored` holds a token that has no
-// prefix (a timestamp of 2^36 or more): such a value is left untouched
-// (token_boundary_unclear), never half rotated.
-bool hides_a_token(std::string_view stored, const std::vector<TokenSpan>& spans);
 
 }  // namespace rekey::crypto

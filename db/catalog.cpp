@@ -20,15 +20,11 @@ struct Relation {
   std::string where;          // "table s.t", and how it hangs under the named table
 };
 
-std::string name_of(const std::string& schema, const std::string& table) {
-  return quote_ident_if_needed(schema) + "." + quote_ident_if_needed(table);
-}
-
 // Why `schema.table` cannot be rotated when it is no table: what the
 // relation is (a view, a materialized view, a foreign table...) and where to
 // rotate instead, or that it does not exist.
 std::string not_a_table(pqxx::transaction_base& tx, const std::string& schema, const std::string& table) {
-  const std::string named = name_of(schema, table);
+  const std::string named = display_name(schema, table);
   const pqxx::result r = tx.exec_params(
       "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
       "WHERE n.nspname = $1 AND c.relname = $2",
@@ -44,7 +40,7 @@ std::string not_a_table(pqxx::transaction_base& tx, const std::string& schema, c
 // The named table (relkind r or p), then every relation below it, at any
 // depth, by schema and name.
 std::vector<Relation> hierarchy(pqxx::transaction_base& tx, const std::string& schema, const std::string& table) {
-  const std::string named = name_of(schema, table);
+  const std::string named = display_name(schema, table);
   const pqxx::result root = tx.exec_params(
       "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
       "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
@@ -67,7 +63,7 @@ std::vector<Relation> hierarchy(pqxx::transaction_base& tx, const std::string& s
     rel.kind = r[3].as<std::string>();
     rel.estimated_rows = r[4].as<double>();
     rel.row_security = r[5].as<bool>();
-    rel.where = "table " + name_of(rel.schema, rel.table);
+    rel.where = "table " + display_name(rel.schema, rel.table);
     if (!out.empty()) rel.where += (r[6].as<bool>() ? " (a partition of " : " (inherits from ") + named + ")";
     out.push_back(std::move(rel));
   }
@@ -172,7 +168,7 @@ std::vector<TableShape> resolve_table(pqxx::connection& conn, const std::string&
     shapes.push_back(resolve_relation(tx, rel, columns));
   }
   if (shapes.empty()) {
-    throw CatalogError("table " + name_of(schema, table) + " is partitioned and has no partition to rotate");
+    throw CatalogError("table " + display_name(schema, table) + " is partitioned and has no partition to rotate");
   }
   return shapes;
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "db/connection.h"
+#include "db/state_schema_name.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
@@ -26,7 +27,7 @@ enum class Triggers {
 bool can_skip_triggers(const std::string& conninfo);
 
 struct WriterSettings {
-  std::string state_schema = "rekey";
+  std::string state_schema = kDefaultStateSchema;
   std::int64_t run_id = 0;
   std::chrono::milliseconds lock_timeout{1000};
   std::chrono::milliseconds statement_timeout{0};  // 0: none

@@ -18,7 +18,7 @@ std::optional<std::string> lacking_column_privilege(pqxx::transaction_base& tx, 
             shape.display_name(), column, privilege)[0]
           .as<bool>();
   if (held) return std::nullopt;
-  return std::string(privilege) + " on column " + shape.display_name() + "." + quote_ident_if_needed(column);
+  return std::string(privilege) + " on column " + column_display(shape.display_name(), column);
 }
 
 }  // namespace

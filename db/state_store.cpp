@@ -23,7 +23,7 @@ RunRecord to_run(const pqxx::row& r) {
   run.targets = r[1].as<std::string>();
   run.new_key_fingerprint = r[2].as<std::string>();
   run.old_key_fingerprints = r[3].as<std::string>();
-  run.status = r[4].as<std::string>();
+  run.status = run_status_from(r[4].as<std::string>());
   run.command = r[5].as<std::string>();
   run.runner = r[6].as<std::string>();
   run.started_at = r[7].as<std::string>();
@@ -214,13 +214,13 @@ std::int64_t StateStore::create_run(const std::string& targets, const std::strin
   });
 }
 
-void StateStore::set_status(std::int64_t run_id, const std::string& status, std::optional<int> exit_code) {
+void StateStore::set_status(std::int64_t run_id, RunStatus status, std::optional<int> exit_code) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
     tx.exec_params("UPDATE " + quote_ident(schema_) +
                        ".runs SET status = $2, exit_code = $3, updated_at = now(), "
                        "finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1",
-                   run_id, status, exit_code);
+                   run_id, std::string(to_string(status)), exit_code);
     tx.commit();
   });
 }

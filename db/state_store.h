@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "db/connection.h"
+#include "db/run_status.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
@@ -18,7 +19,7 @@ struct RunRecord {
   std::string targets;
   std::string new_key_fingerprint;
   std::string old_key_fingerprints;
-  std::string status;  // running, stopped, finished, failed
+  RunStatus status = RunStatus::kRunning;
   std::string command;
   std::string runner;
   std::string started_at;
@@ -65,7 +66,7 @@ class StateStore {
 
   std::int64_t create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
                           const std::string& command, const std::string& runner);
-  void set_status(std::int64_t run_id, const std::string& status, std::optional<int> exit_code);
+  void set_status(std::int64_t run_id, RunStatus status, std::optional<int> exit_code);
   void set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps);
   // Marks `run_id` replaced by `by` (stopped, never resumed).
   void supersede(std::int64_t run_id, std::int64_t by);

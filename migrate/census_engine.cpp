@@ -27,19 +27,6 @@ CensusCounts& CensusCounts::operator+=(const CensusCounts& o) {
 
 namespace {
 
-// The reason a census example gives for a value not under the new key.
-const char* example_reason(const crypto::ValueResult& r) {
-  switch (r.outcome) {
-    case crypto::ValueOutcome::kUnderOldKey:
-    case crypto::ValueOutcome::kRotated:
-      return "under_old_key";
-    case crypto::ValueOutcome::kNotToken:
-      return "not_a_token";
-    default:
-      return crypto::to_string(r.reason);
-  }
-}
-
 // Counts one non-NULL value; true when it is under the new key.
 bool count_value(CensusCounts& counts, const crypto::ValueResult& r) {
   switch (r.outcome) {
@@ -92,7 +79,7 @@ CensusOutcome census_rows(const TableShape& shape, const crypto::Keyring& keyrin
       row_has_old = row_has_old || r.outcome == crypto::ValueOutcome::kUnderOldKey;
       if (kept[c] < examples_per_column) {
         ++kept[c];
-        out.examples.push_back(Failure{row.key, c, example_reason(r)});
+        out.examples.push_back(Failure{row.key, c, crypto::why_not_new(r)});
       }
     }
     if (row_has_old) out.old_rows.push_back(row.key);

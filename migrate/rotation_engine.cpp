@@ -315,7 +315,7 @@ class TableRotation {
     write.counts.resize(shape_.columns.size());
     write.reread = true;
     for (const Failure& f : found.examples) {
-      if (f.reason != "under_old_key") write.failures.push_back(f);
+      if (f.reason != crypto::to_string(crypto::ValueOutcome::kUnderOldKey)) write.failures.push_back(f);
     }
     if (!write.failures.empty()) commit(write);
   }
@@ -376,7 +376,7 @@ BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, 
         case crypto::ValueOutcome::kUndecryptable:
         case crypto::ValueOutcome::kNotToken:
           ++counts.undecryptable;
-          out.failures.push_back(Failure{row.key, c, crypto::to_string(r.reason)});
+          out.failures.push_back(Failure{row.key, c, crypto::why_not_new(r)});
           break;
       }
     }

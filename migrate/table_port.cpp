@@ -9,9 +9,7 @@
 
 namespace rekey {
 
-std::string TableShape::display_name() const {
-  return quote_ident_if_needed(schema) + "." + quote_ident_if_needed(table);
-}
+std::string TableShape::display_name() const { return rekey::display_name(schema, table); }
 
 TableShape TableShape::column_shape(std::size_t column) const {
   TableShape one = *this;
@@ -22,7 +20,7 @@ TableShape TableShape::column_shape(std::size_t column) const {
 }
 
 std::string TableShape::column_display(std::size_t column) const {
-  return display_name() + "." + quote_ident_if_needed(columns.at(column));
+  return rekey::display_name(schema, table, columns.at(column));
 }
 
 std::string key_display(const KeyValues& key) {

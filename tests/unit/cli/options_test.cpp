@@ -80,7 +80,7 @@ TEST_SUITE("cli.options") {
   TEST_CASE("render_metrics writes Prometheus text with fingerprints and per-outcome values") {
     RunReport r;
     r.run_id = 7;
-    r.status = "finished";
+    r.status = db::RunStatus::kFinished;
     r.new_key_fingerprint = "abcd1234";
     r.old_key_fingerprints = {"00ff00ff"};
     r.duration_seconds = 2;

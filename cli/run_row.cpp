@@ -1,0 +1,63 @@
+#include "cli/run_row.h"
+
+#include <fmt/format.h>
+
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "cli/db_options.h"
+#include "common/errors.h"
+#include "common/log.h"
+
+namespace rekey {
+namespace {
+
+std::string join_fingerprints(const crypto::Keyring& keyring) {
+  std::string out;
+  for (std::size_t i = 0; i < keyring.old_key_count(); ++i)
+    out += (i > 0 ? "," : "") + keyring.old_key(i).fingerprint();
+  return out;
+}
+
+// The schema.table.column lines two targets keys (targets_key) share.
+bool overlaps(const std::string& a, const std::string& b) {
+  std::set<std::string> lines;
+  std::istringstream in(a);
+  for (std::string line; std::getline(in, line);) lines.insert(line);
+  std::istringstream other(b);
+  for (std::string line; std::getline(other, line);) {
+    if (lines.count(line) > 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::int64_t open_run(db::StateStore& store, const std::string& targets, const crypto::Keyring& keyring, bool restart) {
+  const std::string& new_fp = keyring.new_key().fingerprint();
+  std::vector<std::int64_t> overlapping;
+  for (const auto& other : store.unfinished_runs()) {
+    if (!overlaps(other.targets, targets)) continue;
+    overlapping.push_back(other.id);
+    if (other.new_key_fingerprint != new_fp && !restart) {
+      throw UsageError(fmt::format(
+          "run {} is {} with new key {}, not {}, over some of these columns: finish it with that key, or pass "
+          "--restart to start over with this one (values already under the new key are never rewritten)",
+          other.id, db::to_string(other.status), other.new_key_fingerprint, new_fp));
+    }
+  }
+  const auto last = store.latest_run(targets);
+  if (last && last->status != db::RunStatus::kFinished && !last->superseded_by && !restart) {
+    store.set_runner(last->id, runner_identity(), join_fingerprints(keyring));
+    log::info("resuming run {} (new key {})", last->id, new_fp);
+    return last->id;
+  }
+  const std::int64_t id =
+      store.create_run(targets, new_fp, join_fingerprints(keyring), command_line(), runner_identity());
+  for (std::int64_t other : overlapping) store.supersede(other, id);
+  log::info("started run {} (new key {})", id, new_fp);
+  return id;
+}
+
+}  // namespace rekey
