@@ -25,10 +25,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <pqxx/connection>
 #include <string>
 #include <vector>
-
-#include "db/pqxx_fwd.h"
 
 namespace rekey::it {
 
