@@ -2,10 +2,10 @@
 #pragma once
 
 #include <memory>
+#include <pqxx/connection>
 #include <string>
 #include <vector>
 
-#include "db/pqxx_fwd.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {

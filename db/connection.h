@@ -3,11 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <pqxx/connection>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
-#include "db/pqxx_fwd.h"
 #include "migrate/port_error.h"
 
 namespace rekey::db {

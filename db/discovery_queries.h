@@ -5,11 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <pqxx/connection>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "db/pqxx_fwd.h"
 #include "db/sql_text.h"
 #include "migrate/table_port.h"
 

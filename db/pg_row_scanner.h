@@ -10,10 +10,11 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <pqxx/connection>
+#include <pqxx/types>
 #include <string>
 #include <vector>
 
-#include "db/pqxx_fwd.h"
 #include "db/sql_text.h"
 #include "migrate/table_port.h"
 

@@ -60,119 +60,112 @@ std::vector<std::size_t> PgTableWriter::write(const BatchWrite& batch) {
   return session_.run([&](pqxx::connection& conn) { return write_once(conn, batch); });
 }
 
+// Settled pending rows go first, so that a row lost again is added back after
+// the update; rows gone when read again stay listed, as not found.
 std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const BatchWrite& batch) {
-  const std::string state = quote_ident(settings_.state_schema);
-  const std::string table = shape_.display_name();
-  std::vector<std::size_t> lost;
   std::vector<ColumnCounts> totals = totals_;
-  {
-    pqxx::work tx(conn);
-    tx.exec("SET LOCAL lock_timeout = " + interval_ms(settings_.lock_timeout));
-    tx.exec("SET LOCAL statement_timeout = " + interval_ms(settings_.statement_timeout));
-    // A batch touches a few thousand rows by primary key: index lookups, never
-    // a scan of the whole table, whatever the planner guesses for large batches.
-    tx.exec("SET LOCAL enable_hashjoin = off");
-    tx.exec("SET LOCAL enable_mergejoin = off");
-    // No wait for the WAL flush at commit: the application's commits do not
-    // queue behind rekey's. A crash can lose the last batches, but each one
-    // together with its checkpoint, so a rerun simply redoes them.
-    tx.exec("SET LOCAL synchronous_commit = off");
-    if (settings_.triggers == Triggers::kSkip) tx.exec(kSkipTriggers);
-
-    // Settled pending rows go first, so that a row lost again is added back
-    // below; rows gone when read again stay listed, as not found.
-    const std::string these_pending =
-        ".pending WHERE run_id = $1 AND table_name = $2 "
-        "AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)";
-    if (!batch.resolved_pending.empty()) {
-      tx.exec_params("DELETE FROM " + state + these_pending, settings_.run_id, table,
-                     json_keys(batch.resolved_pending));
-    }
-    if (!batch.vanished_pending.empty()) {
-      tx.exec_params("UPDATE " + state + ".pending SET not_found_at = now() WHERE" +
-                         these_pending.substr(these_pending.find(" run_id")),
-                     settings_.run_id, table, json_keys(batch.vanished_pending));
-    }
-
-    if (!batch.updates.empty()) {
-      const std::size_t nk = shape_.key_columns.size();
-      std::vector<std::vector<std::string>> keys(nk);
-      std::vector<std::vector<std::optional<std::string>>> cells(2 * shape_.columns.size());
-      for (const auto& u : batch.updates) {
-        for (std::size_t i = 0; i < nk; ++i) keys[i].push_back(u.key.at(i));
-        for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
-          const auto& cell = u.cells.at(c);
-          const bool bytea = shape_.kinds[c] == ColumnKind::kBytea;
-          cells[2 * c].push_back(cell ? std::optional<std::string>(bytea ? to_hex(cell->old_value) : cell->old_value)
-                                      : std::nullopt);
-          cells[2 * c + 1].push_back(
-              cell ? std::optional<std::string>(bytea ? to_hex(cell->new_value) : cell->new_value) : std::nullopt);
-        }
-      }
-      std::vector<pqxx::binarystring> params;
-      for (const auto& k : keys) {
-        const std::string a = binary_text_array(k);
-        params.emplace_back(a.data(), a.size());
-      }
-      for (const auto& c : cells) {
-        const std::string a = binary_text_array(c);
-        params.emplace_back(a.data(), a.size());
-      }
-
-      const pqxx::result applied = tx.exec_params(batch.skip_locked ? update_skip_locked_sql_ : update_sql_,
-                                                  pqxx::prepare::make_dynamic_params(params));
-      std::vector<bool> done(batch.updates.size(), false);
-      for (const auto& r : applied) done.at(r[0].as<std::size_t>() - 1) = true;
-      for (std::size_t i = 0; i < batch.updates.size(); ++i) {
-        if (!done[i]) lost.push_back(i);
-      }
-    }
-
-    std::vector<KeyValues> again;
-    for (std::size_t i : lost) again.push_back(batch.updates[i].key);
-    if (!again.empty()) {
-      tx.exec_params("INSERT INTO " + state +
-                         ".pending (run_id, table_name, primary_key) "
-                         "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k "
-                         "ON CONFLICT (run_id, table_name, primary_key) DO UPDATE SET not_found_at = NULL",
-                     settings_.run_id, table, json_keys(again));
-    }
-
-    if (!batch.failures.empty()) {
-      std::vector<std::string> cols, keys, reasons;
-      for (const auto& f : batch.failures) {
-        cols.push_back(shape_.columns.at(f.column));
-        keys.push_back(key_display(f.key));
-        reasons.push_back(f.reason);
-      }
-      tx.exec_params("INSERT INTO " + state +
-                         ".failures (run_id, table_name, column_name, primary_key, reason) "
-                         "SELECT $1, $2, c, k, r FROM unnest($3::text[], $4::text[], $5::text[]) AS f(c, k, r) "
-                         "ON CONFLICT DO NOTHING",
-                     settings_.run_id, table, text_array(cols), text_array(keys), text_array(reasons));
-    }
-
-    for (std::size_t c = 0; c < totals.size() && c < batch.counts.size(); ++c) totals[c] += batch.counts[c];
-    // As the engine counts: changed concurrently once, on the first read only.
-    for (std::size_t i : lost) {
-      for (std::size_t c = 0; c < shape_.columns.size(); ++c) {
-        if (!batch.updates[i].cells[c]) continue;
-        totals[c].rotated -= 1;
-        if (!batch.reread) totals[c].changed_concurrently += 1;
-      }
-    }
-    const std::optional<std::string> checkpoint =
-        batch.checkpoint ? std::optional<std::string>(key_to_json(*batch.checkpoint).dump()) : std::nullopt;
-    tx.exec_params("UPDATE " + state +
-                       ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
-                       "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
-                       "WHERE run_id = $1 AND table_name = $2",
-                   settings_.run_id, table, checkpoint, counts_json(totals), batch.rows_seen);
-    tx.exec_params("UPDATE " + state + ".runs SET updated_at = now() WHERE id = $1", settings_.run_id);
-    tx.commit();
-  }
+  pqxx::work tx(conn);
+  set_write_limits(tx);
+  settle_pending(tx, batch);
+  const std::vector<std::size_t> lost = update_rows(tx, batch);
+  add_pending(tx, batch, lost);
+  record_failures(tx, batch);
+  const std::vector<ColumnCounts> applied = counts_applied(batch, lost);
+  for (std::size_t c = 0; c < totals.size() && c < applied.size(); ++c) totals[c] += applied[c];
+  record_progress(tx, batch, totals);
+  tx.commit();
   totals_ = std::move(totals);
   return lost;
+}
+
+void PgTableWriter::set_write_limits(pqxx::transaction_base& tx) const {
+  tx.exec("SET LOCAL lock_timeout = " + interval_ms(settings_.lock_timeout));
+  tx.exec("SET LOCAL statement_timeout = " + interval_ms(settings_.statement_timeout));
+  // A batch touches a few thousand rows by primary key: index lookups, never
+  // a scan of the whole table, whatever the planner guesses for large batches.
+  tx.exec("SET LOCAL enable_hashjoin = off");
+  tx.exec("SET LOCAL enable_mergejoin = off");
+  // No wait for the WAL flush at commit: the application's commits do not
+  // queue behind rekey's. A crash can lose the last batches, but each one
+  // together with its checkpoint, so a rerun simply redoes them.
+  tx.exec("SET LOCAL synchronous_commit = off");
+  if (settings_.triggers == Triggers::kSkip) tx.exec(kSkipTriggers);
+}
+
+// The pending table: re-read rows settled, and those gone marked not found.
+void PgTableWriter::settle_pending(pqxx::transaction_base& tx, const BatchWrite& batch) const {
+  const std::string these_pending =
+      " WHERE run_id = $1 AND table_name = $2 AND primary_key IN (SELECT k::jsonb FROM unnest($3::text[]) AS k)";
+  const std::string pending = quote_ident(settings_.state_schema) + ".pending";
+  if (!batch.resolved_pending.empty()) {
+    tx.exec_params("DELETE FROM " + pending + these_pending, settings_.run_id, shape_.display_name(),
+                   json_keys(batch.resolved_pending));
+  }
+  if (!batch.vanished_pending.empty()) {
+    tx.exec_params("UPDATE " + pending + " SET not_found_at = now()" + these_pending, settings_.run_id,
+                   shape_.display_name(), json_keys(batch.vanished_pending));
+  }
+}
+
+// The target table: the batch's compare-and-swap UPDATE. Returns the indexes
+// of the updates that did not apply.
+std::vector<std::size_t> PgTableWriter::update_rows(pqxx::transaction_base& tx, const BatchWrite& batch) const {
+  if (batch.updates.empty()) return {};
+  std::vector<pqxx::binarystring> params;
+  for (const std::string& array : update_arrays(shape_, batch.updates)) params.emplace_back(array.data(), array.size());
+  const pqxx::result applied = tx.exec_params(batch.skip_locked ? update_skip_locked_sql_ : update_sql_,
+                                              pqxx::prepare::make_dynamic_params(params));
+  std::vector<bool> done(batch.updates.size(), false);
+  for (const auto& r : applied) done.at(r[0].as<std::size_t>() - 1) = true;
+  std::vector<std::size_t> lost;
+  for (std::size_t i = 0; i < batch.updates.size(); ++i) {
+    if (!done[i]) lost.push_back(i);
+  }
+  return lost;
+}
+
+// The pending table: the rows whose update did not apply, to be read again.
+void PgTableWriter::add_pending(pqxx::transaction_base& tx, const BatchWrite& batch,
+                                const std::vector<std::size_t>& lost) const {
+  if (lost.empty()) return;
+  std::vector<KeyValues> again;
+  for (std::size_t i : lost) again.push_back(batch.updates[i].key);
+  tx.exec_params("INSERT INTO " + quote_ident(settings_.state_schema) +
+                     ".pending (run_id, table_name, primary_key) "
+                     "SELECT $1, $2, k::jsonb FROM unnest($3::text[]) AS k "
+                     "ON CONFLICT (run_id, table_name, primary_key) DO UPDATE SET not_found_at = NULL",
+                 settings_.run_id, shape_.display_name(), json_keys(again));
+}
+
+// The failures table: values no key decrypts, with their reason.
+void PgTableWriter::record_failures(pqxx::transaction_base& tx, const BatchWrite& batch) const {
+  if (batch.failures.empty()) return;
+  std::vector<std::string> cols, keys, reasons;
+  for (const auto& f : batch.failures) {
+    cols.push_back(shape_.columns.at(f.column));
+    keys.push_back(key_display(f.key));
+    reasons.push_back(f.reason);
+  }
+  tx.exec_params("INSERT INTO " + quote_ident(settings_.state_schema) +
+                     ".failures (run_id, table_name, column_name, primary_key, reason) "
+                     "SELECT $1, $2, c, k, r FROM unnest($3::text[], $4::text[], $5::text[]) AS f(c, k, r) "
+                     "ON CONFLICT DO NOTHING",
+                 settings_.run_id, shape_.display_name(), text_array(cols), text_array(keys), text_array(reasons));
+}
+
+// The table_progress table (checkpoint, counts, rows seen), and the run's
+// last sign of life in runs.
+void PgTableWriter::record_progress(pqxx::transaction_base& tx, const BatchWrite& batch,
+                                    const std::vector<ColumnCounts>& totals) const {
+  const std::string state = quote_ident(settings_.state_schema);
+  const std::optional<std::string> checkpoint =
+      batch.checkpoint ? std::optional<std::string>(key_to_json(*batch.checkpoint).dump()) : std::nullopt;
+  tx.exec_params("UPDATE " + state +
+                     ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
+                     "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
+                     "WHERE run_id = $1 AND table_name = $2",
+                 settings_.run_id, shape_.display_name(), checkpoint, counts_json(totals), batch.rows_seen);
+  tx.exec_params("UPDATE " + state + ".runs SET updated_at = now() WHERE id = $1", settings_.run_id);
 }
 
 std::vector<KeyValues> PgTableWriter::pending() {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <pqxx/types>
 #include <string>
 
 #include "db/connection.h"
@@ -46,6 +47,15 @@ class PgTableWriter final : public TableWriter {
 
  private:
   std::vector<std::size_t> write_once(pqxx::connection& conn, const BatchWrite& batch);
+  // What one transaction of write_once() writes, a state table each; `tx` is
+  // the batch's transaction.
+  void set_write_limits(pqxx::transaction_base& tx) const;
+  void settle_pending(pqxx::transaction_base& tx, const BatchWrite& batch) const;
+  std::vector<std::size_t> update_rows(pqxx::transaction_base& tx, const BatchWrite& batch) const;
+  void add_pending(pqxx::transaction_base& tx, const BatchWrite& batch, const std::vector<std::size_t>& lost) const;
+  void record_failures(pqxx::transaction_base& tx, const BatchWrite& batch) const;
+  void record_progress(pqxx::transaction_base& tx, const BatchWrite& batch,
+                       const std::vector<ColumnCounts>& totals) const;
   std::string counts_json(const std::vector<ColumnCounts>& totals) const;
 
   TableShape shape_;

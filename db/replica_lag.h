@@ -6,9 +6,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <pqxx/connection>
 #include <string>
 
-#include "db/pqxx_fwd.h"
 #include "migrate/throttle.h"
 
 namespace rekey::db {

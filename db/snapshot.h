@@ -7,10 +7,10 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <pqxx/connection>
+#include <pqxx/types>
 #include <string>
 #include <vector>
-
-#include "db/pqxx_fwd.h"
 
 namespace pqxx {
 class transaction_base;

@@ -109,18 +109,30 @@ std::string key_match(const TableShape& shape, std::string_view alias, std::stri
   return out;
 }
 
+namespace {
+
+// "$first::text[], ..." for `count` parameters.
+std::string text_array_params(std::size_t first, std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) out += (i > 0 ? ", $" : "$") + std::to_string(first + i) + "::text[]";
+  return out;
+}
+
+// "k0, k1, ...", the column names key_match() expects.
+std::string key_names(std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) out += (i > 0 ? ", k" : "k") + std::to_string(i);
+  return out;
+}
+
+}  // namespace
+
 std::string join_keys(const TableShape& shape, std::string_view alias, std::size_t first_param) {
   const std::size_t count = std::max<std::size_t>(1, shape.key_columns.size());
-  std::string arrays;
-  std::string names;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::string sep = i > 0 ? ", " : "";
-    arrays += sep + "$" + std::to_string(first_param + i) + "::text[]";
-    names += sep + "k" + std::to_string(i);
-  }
   const std::string match =
       shape.key_columns.empty() ? std::string(alias) + ".ctid = v.k0::pg_catalog.tid" : key_match(shape, alias, "v");
-  return " JOIN pg_catalog.unnest(" + arrays + ") WITH ORDINALITY AS v(" + names + ", ord) ON " + match;
+  return " JOIN pg_catalog.unnest(" + text_array_params(first_param, count) + ") WITH ORDINALITY AS v(" +
+         key_names(count) + ", ord) ON " + match;
 }
 
 std::vector<std::string> key_arrays(const TableShape& shape, const std::vector<KeyValues>& keys) {
@@ -268,20 +280,6 @@ std::string rows_within(const TableShape& shape, std::string_view alias, const s
 
 namespace {
 
-// "$first::text[], ..." for `count` parameters.
-std::string text_array_params(std::size_t first, std::size_t count) {
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) out += (i > 0 ? ", $" : "$") + std::to_string(first + i) + "::text[]";
-  return out;
-}
-
-// "k0, k1, ...", the column names key_match() expects.
-std::string key_names(std::size_t count) {
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i) out += (i > 0 ? ", k" : "k") + std::to_string(i);
-  return out;
-}
-
 // True, locking it, when no other transaction holds the row of batch row `v`
 // locked (the skip-locked variant of build_update). Correlated, so that each
 // batch row costs one index lookup: joined to the whole batch instead, it cost
@@ -317,6 +315,36 @@ std::string build_update(const TableShape& s, RowLocks locks) {
   return "UPDATE " + only_relation(s) + " AS t SET " + set + " FROM unnest(" +
          text_array_params(1, nk + 2 * s.columns.size()) + ") WITH ORDINALITY AS v(" + names + ", ord) WHERE " + where +
          " RETURNING v.ord";
+}
+
+namespace {
+
+// Cell `c` of `update` as build_update() takes it: the value read (or its
+// replacement, when `replacement`), bytea as hex; NULL when it is left alone.
+std::optional<std::string> cell_param(const TableShape& shape, const RowUpdate& update, std::size_t c,
+                                      bool replacement) {
+  const auto& cell = update.cells.at(c);
+  if (!cell) return std::nullopt;
+  const std::string& value = replacement ? cell->new_value : cell->old_value;
+  return shape.kinds[c] == ColumnKind::kBytea ? to_hex(value) : value;
+}
+
+}  // namespace
+
+std::vector<std::string> update_arrays(const TableShape& shape, const std::vector<RowUpdate>& updates) {
+  std::vector<std::vector<std::string>> keys(shape.key_columns.size());
+  std::vector<std::vector<std::optional<std::string>>> cells(2 * shape.columns.size());
+  for (const auto& u : updates) {
+    for (std::size_t i = 0; i < keys.size(); ++i) keys[i].push_back(u.key.at(i));
+    for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+      cells[2 * c].push_back(cell_param(shape, u, c, false));
+      cells[2 * c + 1].push_back(cell_param(shape, u, c, true));
+    }
+  }
+  std::vector<std::string> arrays;
+  for (const auto& k : keys) arrays.push_back(binary_text_array(k));
+  for (const auto& c : cells) arrays.push_back(binary_text_array(c));
+  return arrays;
 }
 
 }  // namespace rekey::db

@@ -103,4 +103,8 @@ enum class RowLocks { kWait, kSkipLocked };
 // their key, which need not come back as it was sent.
 std::string build_update(const TableShape& shape, RowLocks locks);
 
+// The parameters of build_update() for `updates`, in its order, each a
+// binary_text_array().
+std::vector<std::string> update_arrays(const TableShape& shape, const std::vector<RowUpdate>& updates);
+
 }  // namespace rekey::db

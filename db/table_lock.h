@@ -5,10 +5,10 @@
 
 #include <memory>
 #include <optional>
+#include <pqxx/connection>
 #include <string>
 #include <vector>
 
-#include "db/pqxx_fwd.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {

@@ -1,6 +1,5 @@
 #include "migrate/census_engine.h"
 
-#include <tbb/global_control.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
@@ -87,78 +86,119 @@ CensusOutcome census_rows(const TableShape& shape, const crypto::Keyring& keyrin
   return out;
 }
 
-CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyring, RowScanner& scanner,
-                           const CensusSettings& settings, StopControl& stop,
-                           const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress) {
-  CensusOutcome outcome = empty_outcome(shape, keyring);
-  std::vector<std::size_t> kept(shape.columns.size(), 0);
-  const auto started = std::chrono::steady_clock::now();
-  std::int64_t requested = 0;  // rows the scanner returned so far
-  bool reached_end = false;
+namespace {
 
+// One relation's census, in the stages of a pipeline: a serial scan, a
+// parallel classification, a serial tally. The read stage owns requested_ and
+// reached_end_, the tally stage owns outcome_ and kept_; TBB runs the serial
+// stages one batch at a time each, and hands each batch from stage to stage.
+class TableCensus {
+ public:
   using Batch = std::shared_ptr<std::pair<std::vector<Row>, CensusOutcome>>;
+  using Progress = std::function<void(std::int64_t rows_seen, double elapsed_seconds)>;
+
+  TableCensus(const TableShape& shape, const crypto::Keyring& keyring, RowScanner& scanner,
+              const CensusSettings& settings, StopControl& stop, const Progress& on_progress)
+      : shape_(shape),
+        keyring_(keyring),
+        scanner_(scanner),
+        settings_(settings),
+        stop_(stop),
+        on_progress_(on_progress),
+        outcome_(empty_outcome(shape, keyring)),
+        kept_(shape.columns.size(), 0) {}
+
+  CensusOutcome run() {
+    // One batch being read, one tallied, one per thread; the scan mostly
+    // waits on the database: one thread more than the classification's.
+    const std::size_t threads = std::max<std::size_t>(1, settings_.threads);
+    tbb::task_arena arena(static_cast<int>(threads + 1));
+    arena.execute([&] {
+      tbb::parallel_pipeline(
+          threads + 2,
+          tbb::make_filter<void, Batch>(tbb::filter_mode::serial_in_order,
+                                        [&](tbb::flow_control& fc) { return read(fc); }) &
+              tbb::make_filter<Batch, Batch>(tbb::filter_mode::parallel, [&](Batch b) { return classify(b); }) &
+              tbb::make_filter<Batch, void>(tbb::filter_mode::serial_in_order, [&](Batch b) { tally(*b); }));
+    });
+    outcome_.completed = reached_end_ && stop_.reason() == StopReason::kNone;
+    return std::move(outcome_);
+  }
+
+ private:
   // Serial: the next batch of the scan, up to what max_rows leaves.
-  const auto read = [&](tbb::flow_control& fc) -> Batch {
-    std::size_t limit = settings.batch_size;
-    if (settings.max_rows > 0) {
+  Batch read(tbb::flow_control& fc) {
+    std::size_t limit = settings_.batch_size;
+    if (settings_.max_rows > 0) {
       limit = static_cast<std::size_t>(
-          std::min<std::int64_t>(static_cast<std::int64_t>(limit), settings.max_rows - requested));
+          std::min<std::int64_t>(static_cast<std::int64_t>(limit), settings_.max_rows - requested_));
     }
-    if (reached_end || limit == 0 || stop.should_stop()) {
-      if (limit == 0) reached_end = true;
+    if (reached_end_ || limit == 0 || stop_.should_stop()) {
+      if (limit == 0) reached_end_ = true;
       fc.stop();
       return nullptr;
     }
     auto batch = std::make_shared<std::pair<std::vector<Row>, CensusOutcome>>();
-    batch->first = scanner.next(batch_share(limit, settings.batch_bytes, settings.threads));
-    requested += static_cast<std::int64_t>(batch->first.size());  // a batch cut by bytes holds fewer
+    batch->first = scanner_.next(batch_share(limit, settings_.batch_bytes, settings_.threads));
+    requested_ += static_cast<std::int64_t>(batch->first.size());  // a batch cut by bytes holds fewer
     if (batch->first.empty()) {
-      reached_end = true;
+      reached_end_ = true;
       fc.stop();
       return nullptr;
     }
     return batch;
-  };
+  }
+
   // Parallel: which key each value is under.
-  const auto classify = [&](Batch batch) {
-    batch->second = census_rows(shape, keyring, batch->first, settings.examples);
+  Batch classify(Batch batch) const {
+    batch->second = census_rows(shape_, keyring_, batch->first, settings_.examples);
     batch->first.clear();
     return batch;
-  };
+  }
+
   // Serial, in scan order: the sums, the first examples, the rows to sweep.
-  const auto tally = [&](Batch batch) {
-    CensusOutcome& part = batch->second;
-    for (std::size_t c = 0; c < outcome.counts.size(); ++c) outcome.counts[c] += part.counts[c];
+  void tally(std::pair<std::vector<Row>, CensusOutcome>& batch) {
+    CensusOutcome& part = batch.second;
+    for (std::size_t c = 0; c < outcome_.counts.size(); ++c) outcome_.counts[c] += part.counts[c];
     for (const Failure& f : part.examples) {
-      if (kept[f.column] < settings.examples) {
-        ++kept[f.column];
-        outcome.examples.push_back(f);
+      if (kept_[f.column] < settings_.examples) {
+        ++kept_[f.column];
+        outcome_.examples.push_back(f);
       }
     }
     for (KeyValues& key : part.old_rows) {
-      if (outcome.old_rows.size() < settings.collect_old_rows) {
-        outcome.old_rows.push_back(std::move(key));
+      if (outcome_.old_rows.size() < settings_.collect_old_rows) {
+        outcome_.old_rows.push_back(std::move(key));
       } else {
-        outcome.old_rows_capped = true;
+        outcome_.old_rows_capped = true;
       }
     }
-    outcome.rows_seen += part.rows_seen;
-    if (on_progress) {
-      on_progress(outcome.rows_seen, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    outcome_.rows_seen += part.rows_seen;
+    if (on_progress_) {
+      on_progress_(outcome_.rows_seen,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
     }
-  };
+  }
 
-  const std::size_t threads = std::max<std::size_t>(1, settings.threads);
-  // The scan mostly waits on the database: one thread more.
-  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads + 1);
-  tbb::task_arena arena(static_cast<int>(threads + 1));
-  arena.execute([&] {
-    tbb::parallel_pipeline(threads + 2, tbb::make_filter<void, Batch>(tbb::filter_mode::serial_in_order, read) &
-                                            tbb::make_filter<Batch, Batch>(tbb::filter_mode::parallel, classify) &
-                                            tbb::make_filter<Batch, void>(tbb::filter_mode::serial_in_order, tally));
-  });
-  outcome.completed = reached_end && stop.reason() == StopReason::kNone;
-  return outcome;
+  const TableShape& shape_;
+  const crypto::Keyring& keyring_;
+  RowScanner& scanner_;
+  const CensusSettings& settings_;
+  StopControl& stop_;
+  const Progress& on_progress_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  CensusOutcome outcome_;
+  std::vector<std::size_t> kept_;  // examples kept per column
+  std::int64_t requested_ = 0;     // rows the scanner returned so far
+  bool reached_end_ = false;
+};
+
+}  // namespace
+
+CensusOutcome census_table(const TableShape& shape, const crypto::Keyring& keyring, RowScanner& scanner,
+                           const CensusSettings& settings, StopControl& stop,
+                           const std::function<void(std::int64_t rows_seen, double elapsed_seconds)>& on_progress) {
+  return TableCensus(shape, keyring, scanner, settings, stop, on_progress).run();
 }
 
 }  // namespace rekey

@@ -73,7 +73,4 @@ TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyrin
                           TableWriter& writer, const std::optional<KeyValues>& start_after,
                           const EngineSettings& settings, StopControl& stop, const ProgressCallback& on_progress);
 
-// Re-encrypts one batch of rows: the pure middle stage, exposed for tests.
-BatchWrite rotate_rows(const TableShape& shape, const crypto::Keyring& keyring, const std::vector<Row>& rows);
-
 }  // namespace rekey

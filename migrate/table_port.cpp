@@ -86,6 +86,19 @@ ColumnCounts& ColumnCounts::operator+=(const ColumnCounts& o) {
   return *this;
 }
 
+std::vector<ColumnCounts> counts_applied(const BatchWrite& batch, const std::vector<std::size_t>& lost) {
+  std::vector<ColumnCounts> counts = batch.counts;
+  for (std::size_t i : lost) {
+    const RowUpdate& update = batch.updates.at(i);
+    for (std::size_t c = 0; c < counts.size() && c < update.cells.size(); ++c) {
+      if (!update.cells[c]) continue;
+      --counts[c].rotated;
+      if (!batch.reread) ++counts[c].changed_concurrently;
+    }
+  }
+  return counts;
+}
+
 ReadLimit batch_share(std::size_t rows, std::size_t batch_bytes, std::size_t threads) {
   return ReadLimit{rows, std::max<std::size_t>(1, batch_bytes / (std::max<std::size_t>(1, threads) + 2))};
 }

@@ -122,6 +122,13 @@ struct BatchWrite {
   std::int64_t rows_seen = 0;
 };
 
+// The counts `batch` stands for once its writer knows which of its updates
+// did not apply (`lost`, indexes into batch.updates): a cell of a lost update
+// is not rotated, and counts as changed concurrently once, when its row was
+// first read (a re-read that loses again adds nothing). The one rule by which
+// both the engine's outcome and the writer's stored counts are kept.
+std::vector<ColumnCounts> counts_applied(const BatchWrite& batch, const std::vector<std::size_t>& lost);
+
 // How much one read returns at most: `rows` rows, and rows only while the
 // values (of the target columns) before them hold fewer than `bytes` bytes, so
 // at most `bytes` plus one row's values; always one row at least, while any

@@ -26,11 +26,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <pqxx/connection>
 #include <set>
 #include <string>
 #include <vector>
-
-#include "db/pqxx_fwd.h"
 
 namespace rekey::it {
 

@@ -92,6 +92,21 @@ TEST_SUITE("db.sql_text") {
     }
   }
 
+  TEST_CASE("update_arrays: the parameters of build_update, keys then old and new value per column, bytea as hex") {
+    using Cells = std::vector<std::optional<std::string>>;
+    RowUpdate only_doc{{"7", "A\"b"}, {std::nullopt, RowUpdate::Cell{std::string("\x01\xff", 2), "\x02"}}};
+    RowUpdate both{{"8", "c"}, {RowUpdate::Cell{"old", "new"}, RowUpdate::Cell{"", "z"}}};
+    const std::vector<std::string> arrays = db::update_arrays(two_keys_two_columns(), {only_doc, both});
+    CHECK(arrays == std::vector<std::string>{
+                        db::binary_text_array(std::vector<std::string>{"7", "8"}),
+                        db::binary_text_array(std::vector<std::string>{"A\"b", "c"}),
+                        db::binary_text_array(Cells{std::nullopt, std::string("old")}),
+                        db::binary_text_array(Cells{std::nullopt, std::string("new")}),
+                        db::binary_text_array(Cells{std::string("01ff"), std::string("")}),
+                        db::binary_text_array(Cells{std::string("02"), std::string("7a")}),
+                    });
+  }
+
   TEST_CASE("select_rows reads the relation itself (ONLY), its key and text columns as text") {
     CHECK(db::select_rows(two_keys_two_columns(), "t") ==
           "SELECT t.\"tenant\"::text, t.\"Account \"\"Id\"\"\"::text, t.\"iban_enc\"::text, t.\"Doc\" "

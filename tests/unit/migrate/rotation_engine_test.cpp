@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <mutex>
 
 #include "crypto/fernet.h"
 #include "crypto/keyring.h"
@@ -24,9 +25,12 @@ crypto::Keyring make_keyring() {
 }
 
 // A one-column table keyed by a zero-padded number, with hooks to simulate an
-// application writing concurrently and a connection failing.
+// application writing concurrently and a connection failing. The engine reads
+// and writes it from two pipeline stages at once: `mutex` guards the table
+// for the calls of the ports (the test itself reads it after the run).
 class FakeTable final : public TableReader, public TableWriter {
  public:
+  std::mutex mutex;
   std::map<std::string, std::optional<std::string>> rows;
   std::optional<KeyValues> checkpoint;
   std::vector<Failure> failures;
@@ -39,6 +43,7 @@ class FakeTable final : public TableReader, public TableWriter {
   std::size_t largest_read_bytes = 0;  // the most value bytes one read returned
 
   std::vector<Row> read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) override {
+    const std::lock_guard<std::mutex> lock(mutex);
     std::vector<Row> out;
     std::size_t bytes = 0;
     for (auto it = after ? rows.upper_bound(after->front()) : rows.begin();
@@ -50,6 +55,7 @@ class FakeTable final : public TableReader, public TableWriter {
     return out;
   }
   KeyedRows read_keys(const std::vector<KeyValues>& keys, std::size_t max_bytes) override {
+    const std::lock_guard<std::mutex> lock(mutex);
     KeyedRows out;
     std::size_t bytes = 0;
     for (; out.keys_read < keys.size() && bytes < max_bytes; ++out.keys_read) {
@@ -61,6 +67,7 @@ class FakeTable final : public TableReader, public TableWriter {
     return out;
   }
   std::vector<std::size_t> write(const BatchWrite& batch) override {
+    const std::lock_guard<std::mutex> lock(mutex);
     if (fail_next_writes > 0) {
       --fail_next_writes;
       throw PortError(PortFailure::kLostConnection, "simulated connection loss");
@@ -89,7 +96,10 @@ class FakeTable final : public TableReader, public TableWriter {
     if (batch.checkpoint) checkpoint = batch.checkpoint;
     return lost;
   }
-  std::vector<KeyValues> pending() override { return pending_rows; }
+  std::vector<KeyValues> pending() override {
+    const std::lock_guard<std::mutex> lock(mutex);
+    return pending_rows;
+  }
 
   // A scan of the rows as they are now, for the final sweep.
   class Scanner final : public RowScanner {
@@ -160,8 +170,9 @@ struct Fixture {
     settings.threads = 2;
     settings.retry.first_delay = std::chrono::milliseconds(1);
   }
-  TableOutcome run(const std::optional<KeyValues>& after = std::nullopt) {
-    return rotate_table(shape(), keyring, table, table, after, settings, stop, nullptr);
+  TableOutcome run(const std::optional<KeyValues>& after = std::nullopt,
+                   const ProgressCallback& on_progress = nullptr) {
+    return rotate_table(shape(), keyring, table, table, after, settings, stop, on_progress);
   }
 };
 
@@ -177,6 +188,19 @@ TEST_SUITE("migrate.rotation_engine") {
     CHECK(out.counts[0].null == 10);
     CHECK(f.table.checkpoint == KeyValues{key(99)});
     check_all_new(f.table, f.plaintext);
+  }
+
+  TEST_CASE("progress sees the outcome so far after each batch, while the reader reads on") {
+    Fixture f(300);
+    f.table.fail_next_writes = 1;
+    std::vector<TableOutcome> seen;
+    const TableOutcome out = f.run(std::nullopt, [&](const TableOutcome& so_far, double) { seen.push_back(so_far); });
+    CHECK(out.completed);
+    REQUIRE(seen.size() == static_cast<std::size_t>(out.batches));
+    for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i].rows_seen > seen[i - 1].rows_seen);
+    CHECK(seen.back().rows_seen == 300);
+    CHECK(seen.back().retries == 1);
+    CHECK(seen.back().read_seconds > 0);
   }
 
   TEST_CASE("batches cut at their share of --batch-bytes: every row rotated, the short batches are no end") {
