@@ -6,8 +6,10 @@
 #   (c) rekey rotate, under /usr/bin/time -v for peak RSS
 #   (d) the gate, rekey verify --discover --require-new, over the database holding the rotated copy
 #   (e) the same gate over a table of the same size whose text columns hold no token: its scan rate
+#   (f) with BASELINE_BIN set, that rekey binary (an earlier build) on its own copy: before and after in
+#       one run
 # Usage: bench/rotate_bench.sh [ROWS ...]   (default: 1000000 3000000)
-# Env: PEER_ROWS (default 100000; 0 skips the peer), THREADS (rekey --threads).
+# Env: PEER_ROWS (default 100000; 0 skips the peer), THREADS (rekey --threads), BASELINE_BIN.
 set -euo pipefail
 REKEY_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$REKEY_ROOT/scripts/lib/deps.sh"
@@ -33,8 +35,8 @@ copy_of() {
 }
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
 
-echo "| rows | bare UPDATE s | Python peer rows/s | rekey rotate s | rekey rows/s | rekey / UPDATE | rekey / Python | rekey peak RSS MB | gate s | gate / rotate | no-token scan MB/s |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| rows | bare UPDATE s | Python peer rows/s | rekey rotate s | rekey rows/s | rekey / UPDATE | rekey / Python | rekey peak RSS MB | gate s | gate / rotate | no-token scan MB/s | baseline rotate s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for N in "${SIZES[@]}"; do
   /usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" bench_src "$N" >&2
 
@@ -59,6 +61,17 @@ for N in "${SIZES[@]}"; do
   rotate_s=$(secs "$t0" "$t1")
   rss_mb=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' /tmp/rekey-bench-time.txt)
 
+  base_s="n/a"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    copy_of t_base
+    t0=$(now)
+    "$BASELINE_BIN" -q rotate --db "$REKEY_TEST_DB" --column t_base.phone_enc --column t_base.account_enc \
+      --state-schema bench_base ${THREADS:+--threads $THREADS} >&2
+    t1=$(now)
+    base_s=$(secs "$t0" "$t1")
+    "${PSQL[@]}" -c "DROP TABLE t_base" -c "DROP SCHEMA bench_base CASCADE"
+  fi
+
   # The gate over the whole database: only the rotated copy holds tokens now (it must pass).
   "${PSQL[@]}" -c "DROP TABLE bench_src"
   t0=$(now)
@@ -78,14 +91,15 @@ for N in "${SIZES[@]}"; do
   plain_s=$(secs "$t0" "$t1")
   "${PSQL[@]}" -c "DROP TABLE t_plain"
 
-  /usr/bin/python3 - "$N" "$update_s" "$peer_rate" "$rotate_s" "$rss_mb" "$gate_s" "$plain_mb" "$plain_s" <<'PY'
+  /usr/bin/python3 - "$N" "$update_s" "$peer_rate" "$rotate_s" "$rss_mb" "$gate_s" "$plain_mb" "$plain_s" "$base_s" <<'PY'
 import sys
-n, upd, peer, rot, rss, gate, plain_mb, plain_s = sys.argv[1:]
+n, upd, peer, rot, rss, gate, plain_mb, plain_s, base = sys.argv[1:]
 n, upd, rot, gate = int(n), float(upd), float(rot), float(gate)
 rate = n / rot
 peer_ratio = f"{rate / float(peer):.1f}x faster" if peer != "n/a" else "n/a"
 scan = float(plain_mb) / float(plain_s)
 print(f"| {n:,} | {upd:.1f} | {peer} | {rot:.1f} | {rate:,.0f} | {rot / upd:.2f}x | {peer_ratio} | {rss} | {gate:.1f} | "
-      f"{gate / rot:.2f} | {scan:,.0f} ({float(plain_mb):,.0f} MB in {float(plain_s):.1f} s) |")
+      f"{gate / rot:.2f} | {scan:,.0f} ({float(plain_mb):,.0f} MB in {float(plain_s):.1f} s) | "
+      f"{base if base == 'n/a' else f'{float(base):.1f} (rekey / baseline {rot / float(base):.2f}x)'} |")
 PY
 done
