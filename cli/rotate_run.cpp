@@ -221,10 +221,7 @@ class RotateRun {
       try {
         store_->set_status(report_.run_id, report_.status, report_.exit_code);
         for (const auto& f : store_->failures(report_.run_id, 1000)) {
-          report_.failures.push_back({{"table", f.table_name},
-                                      {"column", f.column_name},
-                                      {"primary_key", log::json_text(f.primary_key)},
-                                      {"reason", f.reason}});
+          report_.failures.push_back(failure_json(f.table_name, f.column_name, f.primary_key, f.reason));
         }
       } catch (const std::exception& e) {
         // The data and its checkpoints are committed; only the run's summary row is stale.

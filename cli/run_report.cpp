@@ -24,6 +24,11 @@ bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
 
 }  // namespace
 
+nlohmann::json failure_json(const std::string& table, const std::string& column, const std::string& primary_key,
+                            const std::string& reason) {
+  return {{"table", table}, {"column", column}, {"primary_key", log::json_text(primary_key)}, {"reason", reason}};
+}
+
 nlohmann::json to_json(const RunReport& r) {
   std::int64_t rows = 0;
   nlohmann::json tables = nlohmann::json::array();

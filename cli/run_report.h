@@ -56,6 +56,11 @@ struct RunReport {
 
 nlohmann::json to_json(const RunReport& report);
 
+// One entry of RunReport::failures: a value that could not be rotated, by
+// its primary key as text (bytes that are not UTF-8 escaped, log::json_text).
+nlohmann::json failure_json(const std::string& table, const std::string& column, const std::string& primary_key,
+                            const std::string& reason);
+
 // What a rotate run ended with, for its exit code. `recorded_failures`: the
 // failures the state holds for the run, wherever they were found (first read,
 // pending rows, final sweep). Stopping at --max-failures is a finding, not a
