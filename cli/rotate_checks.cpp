@@ -17,7 +17,7 @@ void refuse_missing_privileges(const std::string& conninfo, const std::vector<Ta
   const std::vector<std::string> missing = db::missing_privileges(conninfo, shapes);
   if (missing.empty()) return;
   std::string list;
-  for (const auto& m : missing) list += (list.empty() ? "" : "; ") + log::printable(m);
+  for (const auto& m : missing) list += (list.empty() ? "" : "; ") + m;
   throw UsageError("rekey's role lacks privileges rotate needs (see sql/grants.sql): " + list);
 }
 

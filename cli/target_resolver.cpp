@@ -45,9 +45,8 @@ void add_discovered(RotationTargets& out, std::vector<TableTarget>& targets, con
   const Discovery found = discover_columns(conninfo, options, nullptr);
   db::DiscoveryQueries queries(conninfo);
   for (const auto& u : found.unchecked) {
-    if (u.cause == UncheckedCause::kRowSecurity)
-      throw UsageError("--discover: " + log::printable(u.object) + ": " + u.reason);
-    log::warn("{} cannot be checked: {}", log::printable(u.object), u.reason);
+    if (u.cause == UncheckedCause::kRowSecurity) throw UsageError("--discover: " + u.object + ": " + u.reason);
+    log::warn("{} cannot be checked: {}", u.object, u.reason);
   }
   for (const auto& c : found.columns) {
     if (c.rotatable) {
@@ -55,7 +54,7 @@ void add_discovered(RotationTargets& out, std::vector<TableTarget>& targets, con
       continue;
     }
     log::warn("{} holds {} value(s) with tokens but rotate cannot rewrite it ({}); it is checked at the end",
-              log::printable(display_name(c.schema, c.table, c.column)), c.values_with_tokens, c.note);
+              display_name(c.schema, c.table, c.column), c.values_with_tokens, c.note);
     for (const auto& rel : queries.list_hierarchies({{c.schema, c.table}})) {
       if (rel.schema == c.schema && rel.table == c.table) add_uncovered(out.uncovered, c, rel);
     }

@@ -23,7 +23,9 @@ bool enabled(Level level);
 // `text` (a name from the database, a key from a row) fit for one line of a
 // terminal or a log: control characters, backslashes and bytes that are not
 // UTF-8 (a key in a SQL_ASCII database) escaped as \xNN, so no name can forge
-// a line or move the cursor, and every byte can be told.
+// a line or move the cursor, and every byte can be told. For text printed
+// directly (printf); a log message is escaped once by the logger itself, so
+// its arguments (and a UsageError's text, which is logged) go in raw.
 std::string printable(std::string_view text);
 
 // Adds `secret` to the strings no message may show: from now on each

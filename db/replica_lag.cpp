@@ -57,8 +57,7 @@ std::optional<std::string> ReplicaLagProbe::start() {
     conn_.reset();
     return "cannot read the replica lag: " + error_summary(e);
   }
-  for (const auto& [standby, n] : expected_)
-    log::info("--max-replica-lag: watching standby {}", log::printable(standby));
+  for (const auto& [standby, n] : expected_) log::info("--max-replica-lag: watching standby {}", standby);
   if (expected_.empty()) log::info("--max-replica-lag: no standby is connected now");
   return std::nullopt;
 }
