@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "crypto/token_signs.h"
+#include "migrate/arena.h"
 
 namespace rekey {
 
@@ -112,7 +113,7 @@ class TableCensus {
     // One batch being read, one tallied, one per thread; the scan mostly
     // waits on the database: one thread more than the classification's.
     const std::size_t threads = std::max<std::size_t>(1, settings_.threads);
-    tbb::task_arena arena(static_cast<int>(threads + 1));
+    tbb::task_arena arena(arena_concurrency(threads + 1));
     arena.execute([&] {
       tbb::parallel_pipeline(
           threads + 2,

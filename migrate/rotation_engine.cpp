@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "migrate/arena.h"
 #include "migrate/batch_rotation.h"
 #include "migrate/census_engine.h"
 #include "migrate/port_error.h"
@@ -75,7 +76,7 @@ class TableRotation {
     // One batch being read, one written, one per re-encryption thread; the
     // reader and writer mostly wait on the database.
     const std::size_t in_flight = std::max<std::size_t>(1, settings_.threads) + 2;
-    tbb::task_arena arena(static_cast<int>(in_flight));
+    tbb::task_arena arena(arena_concurrency(in_flight));
     arena.execute([&] {
       tbb::parallel_pipeline(
           in_flight, tbb::make_filter<void, BatchPtr>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) {
