@@ -1,14 +1,11 @@
 #include "migrate/census_engine.h"
 
-#include <tbb/parallel_pipeline.h>
-#include <tbb/task_arena.h>
-
 #include <algorithm>
 #include <chrono>
 #include <memory>
 
 #include "crypto/token_signs.h"
-#include "migrate/arena.h"
+#include "migrate/batch_pipeline.h"
 
 namespace rekey {
 
@@ -95,7 +92,8 @@ namespace {
 // stages one batch at a time each, and hands each batch from stage to stage.
 class TableCensus {
  public:
-  using Batch = std::shared_ptr<std::pair<std::vector<Row>, CensusOutcome>>;
+  using Scanned = std::pair<std::vector<Row>, CensusOutcome>;  // rows, then what they hold
+  using Batch = std::unique_ptr<Scanned>;
   using Progress = std::function<void(std::int64_t rows_seen, double elapsed_seconds)>;
 
   TableCensus(const TableShape& shape, const crypto::Keyring& keyring, RowScanner& scanner,
@@ -113,22 +111,16 @@ class TableCensus {
     // One batch being read, one tallied, one per thread; the scan mostly
     // waits on the database: one thread more than the classification's.
     const std::size_t threads = std::max<std::size_t>(1, settings_.threads);
-    tbb::task_arena arena(arena_concurrency(threads + 1));
-    arena.execute([&] {
-      tbb::parallel_pipeline(
-          threads + 2,
-          tbb::make_filter<void, Batch>(tbb::filter_mode::serial_in_order,
-                                        [&](tbb::flow_control& fc) { return read(fc); }) &
-              tbb::make_filter<Batch, Batch>(tbb::filter_mode::parallel, [&](Batch b) { return classify(b); }) &
-              tbb::make_filter<Batch, void>(tbb::filter_mode::serial_in_order, [&](Batch b) { tally(*b); }));
-    });
+    run_batch_pipeline<Scanned>(
+        threads + 1, threads + 2, [&] { return read(); }, [&](Scanned& b) { classify(b); },
+        [&](Scanned& b) { tally(b); });
     outcome_.completed = reached_end_ && stop_.reason() == StopReason::kNone;
     return std::move(outcome_);
   }
 
  private:
   // Serial: the next batch of the scan, up to what max_rows leaves.
-  Batch read(tbb::flow_control& fc) {
+  Batch read() {
     std::size_t limit = settings_.batch_size;
     if (settings_.max_rows > 0) {
       limit = static_cast<std::size_t>(
@@ -136,29 +128,26 @@ class TableCensus {
     }
     if (reached_end_ || limit == 0 || stop_.should_stop()) {
       if (limit == 0) reached_end_ = true;
-      fc.stop();
       return nullptr;
     }
-    auto batch = std::make_shared<std::pair<std::vector<Row>, CensusOutcome>>();
+    auto batch = std::make_unique<Scanned>();
     batch->first = scanner_.next(batch_share(limit, settings_.batch_bytes, settings_.threads));
     requested_ += static_cast<std::int64_t>(batch->first.size());  // a batch cut by bytes holds fewer
     if (batch->first.empty()) {
       reached_end_ = true;
-      fc.stop();
       return nullptr;
     }
     return batch;
   }
 
   // Parallel: which key each value is under.
-  Batch classify(Batch batch) const {
-    batch->second = census_rows(shape_, keyring_, batch->first, settings_.examples);
-    batch->first.clear();
-    return batch;
+  void classify(Scanned& batch) const {
+    batch.second = census_rows(shape_, keyring_, batch.first, settings_.examples);
+    batch.first.clear();
   }
 
   // Serial, in scan order: the sums, the first examples, the rows to sweep.
-  void tally(std::pair<std::vector<Row>, CensusOutcome>& batch) {
+  void tally(Scanned& batch) {
     CensusOutcome& part = batch.second;
     for (std::size_t c = 0; c < outcome_.counts.size(); ++c) outcome_.counts[c] += part.counts[c];
     for (const Failure& f : part.examples) {

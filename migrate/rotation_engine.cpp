@@ -1,14 +1,11 @@
 #include "migrate/rotation_engine.h"
 
-#include <tbb/parallel_pipeline.h>
-#include <tbb/task_arena.h>
-
 #include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "common/log.h"
-#include "migrate/arena.h"
+#include "migrate/batch_pipeline.h"
 #include "migrate/batch_rotation.h"
 #include "migrate/census_engine.h"
 #include "migrate/port_error.h"
@@ -30,7 +27,7 @@ struct Batch {
   BatchWrite write;
   double crypto_seconds = 0;
 };
-using BatchPtr = std::shared_ptr<Batch>;
+using BatchPtr = std::unique_ptr<Batch>;
 
 // One table's rotation, in stages that run one after the other on the calling
 // thread: the main pass, the pending rows, the final sweep. The main pass is
@@ -76,29 +73,18 @@ class TableRotation {
     // One batch being read, one written, one per re-encryption thread; the
     // reader and writer mostly wait on the database.
     const std::size_t in_flight = std::max<std::size_t>(1, settings_.threads) + 2;
-    tbb::task_arena arena(arena_concurrency(in_flight));
-    arena.execute([&] {
-      tbb::parallel_pipeline(
-          in_flight, tbb::make_filter<void, BatchPtr>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) {
-                       return read_stage(fc);
-                     }) & tbb::make_filter<BatchPtr, BatchPtr>(tbb::filter_mode::parallel, [&](BatchPtr batch) {
-                       return reencrypt_stage(std::move(batch));
-                     }) & tbb::make_filter<BatchPtr, void>(tbb::filter_mode::serial_in_order, [&](BatchPtr batch) {
-                       write_stage(*batch);
-                     }));
-    });
+    run_batch_pipeline<Batch>(
+        in_flight, in_flight, [&] { return read_stage(); }, [&](Batch& batch) { reencrypt_stage(batch); },
+        [&](Batch& batch) { write_stage(batch); });
     return reached_end_ && stop_.reason() == StopReason::kNone;
   }
 
   // Serial: the next keyset page after cursor_; null (and the pipeline stops)
   // at the end of the table or when asked to stop.
-  BatchPtr read_stage(tbb::flow_control& fc) {
-    if (reached_end_ || stop_.should_stop() || !wait_for_turn()) {
-      fc.stop();
-      return nullptr;
-    }
+  BatchPtr read_stage() {
+    if (reached_end_ || stop_.should_stop() || !wait_for_turn()) return nullptr;
     const std::size_t rows = settings_.throttle != nullptr ? settings_.throttle->batch_size() : settings_.batch_size;
-    auto batch = std::make_shared<Batch>();
+    auto batch = std::make_unique<Batch>();
     const auto started = Clock::now();
     const ReadLimit share = batch_share(rows, settings_.batch_bytes, settings_.threads);
     retry("reading a batch", read_retries_, [&] { batch->rows = reader_.read_after(cursor_, share); });
@@ -106,7 +92,6 @@ class TableRotation {
     read_nanoseconds_ += nanoseconds_since(started);
     if (batch->rows.empty()) {
       reached_end_ = true;
-      fc.stop();
       return nullptr;
     }
     // A short batch may have been cut at its bytes: only an empty read is the end.
@@ -115,13 +100,12 @@ class TableRotation {
   }
 
   // Parallel: the batch's values re-encrypted, its last key the checkpoint.
-  BatchPtr reencrypt_stage(BatchPtr batch) const {
+  void reencrypt_stage(Batch& batch) const {
     const auto started = Clock::now();
-    batch->write = rotate_rows(shape_, keyring_, batch->rows);
-    batch->crypto_seconds = seconds_since(started);
-    batch->write.checkpoint = batch->rows.back().key;
-    batch->rows.clear();
-    return batch;
+    batch.write = rotate_rows(shape_, keyring_, batch.rows);
+    batch.crypto_seconds = seconds_since(started);
+    batch.write.checkpoint = batch.rows.back().key;
+    batch.rows.clear();
   }
 
   // Serial, in key order: the batch and its checkpoint written.
