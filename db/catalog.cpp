@@ -77,15 +77,15 @@ KeyOperators key_operators(pqxx::transaction_base& tx, std::uint32_t opclass, co
   const pqxx::result r = tx.exec_params(
       "SELECT ap.amopstrategy, n.nspname, o.oprname FROM pg_opclass oc "
       "JOIN pg_amop ap ON ap.amopfamily = oc.opcfamily AND ap.amoplefttype = oc.opcintype "
-      "AND ap.amoprighttype = oc.opcintype AND ap.amopstrategy IN (3, 4, 5) "
+      "AND ap.amoprighttype = oc.opcintype AND ap.amopstrategy IN (1, 2, 3, 4, 5) "
       "JOIN pg_operator o ON o.oid = ap.amopopr JOIN pg_namespace n ON n.oid = o.oprnamespace "
       "WHERE oc.oid = $1 ORDER BY ap.amopstrategy",
       opclass);
-  if (r.size() != 3) throw CatalogError(where + " has no btree ordering rekey can page on");
+  if (r.size() != 5) throw CatalogError(where + " has no btree ordering rekey can page on");
   const auto op = [&](int row) {
     return "OPERATOR(" + quote_ident(r[row][1].as<std::string>()) + "." + r[row][2].as<std::string>() + ")";
   };
-  return KeyOperators{op(0), op(1), op(2)};
+  return KeyOperators{op(0), op(1), op(2), op(3), op(4)};
 }
 
 // The primary key of `rel` into `shape`: its key columns only (INCLUDE

@@ -36,13 +36,13 @@ constexpr const char* kKeyColumnsFrom =
     "pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ";
 constexpr const char* kKeyColumnsWhere = " WHERE i.indrelid = c.oid AND i.indisprimary AND k.ord <= i.indnkeyatts";
 
-// The btree operators (strategies 3, 4, 5: =, >=, >) of key column k of
+// The btree operators (strategies 1 to 5: <, <=, =, >=, >) of key column k of
 // index i, from its operator class, schema-qualified: a JSON array.
 constexpr const char* kKeyOperators =
     "SELECT json_agg('OPERATOR(' || pg_catalog.quote_ident(opn.nspname) || '.' || o.oprname || ')' "
     "ORDER BY ap.amopstrategy) FROM pg_catalog.pg_opclass oc "
     "JOIN pg_catalog.pg_amop ap ON ap.amopfamily = oc.opcfamily AND ap.amoplefttype = oc.opcintype "
-    "  AND ap.amoprighttype = oc.opcintype AND ap.amopstrategy IN (3, 4, 5) "
+    "  AND ap.amoprighttype = oc.opcintype AND ap.amopstrategy IN (1, 2, 3, 4, 5) "
     "JOIN pg_catalog.pg_operator o ON o.oid = ap.amopopr "
     "JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace "
     "WHERE oc.oid = i.indclass[k.ord::int - 1]";
@@ -134,8 +134,9 @@ ScopeRelation relation_of(const pqxx::row& r) {
     rel.key_columns.push_back(key.at(0).get<std::string>());
     rel.key_types.push_back(key.at(1).get<std::string>());
     const nlohmann::json& ops = key.at(2);
-    if (ops.is_array() && ops.size() == 3) {
-      rel.key_operators.push_back({ops[0].get<std::string>(), ops[1].get<std::string>(), ops[2].get<std::string>()});
+    if (ops.is_array() && ops.size() == 5) {
+      rel.key_operators.push_back({ops[0].get<std::string>(), ops[1].get<std::string>(), ops[2].get<std::string>(),
+                                   ops[3].get<std::string>(), ops[4].get<std::string>()});
     }
   }
   // Without a btree ordering for every key column, none (only a census reads it).

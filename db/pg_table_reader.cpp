@@ -14,13 +14,19 @@ PgTableReader::PgTableReader(std::string conninfo, TableShape shape)
 
 PgTableReader::~PgTableReader() = default;
 
-std::vector<Row> PgTableReader::read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) {
+std::vector<Row> PgTableReader::read_range(const KeyRange& range, const ReadLimit& limit) {
   std::vector<std::string> params;
-  std::string where;
-  if (after) {
-    where = " WHERE " + key_after(shape_, "t", 1);
-    params = *after;
+  std::vector<std::string> conditions;
+  if (range.after) {
+    conditions.push_back(key_after(shape_, "t", params.size() + 1));
+    params.insert(params.end(), range.after->begin(), range.after->end());
   }
+  if (range.up_to) {
+    conditions.push_back(key_up_to(shape_, "t", params.size() + 1));
+    params.insert(params.end(), range.up_to->begin(), range.up_to->end());
+  }
+  std::string where;
+  for (const auto& c : conditions) where += (where.empty() ? " WHERE (" : " AND (") + c + ")";
   std::vector<std::string> order;
   for (const auto& column : shape_.key_columns) order.push_back("t." + quote_ident(column));
   const std::string sql = rows_within(shape_, "t", order, where, CountRows::kNo, limit.rows, limit.bytes);

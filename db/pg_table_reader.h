@@ -16,7 +16,7 @@ class PgTableReader final : public TableReader {
   PgTableReader(std::string conninfo, TableShape shape);
   ~PgTableReader() override;
 
-  std::vector<Row> read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) override;
+  std::vector<Row> read_range(const KeyRange& range, const ReadLimit& limit) override;
   KeyedRows read_keys(const std::vector<KeyValues>& keys, std::size_t max_bytes) override;
 
  private:

@@ -8,84 +8,6 @@
 
 namespace rekey::db {
 
-namespace {
-void append_element(std::string& out, std::string_view v) {
-  out += '"';
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '"';
-}
-}  // namespace
-
-std::string text_array(const std::vector<std::optional<std::string>>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    if (values[i]) {
-      append_element(out, *values[i]);
-    } else {
-      out += "NULL";
-    }
-  }
-  out += '}';
-  return out;
-}
-
-std::string text_array(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    append_element(out, values[i]);
-  }
-  out += '}';
-  return out;
-}
-
-namespace {
-constexpr std::uint32_t kTextOid = 25;
-
-void put_be32(std::string& out, std::uint32_t v) {
-  const char bytes[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-                         static_cast<char>(v)};
-  out.append(bytes, 4);
-}
-
-template <typename Get>
-std::string binary_array(std::size_t n, bool has_null, Get get) {
-  std::string out;
-  put_be32(out, n == 0 ? 0 : 1);  // dimensions
-  put_be32(out, has_null ? 1 : 0);
-  put_be32(out, kTextOid);
-  if (n == 0) return out;
-  put_be32(out, static_cast<std::uint32_t>(n));  // length of the one dimension
-  put_be32(out, 1);                              // lower bound
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string* v = get(i);
-    if (v == nullptr) {
-      put_be32(out, 0xffffffffu);  // -1: NULL
-      continue;
-    }
-    put_be32(out, static_cast<std::uint32_t>(v->size()));
-    out += *v;
-  }
-  return out;
-}
-}  // namespace
-
-std::string binary_text_array(const std::vector<std::optional<std::string>>& values) {
-  bool has_null = false;
-  for (const auto& v : values) has_null = has_null || !v;
-  return binary_array(values.size(), has_null, [&](std::size_t i) {
-    return values[i] ? &*values[i] : static_cast<const std::string*>(nullptr);
-  });
-}
-
-std::string binary_text_array(const std::vector<std::string>& values) {
-  return binary_array(values.size(), false, [&](std::size_t i) { return &values[i]; });
-}
-
 std::string only_relation(const TableShape& shape) {
   return "ONLY " + quote_ident(shape.schema) + "." + quote_ident(shape.table);
 }
@@ -180,14 +102,22 @@ std::string holds_token_sign(const TableShape& shape, const TokenFilter& filter,
   return "(" + out + ")";
 }
 
-std::string key_after(const TableShape& shape, std::string_view alias, std::size_t first_param) {
+namespace {
+
+// The rows on one side of a key: `strict` (> or <) for the last key column,
+// `inclusive` (>= or <=) on the first column to bound an index scan, and
+// `strict` column by column before the last.
+using KeyOperator = std::string KeyOperators::*;
+
+std::string key_bound(const TableShape& shape, std::string_view alias, std::size_t first_param, KeyOperator strict,
+                      KeyOperator inclusive, KeyOperator last) {
   const std::size_t nk = shape.key_columns.size();
   const auto& ops = shape.key_operators;
   const auto column = [&](std::size_t i) { return std::string(alias) + "." + quote_ident(shape.key_columns[i]); };
   const auto param = [&](std::size_t i) { return "$" + std::to_string(first_param + i) + "::" + shape.key_types[i]; };
   const auto compare = [&](std::size_t i, const std::string& op) { return column(i) + " " + op + " " + param(i); };
   const bool one_operator =
-      std::all_of(ops.begin(), ops.end(), [&](const KeyOperators& o) { return o.greater == ops.at(0).greater; });
+      std::all_of(ops.begin(), ops.end(), [&](const KeyOperators& o) { return o.*last == ops.at(0).*last; });
   if (one_operator) {
     std::string columns;
     std::string params;
@@ -195,14 +125,26 @@ std::string key_after(const TableShape& shape, std::string_view alias, std::size
       columns += (i > 0 ? ", " : "") + column(i);
       params += (i > 0 ? ", " : "") + param(i);
     }
-    return "(" + columns + ") " + ops.at(0).greater + " (" + params + ")";
+    return "(" + columns + ") " + ops.at(0).*last + " (" + params + ")";
   }
   // k1 > x1 OR (k1 = x1 AND (k2 > x2 OR (k2 = x2 AND ...))), built from the last column.
-  std::string after = compare(nk - 1, ops.at(nk - 1).greater);
+  std::string bound = compare(nk - 1, ops.at(nk - 1).*last);
   for (std::size_t i = nk - 1; i-- > 0;) {
-    after = compare(i, ops.at(i).greater) + " OR (" + compare(i, ops.at(i).equal) + " AND (" + after + "))";
+    bound = compare(i, ops.at(i).*strict) + " OR (" + compare(i, ops.at(i).equal) + " AND (" + bound + "))";
   }
-  return compare(0, ops.at(0).greater_or_equal) + " AND (" + after + ")";
+  return compare(0, ops.at(0).*inclusive) + " AND (" + bound + ")";
+}
+
+}  // namespace
+
+std::string key_after(const TableShape& shape, std::string_view alias, std::size_t first_param) {
+  return key_bound(shape, alias, first_param, &KeyOperators::greater, &KeyOperators::greater_or_equal,
+                   &KeyOperators::greater);
+}
+
+std::string key_up_to(const TableShape& shape, std::string_view alias, std::size_t first_param) {
+  return key_bound(shape, alias, first_param, &KeyOperators::less, &KeyOperators::less_or_equal,
+                   &KeyOperators::less_or_equal);
 }
 
 namespace {

@@ -7,19 +7,10 @@
 #include <vector>
 
 #include "common/hex.h"
+#include "db/sql_arrays.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
-
-// A PostgreSQL array literal of text ('{"a","b",NULL}'), for a $n::text[] parameter.
-std::string text_array(const std::vector<std::optional<std::string>>& values);
-std::string text_array(const std::vector<std::string>& values);
-
-// The same as a binary-format text[] parameter (PostgreSQL's array_send
-// layout): the server copies the elements instead of parsing a literal,
-// which measured several times faster for thousands of tokens.
-std::string binary_text_array(const std::vector<std::optional<std::string>>& values);
-std::string binary_text_array(const std::vector<std::string>& values);
 
 // ONLY "schema"."table", always quoted: the rows this relation stores itself,
 // never those of its inheritance children (each child is a target of its own,
@@ -51,6 +42,11 @@ std::vector<std::string> key_arrays(const TableShape& shape, const std::vector<K
 // name; otherwise the same order spelled out column by column, led by the
 // first column's ">=" so that the index still finds where to start.
 std::string key_after(const TableShape& shape, std::string_view alias, std::size_t first_param);
+
+// `(alias.k1, alias.k2) <= ($first::type1, ...)`: the rows up to and
+// including a key, as key_after() spells the rows after one (led by the first
+// column's "<=" when the columns' operators differ).
+std::string key_up_to(const TableShape& shape, std::string_view alias, std::size_t first_param);
 
 // The signs of a value that may hold a token (crypto::TokenSigns), for a
 // filter on the server.

@@ -87,7 +87,7 @@ class TableRotation {
     auto batch = std::make_unique<Batch>();
     const auto started = Clock::now();
     const ReadLimit share = batch_share(rows, settings_.batch_bytes, settings_.threads);
-    retry("reading a batch", read_retries_, [&] { batch->rows = reader_.read_after(cursor_, share); });
+    retry("reading a batch", read_retries_, [&] { batch->rows = reader_.read_range({cursor_, up_to_}, share); });
     count_read(batch->rows.size());
     read_nanoseconds_ += nanoseconds_since(started);
     if (batch->rows.empty()) {
@@ -313,6 +313,7 @@ class TableRotation {
   TableOutcome outcome_;
   std::int64_t failures_;
   std::optional<KeyValues> cursor_;
+  std::optional<KeyValues> up_to_;  // the main pass's last key; nullopt: the table's end
   bool reached_end_ = false;
   std::atomic<std::int64_t> read_retries_{0};
   std::atomic<std::int64_t> read_nanoseconds_{0};

@@ -28,7 +28,9 @@ enum class ValuePolicy {
 // only pg_catalog, so the operators of an extension's type (citext, say) must
 // be named with their schema, or the key would be compared as another type.
 struct KeyOperators {
-  std::string equal;             // btree strategy 3
+  std::string less;              // btree strategy 1
+  std::string less_or_equal;     // strategy 2
+  std::string equal;             // strategy 3
   std::string greater_or_equal;  // strategy 4
   std::string greater;           // strategy 5
 };
@@ -144,6 +146,15 @@ struct ReadLimit {
 // byte at least).
 ReadLimit batch_share(std::size_t rows, std::size_t batch_bytes, std::size_t threads);
 
+// The keys of a table's rows from just after `after` (from the first when
+// nullopt) up to and including `up_to` (to the last when nullopt), in the
+// primary key's order: the whole table, what is left of it after a
+// checkpoint, or one chunk of it.
+struct KeyRange {
+  std::optional<KeyValues> after;
+  std::optional<KeyValues> up_to;
+};
+
 // The rows read for the first `keys_read` keys of a list (in that order); a
 // key among them without a row has none any more.
 struct KeyedRows {
@@ -154,9 +165,9 @@ struct KeyedRows {
 class TableReader {
  public:
   virtual ~TableReader() = default;
-  // Rows with key > `after` (all rows when nullopt), in key order, up to
-  // `limit`; each read is its own short transaction.
-  virtual std::vector<Row> read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) = 0;
+  // The first rows of `range`, in key order, up to `limit`; each read is its
+  // own short transaction.
+  virtual std::vector<Row> read_range(const KeyRange& range, const ReadLimit& limit) = 0;
   // The rows that still exist of the first of `keys`, in order, whose values
   // fit in `max_bytes` (as ReadLimit::bytes; one key at least).
   virtual KeyedRows read_keys(const std::vector<KeyValues>& keys, std::size_t max_bytes) = 0;

@@ -9,8 +9,10 @@
 namespace rekey {
 namespace {
 
-const KeyOperators kCatalogOperators{"OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.>=)", "OPERATOR(pg_catalog.>)"};
-const KeyOperators kCitextOperators{"OPERATOR(public.=)", "OPERATOR(public.>=)", "OPERATOR(public.>)"};
+const KeyOperators kCatalogOperators{"OPERATOR(pg_catalog.<)", "OPERATOR(pg_catalog.<=)", "OPERATOR(pg_catalog.=)",
+                                     "OPERATOR(pg_catalog.>=)", "OPERATOR(pg_catalog.>)"};
+const KeyOperators kCitextOperators{"OPERATOR(public.<)", "OPERATOR(public.<=)", "OPERATOR(public.=)",
+                                    "OPERATOR(public.>=)", "OPERATOR(public.>)"};
 
 TableShape one_key_one_column() {
   TableShape s;
@@ -130,6 +132,14 @@ TEST_SUITE("db.sql_text") {
     CHECK(db::key_after(two_keys_two_columns(), "t", 1) ==
           "t.\"tenant\" OPERATOR(pg_catalog.>=) $1::integer AND (t.\"tenant\" OPERATOR(pg_catalog.>) $1::integer OR "
           "(t.\"tenant\" OPERATOR(pg_catalog.=) $1::integer AND (t.\"Account \"\"Id\"\"\" OPERATOR(public.>) "
+          "$2::public.citext)))");
+  }
+
+  TEST_CASE("key_up_to: the rows up to and including a key, in the same two forms") {
+    CHECK(db::key_up_to(one_key_one_column(), "t", 2) == "(t.\"id\") OPERATOR(pg_catalog.<=) ($2::bigint)");
+    CHECK(db::key_up_to(two_keys_two_columns(), "t", 1) ==
+          "t.\"tenant\" OPERATOR(pg_catalog.<=) $1::integer AND (t.\"tenant\" OPERATOR(pg_catalog.<) $1::integer OR "
+          "(t.\"tenant\" OPERATOR(pg_catalog.=) $1::integer AND (t.\"Account \"\"Id\"\"\" OPERATOR(public.<=) "
           "$2::public.citext)))");
   }
 }

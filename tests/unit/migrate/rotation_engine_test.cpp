@@ -42,12 +42,13 @@ class FakeTable final : public TableReader, public TableWriter {
 
   std::size_t largest_read_bytes = 0;  // the most value bytes one read returned
 
-  std::vector<Row> read_after(const std::optional<KeyValues>& after, const ReadLimit& limit) override {
+  std::vector<Row> read_range(const KeyRange& range, const ReadLimit& limit) override {
     const std::lock_guard<std::mutex> lock(mutex);
     std::vector<Row> out;
     std::size_t bytes = 0;
-    for (auto it = after ? rows.upper_bound(after->front()) : rows.begin();
-         it != rows.end() && out.size() < limit.rows && bytes < limit.bytes; ++it) {
+    const auto end = range.up_to ? rows.upper_bound(range.up_to->front()) : rows.end();
+    for (auto it = range.after ? rows.upper_bound(range.after->front()) : rows.begin();
+         it != end && out.size() < limit.rows && bytes < limit.bytes; ++it) {
       bytes += it->second ? it->second->size() : 0;
       out.push_back(Row{{it->first}, {it->second}});
     }
