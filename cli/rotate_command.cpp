@@ -22,6 +22,7 @@ struct DurationTexts {
   std::string retry_for = "5m";
   std::string max_replica_lag;
   std::string batch_time = "250ms";
+  std::string lease = "30s";
 };
 
 // Throws UsageError naming the first option that is not a duration.
@@ -33,6 +34,30 @@ void parse_durations(const DurationTexts& d, RotateSettings& s) {
   if (!d.max_duration.empty()) s.max_duration = parse_duration(d.max_duration, "--max-duration");
   s.writer.lock_timeout = parse_duration(d.lock_timeout, "--lock-timeout");
   s.writer.statement_timeout = parse_duration(d.statement_timeout, "--statement-timeout");
+  s.workers.lease = parse_duration(d.lease, "--lease");
+  if (s.workers.lease < std::chrono::seconds(1)) throw UsageError("--lease: at least 1s");
+}
+
+// Writer lanes here and on other hosts.
+void add_worker_options(CLI::App& cmd, RotateSettings& s, DurationTexts& d) {
+  cmd.add_option(
+         "--workers", s.workers.lanes,
+         "Writer lanes in this process, each with its own connections (default: the machine's cores, at most 8)")
+      ->check(CLI::Range(1, 64));
+  cmd.add_flag_callback(
+      "--join", [&s] { s.workers.share = db::LockShare::kJoin; },
+      "Join the run in progress over the same targets with the same new key (from any host), or start it");
+  cmd.add_option("--worker-name", s.workers.name,
+                 "This worker's name in the run's state and in status (default host:pid)");
+  cmd.add_option("--chunk-rows", s.workers.chunk_rows,
+                 "About this many rows per chunk a worker claims (the first worker's plan holds for the run)")
+      ->check(CLI::Range(100, 100000000))
+      ->capture_default_str();
+  cmd.add_option("--lease", d.lease, "How long a claimed chunk stays this worker's without a sign of life")
+      ->capture_default_str();
+  cmd.add_flag_callback(
+      "--no-wait", [&s] { s.workers.when_nothing_left = WhenNothingLeft::kLeave; },
+      "Leave (exit 75) once nothing is left to claim, instead of waiting for the other workers to finish the run");
 }
 
 // What to rotate, with which keys, and what rotate writes besides the data.
@@ -100,6 +125,7 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
   add_scope_options(*cmd, *s);
   const CLI::Option* batch_size = add_pacing_options(*cmd, *s, *d);
   add_run_options(*cmd, *s, *d);
+  add_worker_options(*cmd, *s, *d);
   cmd->callback([s, d, batch_size, &exit_code] {
     if (s->columns.empty() && !s->discover) throw UsageError("rotate: name at least one --column, or use --discover");
     s->throttle.adaptive_batch = batch_size->count() == 0;

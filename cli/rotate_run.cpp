@@ -1,24 +1,28 @@
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "cli/audit_log.h"
 #include "cli/db_options.h"
 #include "cli/dry_run_writer.h"
 #include "cli/exit_code.h"
 #include "cli/key_source.h"
+#include "cli/lanes.h"
+#include "cli/lease_keeper.h"
 #include "cli/metrics_file.h"
 #include "cli/progress.h"
 #include "cli/relation_census.h"
 #include "cli/rotate_checks.h"
 #include "cli/rotate_settings.h"
+#include "cli/rotation_units.h"
 #include "cli/run_report.h"
 #include "cli/run_row.h"
 #include "cli/target_resolver.h"
 #include "cli/targets.h"
+#include "cli/unit_rotation.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "db/connection.h"
-#include "db/pg_row_scanner.h"
 #include "db/pg_table_reader.h"
 #include "db/pg_table_writer.h"
 #include "db/replica_lag.h"
@@ -62,8 +66,12 @@ class RotateRun {
   int run() {
     open();
     try {
-      for (const auto& shape : resolved_.shapes) rotate_one(shape);
-      account();
+      if (store_) {
+        rotate_by_units();
+      } else {
+        for (const auto& shape : resolved_.shapes) dry_run_one(shape);
+        account();
+      }
     } catch (const std::exception& e) {
       record_failure(e);
       throw;
@@ -110,66 +118,107 @@ class RotateRun {
                                 {"command_line", command_line()}});
   }
 
-  // The state schema, one lock per table, and the run's row (new or resumed).
+  // The state schema, one lock per table, and the run's row (new, resumed
+  // or joined); the run stays locked for opening until its units are planned.
   void open_state() {
     store_ = std::make_unique<db::StateStore>(conninfo_, s_.writer.state_schema);
     store_->ensure_schema();
     locks_ = std::make_unique<db::TableLocks>(conninfo_);
     for (const auto& shape : resolved_.shapes) {
-      if (auto holder = locks_->try_lock(shape)) {
-        throw UsageError("table " + shape.display_name() + " is being rotated by another rekey: " + *holder);
+      if (auto holder = locks_->try_lock(shape, s_.workers.share)) {
+        throw UsageError(busy_table_message(*store_, conninfo_, s_.writer.state_schema, shape, *holder));
       }
     }
-    settings_.still_locked = [this] { return locks_->still_held(); };
-    report_.run_id = open_run(*store_, targets_id_, *keyring_, s_.restart);
+    settings_.still_locked = [this] {
+      const std::lock_guard<std::mutex> lock(locks_mutex_);
+      return locks_->still_held();
+    };
+    locks_->lock_run_opening(s_.writer.state_schema);
+    report_.run_id = open_run(*store_, targets_id_, *keyring_, s_.restart, s_.workers.share);
     writer_settings_.run_id = report_.run_id;
   }
 
-  std::unique_ptr<TableWriter> open_writer(const TableShape& shape, TableReport& table,
-                                           std::optional<KeyValues>& start_after, std::int64_t& seen_before) {
-    if (!store_) return std::make_unique<DryRunWriter>(shape.display_name(), shape.columns, report_.failures);
-    const db::TableProgress progress = store_->start_table(report_.run_id, shape);
-    start_after = progress.last_key;
-    seen_before = progress.rows_seen;
-    for (const auto& [column, counts] : progress.counts) {
-      for (std::size_t c = 0; c < shape.columns.size(); ++c) {
-        if (shape.columns[c] == column) table.counts[c] = counts;
-      }
+  // This process's lanes on the run's units, planned first when nobody has.
+  void rotate_by_units() {
+    const db::Claimant claimant = make_claimant(s_.workers, locks_->backend_pid());
+    plan_units(*store_, conninfo_, report_.run_id, claimant, resolved_.shapes, s_.workers);
+    locks_->unlock_run_opening(s_.writer.state_schema);
+    std::int64_t done_before = 0;
+    std::int64_t estimated = 0;
+    for (const auto& p : store_->progress(report_.run_id)) {
+      done_before += p.rows_seen;
+      estimated += p.estimated_rows;
     }
-    // A table done in an earlier invocation still gets its final sweep:
-    // values copied behind its checkpoint since then are rotated too.
-    table.completed = progress.done;
-    settings_.failures_before = store_->failure_count(report_.run_id);
-    settings_.open_scan = [this, &shape] {
-      return std::make_unique<db::PgRowScanner>(conninfo_, shape, db::ScanSettings{});
-    };
-    return std::make_unique<db::PgTableWriter>(conninfo_, shape, writer_settings_, table.counts);
+    ProgressReporter progress(style_, "run " + std::to_string(report_.run_id), done_before, estimated);
+    RotationUnitsSetup setup{conninfo_,
+                             keyring_.get(),
+                             resolved_.shapes,
+                             settings_,
+                             writer_settings_,
+                             claimant,
+                             [this] { return finish_run(); }};
+    RotationUnits work(std::move(setup), stop_, progress);
+    LeaseKeeper keeper(conninfo_, s_.writer.state_schema, report_.run_id, claimant);
+    const bool all_done = run_lanes(
+        lane_settings(s_.workers, s_.engine.retry), [&] { return open_units(claimant); }, work, keeper, stop_);
+    progress.finish(work.rows_seen(), elapsed());
+    failure_reasons_ = work.failure_reasons();
+    conclude(all_done);
+    work.add_to(report_);
   }
 
-  void rotate_one(const TableShape& shape) {
+  std::unique_ptr<db::WorkUnits> open_units(const db::Claimant& claimant) const {
+    return std::make_unique<db::WorkUnits>(conninfo_, s_.writer.state_schema, report_.run_id, claimant);
+  }
+
+  // The run's own unit, by the one worker that claims it once every table is
+  // finished: the run's totals, what rotate does not cover, the exit code.
+  nlohmann::json finish_run() {
+    load_tables(*store_, *open_units(db::Claimant{}), report_.run_id, resolved_.shapes, report_, all_completed_);
+    account();
+    store_->set_status(report_.run_id, report_.status, report_.exit_code);
+    return {{"exit_code", report_.exit_code}};
+  }
+
+  // What this worker reports: the run's outcome once it is done (whoever
+  // finished it), else a stop (75) that the next worker, or a rerun, resumes.
+  void conclude(bool all_done) {
+    load_tables(*store_, *open_units(db::Claimant{}), report_.run_id, resolved_.shapes, report_, all_completed_);
+    note_time();
+    const auto run = store_->run(report_.run_id);
+    if (all_done && run && run->exit_code) {
+      report_.exit_code = *run->exit_code;
+      report_.status = run->status;
+      report_.stop_reason = to_string(StopReason::kNone);
+      return;
+    }
+    report_.stop_reason = stop_.reason() == StopReason::kNone ? "no_wait" : to_string(stop_.reason());
+    report_.exit_code =
+        to_int(exit_code_for(rotate_outcome(report_, stop_.reason(), false, store_->failure_count(report_.run_id))));
+    report_.status = db::RunStatus::kStopped;
+    // Others still at work keep the run running.
+    record_status_ = open_units(db::Claimant{})->leases().empty();
+  }
+
+  // --dry-run: one table read, re-encrypted and checked in memory; no state, no lanes.
+  void dry_run_one(const TableShape& shape) {
     report_.tables.push_back({shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())});
     TableReport& table = report_.tables.back();
-    std::optional<KeyValues> start_after;
-    std::int64_t seen_before = 0;
-    const std::unique_ptr<TableWriter> writer = open_writer(shape, table, start_after, seen_before);
+    DryRunWriter writer(shape.display_name(), shape.columns, report_.failures);
     if (stop_.should_stop()) {
       all_completed_ = false;
       return;
     }
     db::PgTableReader reader(conninfo_, shape);
-    ProgressReporter progress(style_, shape.display_name(), seen_before,
-                              static_cast<std::int64_t>(shape.estimated_rows));
-    const std::vector<ColumnCounts> before = table.counts;
+    ProgressReporter progress(style_, shape.display_name(), 0, static_cast<std::int64_t>(shape.estimated_rows));
     const auto absorb = [&](const TableOutcome& so_far) {
-      for (std::size_t c = 0; c < shape.columns.size(); ++c) table.counts[c] = before[c] + so_far.counts[c];
+      table.counts = so_far.counts;
       table.rows_seen = so_far.rows_seen;
       table.retries = so_far.retries;
       table.batches = so_far.batches;
-      table.pending_not_found = so_far.pending_not_found;
-      table.swept = so_far.swept;
     };
-    const TableOutcome outcome = rotate_table(shape, *keyring_, reader, *writer, start_after, settings_, stop_,
-                                              [&](const TableOutcome& so_far, double seconds) {
+    const TableOutcome outcome = rotate_table(shape, *keyring_, reader, writer, KeyRange{}, TableStages::kAll,
+                                              settings_, stop_, [&](const TableOutcome& so_far, double seconds) {
                                                 progress.update(so_far.rows_seen, seconds);
                                                 absorb(so_far);
                                                 note_time();
@@ -179,15 +228,7 @@ class RotateRun {
     absorb(outcome);
     table.completed = outcome.completed;
     for (const auto& [reason, n] : outcome.failure_reasons) failure_reasons_[reason] += n;
-    log::debug("{}: {:.2f}s reading, {:.2f}s re-encrypting (all threads), {:.2f}s writing, {} batches",
-               shape.display_name(), outcome.read_seconds, outcome.crypto_seconds, outcome.write_seconds,
-               outcome.batches);
-    if (outcome.completed && store_) store_->mark_table_done(report_.run_id, shape.display_name());
     if (!outcome.completed) all_completed_ = false;
-    if (outcome.pending_left > 0) {
-      log::warn("{}: {} row(s) kept changing under rekey; rerun to finish them", shape.display_name(),
-                outcome.pending_left);
-    }
   }
 
   CensusSettings uncovered_census_settings() const {
@@ -217,7 +258,7 @@ class RotateRun {
   }
 
   void publish() {
-    if (store_) {
+    if (store_ && record_status_) {
       try {
         store_->set_status(report_.run_id, report_.status, report_.exit_code);
         for (const auto& f : store_->failures(report_.run_id, 1000)) {
@@ -294,6 +335,8 @@ class RotateRun {
   std::unique_ptr<db::TableLocks> locks_;
   RunReport report_;
   bool all_completed_ = true;
+  bool record_status_ = true;  // false when other workers go on with the run
+  std::mutex locks_mutex_;     // guards locks_ (lanes check their lock from their threads)
   std::map<std::string, std::int64_t> failure_reasons_;
   const ProgressStyle style_ = default_progress_style(!log::enabled(log::Level::kInfo));
 };

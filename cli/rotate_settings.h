@@ -10,11 +10,23 @@
 
 #include "cli/db_options.h"
 #include "cli/key_source.h"
+#include "cli/lanes.h"
 #include "db/pg_table_writer.h"
+#include "db/table_lock.h"
 #include "migrate/rotation_engine.h"
 #include "migrate/throttle.h"
 
 namespace rekey {
+
+// Who works on the run, and how: --workers, --join, --worker-name, --lease, --no-wait.
+struct WorkerSettings {
+  std::size_t lanes = 0;                        // writer lanes of this process; 0: automatic
+  db::LockShare share = db::LockShare::kAlone;  // kJoin: join the run in progress (--join)
+  std::string name;                             // default host:pid
+  std::chrono::milliseconds lease{30000};
+  std::size_t chunk_rows = 100000;  // about this many rows per work unit
+  WhenNothingLeft when_nothing_left = WhenNothingLeft::kWaitForRun;
+};
 
 struct RotateSettings {
   DbOption db;
@@ -32,6 +44,7 @@ struct RotateSettings {
   EngineSettings engine;      // batch size and bytes, threads, --max-failures, --retry-for
   ThrottleSettings throttle;  // --max-rate, --pause-file, --max-replica-lag, --batch-time
   db::WriterSettings writer;  // --state-schema, --lock-timeout, --statement-timeout
+  WorkerSettings workers;
 };
 
 // Runs a rotation and returns its exit code (see common/errors.h). Throws

@@ -34,12 +34,19 @@ bool overlaps(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::int64_t open_run(db::StateStore& store, const std::string& targets, const crypto::Keyring& keyring, bool restart) {
+std::int64_t open_run(db::StateStore& store, const std::string& targets, const crypto::Keyring& keyring, bool restart,
+                      db::LockShare share) {
   const std::string& new_fp = keyring.new_key().fingerprint();
   std::vector<std::int64_t> overlapping;
   for (const auto& other : store.unfinished_runs()) {
     if (!overlaps(other.targets, targets)) continue;
     overlapping.push_back(other.id);
+    if (share == db::LockShare::kJoin && other.targets != targets && other.status == db::RunStatus::kRunning) {
+      throw UsageError(fmt::format(
+          "run {} is running over other targets that share some of these columns: join it with its own targets "
+          "(see rekey status), or wait for it to end",
+          other.id));
+    }
     if (other.new_key_fingerprint != new_fp && !restart) {
       throw UsageError(fmt::format(
           "run {} is {} with new key {}, not {}, over some of these columns: finish it with that key, or pass "
@@ -49,6 +56,10 @@ std::int64_t open_run(db::StateStore& store, const std::string& targets, const c
   }
   const auto last = store.latest_run(targets);
   if (last && last->status != db::RunStatus::kFinished && !last->superseded_by && !restart) {
+    if (share == db::LockShare::kJoin && last->status == db::RunStatus::kRunning) {
+      log::info("joining run {} (new key {})", last->id, new_fp);
+      return last->id;
+    }
     store.set_runner(last->id, runner_identity(), join_fingerprints(keyring));
     log::info("resuming run {} (new key {})", last->id, new_fp);
     return last->id;

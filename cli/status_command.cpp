@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "db/state_schema_name.h"
 #include "db/state_store.h"
+#include "db/work_units.h"
 
 namespace rekey {
 namespace {
@@ -33,9 +34,42 @@ struct StatusOptions {
   OutputFormat format = OutputFormat::kTable;
 };
 
+// The run's work units by status, and the workers holding units now.
+nlohmann::json units_json(const std::string& conninfo, const std::string& schema, std::int64_t run_id) {
+  db::WorkUnits units(conninfo, schema, run_id, db::Claimant{});
+  if (!units.table_exists()) return {{"done", 0}, {"running", 0}, {"left", 0}, {"workers", nlohmann::json::array()}};
+  const db::UnitTally tally = units.tally();
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& w : units.leases()) {
+    workers.push_back({{"worker", w.worker},
+                       {"table", w.table_name},
+                       {"unit", db::to_string(w.kind)},
+                       {"chunk", w.chunk},
+                       {"rows_seen", w.rows_seen},
+                       {"rows_per_second", w.seconds_held > 0 ? static_cast<double>(w.rows_seen) / w.seconds_held : 0},
+                       {"lease_age_seconds", w.lease_age_seconds}});
+  }
+  return {{"done", tally.done}, {"running", tally.running}, {"left", tally.todo}, {"workers", workers}};
+}
+
+void print_units(const nlohmann::json& u) {
+  if (u["done"].get<std::int64_t>() + u["running"].get<std::int64_t>() + u["left"].get<std::int64_t>() == 0) return;
+  std::printf(
+      "  work units: %lld done, %lld running, %lld left\n", static_cast<long long>(u["done"].get<std::int64_t>()),
+      static_cast<long long>(u["running"].get<std::int64_t>()), static_cast<long long>(u["left"].get<std::int64_t>()));
+  for (const auto& w : u["workers"]) {
+    std::printf("  worker %s: %s %d of %s, %lld rows, %.0f rows/s, lease renewed %.1fs ago\n",
+                log::printable(w["worker"].get<std::string>()).c_str(), w["unit"].get<std::string>().c_str(),
+                w["chunk"].get<int>(), log::printable(w["table"].get<std::string>()).c_str(),
+                static_cast<long long>(w["rows_seen"].get<std::int64_t>()), w["rows_per_second"].get<double>(),
+                w["lease_age_seconds"].get<double>());
+  }
+}
+
 // One run as shown: its recorded status, or "stopped (interrupted)" for a
 // "running" run none of whose tables is locked by a runner any more.
-nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::size_t failure_limit) {
+nlohmann::json describe(db::StateStore& store, const std::string& conninfo, const db::RunRecord& run,
+                        std::size_t failure_limit) {
   const std::vector<std::string> tables = target_tables(run.targets);
   const bool interrupted = run.status == db::RunStatus::kRunning && store.locked_tables(tables).empty();
   const bool resumable =
@@ -81,6 +115,7 @@ nlohmann::json describe(db::StateStore& store, const db::RunRecord& run, std::si
                    {"exit_code", run.exit_code ? nlohmann::json(*run.exit_code) : nlohmann::json(nullptr)},
                    {"command", run.command},
                    {"tables", progress},
+                   {"units", units_json(conninfo, store.schema(), run.id)},
                    {"failure_count", store.failure_count(run.id)},
                    {"failures", failures}};
   j["resume_command"] = resumable ? nlohmann::json(resume_command(run.command)) : nlohmann::json(nullptr);
@@ -101,6 +136,7 @@ void print_run(const nlohmann::json& r) {
   std::printf("  targets:");
   for (const auto& t : r["targets"]) std::printf(" %s", log::printable(t.get<std::string>()).c_str());
   std::printf("\n");
+  print_units(r["units"]);
   for (const auto& t : r["tables"]) {
     const auto estimated = t["estimated_rows"].get<std::int64_t>();
     const std::string of =
@@ -138,15 +174,16 @@ void print_run(const nlohmann::json& r) {
 
 int run_status(const StatusOptions& o) {
   force_read_only_sessions();
-  db::StateStore store(resolve_conninfo(o.db), o.state_schema);
+  const std::string conninfo = resolve_conninfo(o.db);
+  db::StateStore store(conninfo, o.state_schema);
   nlohmann::json runs = nlohmann::json::array();
   if (store.schema_exists()) {
     if (o.run_id > 0) {
       const auto run = store.run(o.run_id);
       if (!run) throw UsageError("no run " + std::to_string(o.run_id) + " in state schema " + o.state_schema);
-      runs.push_back(describe(store, *run, o.failures));
+      runs.push_back(describe(store, conninfo, *run, o.failures));
     } else {
-      for (const auto& run : store.runs(o.limit)) runs.push_back(describe(store, run, o.failures));
+      for (const auto& run : store.runs(o.limit)) runs.push_back(describe(store, conninfo, run, o.failures));
     }
   }
   if (o.format == OutputFormat::kJson) {

@@ -36,10 +36,11 @@ bool can_skip_triggers(const std::string& conninfo) {
 }
 
 PgTableWriter::PgTableWriter(std::string conninfo, TableShape shape, WriterSettings settings,
-                             std::vector<ColumnCounts> totals)
+                             std::vector<ColumnCounts> totals, UnitLease lease)
     : shape_(std::move(shape)),
       settings_(std::move(settings)),
       totals_(std::move(totals)),
+      lease_(std::move(lease)),
       update_sql_(build_update(shape_, RowLocks::kWait)),
       update_skip_locked_sql_(build_update(shape_, RowLocks::kSkipLocked)),
       session_(std::move(conninfo)) {
@@ -66,6 +67,7 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
   std::vector<ColumnCounts> totals = totals_;
   pqxx::work tx(conn);
   set_write_limits(tx);
+  fence_unit(tx, settings_.state_schema, settings_.run_id, lease_.unit, lease_.owner);
   settle_pending(tx, batch);
   const std::vector<std::size_t> lost = update_rows(tx, batch);
   add_pending(tx, batch, lost);
@@ -153,19 +155,21 @@ void PgTableWriter::record_failures(pqxx::transaction_base& tx, const BatchWrite
                  settings_.run_id, shape_.display_name(), text_array(cols), text_array(keys), text_array(reasons));
 }
 
-// The table_progress table (checkpoint, counts, rows seen), and the run's
-// last sign of life in runs.
+// The work unit's row (checkpoint, counts, rows seen, the lease extended),
+// locked by fence_unit() at the start of this transaction.
 void PgTableWriter::record_progress(pqxx::transaction_base& tx, const BatchWrite& batch,
                                     const std::vector<ColumnCounts>& totals) const {
   const std::string state = quote_ident(settings_.state_schema);
   const std::optional<std::string> checkpoint =
       batch.checkpoint ? std::optional<std::string>(key_to_json(*batch.checkpoint).dump()) : std::nullopt;
   tx.exec_params("UPDATE " + state +
-                     ".table_progress SET last_key = COALESCE($3::jsonb, last_key), "
-                     "counts = $4::jsonb, rows_seen = rows_seen + $5, updated_at = now() "
-                     "WHERE run_id = $1 AND table_name = $2",
-                 settings_.run_id, shape_.display_name(), checkpoint, counts_json(totals), batch.rows_seen);
-  tx.exec_params("UPDATE " + state + ".runs SET updated_at = now() WHERE id = $1", settings_.run_id);
+                     ".chunks SET last_key = COALESCE($4::jsonb, last_key), counts = $5::jsonb, "
+                     "rows_seen = rows_seen + $6, lease_until = pg_catalog.now() + $7::interval, "
+                     "updated_at = pg_catalog.now() WHERE run_id = $1 AND table_name = $2 AND chunk = $3",
+                 settings_.run_id, lease_.unit.table_name, lease_.unit.chunk, checkpoint, counts_json(totals),
+                 batch.rows_seen, std::to_string(lease_.lease.count()) + " milliseconds");
+  // The run's sign of life comes with the lease renewals (WorkUnits::renew),
+  // not from every batch of every lane, which would all queue on its row.
 }
 
 std::vector<KeyValues> PgTableWriter::pending() {

@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <pqxx/types>
 #include <string>
 
 #include "db/connection.h"
 #include "db/state_schema_name.h"
+#include "db/work_units.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
@@ -35,11 +37,23 @@ struct WriterSettings {
   Triggers triggers = Triggers::kFire;
 };
 
+// The work unit a writer writes for, claimed by `owner`: each batch is fenced
+// by it (db::fence_unit) and records its checkpoint, counts and rows seen on
+// the unit's row, extending the lease.
+struct UnitLease {
+  WorkUnit unit;
+  std::string owner;
+  std::chrono::milliseconds lease{30000};
+};
+
 class PgTableWriter final : public TableWriter {
  public:
-  // `totals` are the run's counts so far for this table (one per column). Owns
-  // its connection; use from one thread at a time.
-  PgTableWriter(std::string conninfo, TableShape shape, WriterSettings settings, std::vector<ColumnCounts> totals);
+  // `totals` are the counts so far (one per column) of the work unit of
+  // `lease`, which every batch records them on. Owns its connection; use from
+  // one thread at a time. A write whose lease passed to another worker throws
+  // PortError (kLeaseLost) and writes nothing.
+  PgTableWriter(std::string conninfo, TableShape shape, WriterSettings settings, std::vector<ColumnCounts> totals,
+                UnitLease lease);
   ~PgTableWriter() override;
 
   std::vector<std::size_t> write(const BatchWrite& batch) override;
@@ -61,6 +75,7 @@ class PgTableWriter final : public TableWriter {
   TableShape shape_;
   WriterSettings settings_;
   std::vector<ColumnCounts> totals_;
+  UnitLease lease_;
   std::string update_sql_;
   std::string update_skip_locked_sql_;
   Session session_;

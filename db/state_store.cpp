@@ -1,5 +1,6 @@
 #include "db/state_store.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -34,6 +35,30 @@ RunRecord to_run(const pqxx::row& r) {
   return run;
 }
 
+// A table's progress: its row of table_progress (what an older rekey, or a
+// run before work units, recorded there) plus the rows seen and counts of
+// its work units.
+std::string progress_select(const std::string& schema) {
+  const std::string units = quote_ident(schema) + ".chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name";
+  return "SELECT p.table_name, p.last_key::text, p.done, p.rows_seen + COALESCE((SELECT pg_catalog.sum(c.rows_seen) "
+         "FROM " +
+         units +
+         "), 0)::bigint, p.estimated_rows, p.counts::text, COALESCE((SELECT pg_catalog.json_agg(c.counts) FROM " +
+         units + "), '[]')::text FROM " + quote_ident(schema) + ".table_progress p ";
+}
+
+void add_counts(TableProgress& p, const nlohmann::json& by_column) {
+  for (const auto& [column, counts] : by_column.items()) {
+    const auto c = counts.get<ColumnCounts>();
+    auto it = std::find_if(p.counts.begin(), p.counts.end(), [&](const auto& e) { return e.first == column; });
+    if (it == p.counts.end()) {
+      p.counts.emplace_back(column, c);
+    } else {
+      it->second += c;
+    }
+  }
+}
+
 TableProgress to_progress(const pqxx::row& r) {
   TableProgress p;
   p.table_name = r[0].as<std::string>();
@@ -41,10 +66,9 @@ TableProgress to_progress(const pqxx::row& r) {
   p.done = r[2].as<bool>();
   p.rows_seen = r[3].as<std::int64_t>();
   p.estimated_rows = r[4].as<std::int64_t>();
-  const nlohmann::json all = nlohmann::json::parse(r[5].c_str());
-  for (const auto& [column, counts] : all.items()) {
-    p.counts.emplace_back(column, counts.get<ColumnCounts>());
-  }
+  add_counts(p, nlohmann::json::parse(r[5].c_str()));
+  const nlohmann::json units = nlohmann::json::parse(r[6].c_str());
+  for (const auto& unit : units) add_counts(p, unit);
   return p;
 }
 
@@ -94,7 +118,7 @@ bool schema_exists_in(pqxx::transaction_base& tx, const std::string& schema) {
 }  // namespace
 
 const std::vector<std::string>& StateStore::table_names() {
-  static const std::vector<std::string> names = {"runs", "table_progress", "failures", "pending"};
+  static const std::vector<std::string> names = {"runs", "table_progress", "failures", "pending", "chunks"};
   return names;
 }
 
@@ -244,32 +268,17 @@ TableProgress StateStore::start_table(std::int64_t run_id, const TableShape& sha
                        " (run_id, table_name, estimated_rows) VALUES ($1, $2, $3) "
                        "ON CONFLICT (run_id, table_name) DO UPDATE SET estimated_rows = EXCLUDED.estimated_rows",
                    run_id, shape.display_name(), static_cast<std::int64_t>(shape.estimated_rows));
-    const auto r =
-        tx.exec_params1("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " + t +
-                            " WHERE run_id = $1 AND table_name = $2",
-                        run_id, shape.display_name());
+    const auto r = tx.exec_params1(progress_select(schema_) + "WHERE p.run_id = $1 AND p.table_name = $2", run_id,
+                                   shape.display_name());
     tx.commit();
     return to_progress(r);
-  });
-}
-
-void StateStore::mark_table_done(std::int64_t run_id, const std::string& table_name) {
-  return session_.run([&](pqxx::connection& conn) {
-    pqxx::work tx(conn);
-    tx.exec_params("UPDATE " + quote_ident(schema_) +
-                       ".table_progress SET done = true, updated_at = now() WHERE run_id = $1 AND table_name = $2",
-                   run_id, table_name);
-    tx.commit();
   });
 }
 
 std::vector<TableProgress> StateStore::progress(std::int64_t run_id) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r =
-        tx.exec_params("SELECT table_name, last_key::text, done, rows_seen, estimated_rows, counts::text FROM " +
-                           quote_ident(schema_) + ".table_progress WHERE run_id = $1 ORDER BY table_name",
-                       run_id);
+    const auto r = tx.exec_params(progress_select(schema_) + "WHERE p.run_id = $1 ORDER BY p.table_name", run_id);
     std::vector<TableProgress> out;
     for (const auto& row : r) out.push_back(to_progress(row));
     return out;

@@ -35,7 +35,7 @@ struct TableProgress {
   bool done = false;
   std::int64_t rows_seen = 0;
   std::int64_t estimated_rows = 0;
-  std::vector<std::pair<std::string, ColumnCounts>> counts;  // by column name
+  std::vector<std::pair<std::string, ColumnCounts>> counts;  // by column name, its work units' included
 };
 
 struct FailureRecord {
@@ -52,6 +52,8 @@ class StateStore {
 
   // The tables of the state schema (sql/state_schema.sql).
   static const std::vector<std::string>& table_names();
+
+  const std::string& schema() const { return schema_; }
 
   // Creates the schema and its tables if missing.
   void ensure_schema();
@@ -73,7 +75,6 @@ class StateStore {
 
   // Creates the table's progress row if missing, then returns it.
   TableProgress start_table(std::int64_t run_id, const TableShape& shape);
-  void mark_table_done(std::int64_t run_id, const std::string& table_name);
   std::vector<TableProgress> progress(std::int64_t run_id);
   std::vector<FailureRecord> failures(std::int64_t run_id, std::size_t limit);
   std::int64_t failure_count(std::int64_t run_id);

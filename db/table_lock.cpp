@@ -38,11 +38,18 @@ std::string holder_of(pqxx::transaction_base& tx, const std::string& name) {
 TableLocks::TableLocks(const std::string& conninfo) : conninfo_(conninfo), conn_(connect(conninfo)) {}
 TableLocks::~TableLocks() = default;
 
-std::optional<std::string> TableLocks::try_lock(const TableShape& shape) {
+std::optional<std::string> TableLocks::try_lock(const TableShape& shape, LockShare share) {
   pqxx::nontransaction tx(*conn_);
   const std::string name = shape.display_name();
-  const pqxx::row locked = tx.exec_params1(
-      "SELECT pg_catalog.pg_try_advisory_lock($1, (" + kTableOid + ")::pg_catalog.int4)", kLockSpace, name);
+  const std::string key = "($1, (" + kTableOid + ")::pg_catalog.int4)";
+  if (share == LockShare::kAlone) {
+    // Alone now: the exclusive lock, then the shared one, then the exclusive let go.
+    const pqxx::row alone = tx.exec_params1("SELECT pg_catalog.pg_try_advisory_lock" + key, kLockSpace, name);
+    if (alone[0].is_null()) throw CatalogError("table " + name + " no longer exists");
+    if (!alone[0].as<bool>()) return holder_of(tx, name);
+  }
+  const pqxx::row locked = tx.exec_params1("SELECT pg_catalog.pg_try_advisory_lock_shared" + key, kLockSpace, name);
+  if (share == LockShare::kAlone) tx.exec_params("SELECT pg_catalog.pg_advisory_unlock" + key, kLockSpace, name);
   if (locked[0].is_null()) throw CatalogError("table " + name + " no longer exists");
   if (locked[0].as<bool>()) {
     if (std::none_of(held_.begin(), held_.end(), [&](const TableShape& t) { return t.display_name() == name; })) {
@@ -69,10 +76,22 @@ bool TableLocks::still_held() {
     conn_ = connect(conninfo_);
     const std::vector<TableShape> tables = held_;
     for (const auto& t : tables) {
-      if (try_lock(t)) return false;
+      if (try_lock(t, LockShare::kJoin)) return false;
     }
     return true;
   });
+}
+
+int TableLocks::backend_pid() const { return conn_->backendpid(); }
+
+void TableLocks::lock_run_opening(const std::string& schema) {
+  pqxx::nontransaction tx(*conn_);
+  tx.exec_params("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext($1))", "rekey run opening " + schema);
+}
+
+void TableLocks::unlock_run_opening(const std::string& schema) {
+  pqxx::nontransaction tx(*conn_);
+  tx.exec_params("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext($1))", "rekey run opening " + schema);
 }
 
 std::vector<std::string> locked_tables(pqxx::connection& conn, const std::vector<std::string>& tables) {

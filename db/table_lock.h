@@ -13,14 +13,30 @@
 
 namespace rekey::db {
 
+enum class LockShare {
+  kAlone,  // nobody else may hold the lock now
+  kJoin,   // other workers of the same run may (rotate --join)
+};
+
 class TableLocks {
  public:
   explicit TableLocks(const std::string& conninfo);
   ~TableLocks();
 
-  // Takes the lock for `shape`'s table. Returns nullopt on success, or a
-  // description of the holder (pid, host, start time) when another session has it.
-  std::optional<std::string> try_lock(const TableShape& shape);
+  // Takes the lock for `shape`'s table, shared with the other workers of the
+  // same run. With LockShare::kAlone, only when no other session holds it (a
+  // run nobody else works on; it is held shared afterwards, so that workers
+  // can join). Returns nullopt on success, or a description of a holder (pid,
+  // host, start time) when another session has it.
+  std::optional<std::string> try_lock(const TableShape& shape, LockShare share);
+  // The backend pid of the session holding the locks.
+  int backend_pid() const;
+
+  // Serializes opening runs (open_run, planning their units) among the
+  // workers of state schema `schema`: waits for the lock, held on this
+  // object's session until unlock_run_opening() (or until the session ends).
+  void lock_run_opening(const std::string& schema);
+  void unlock_run_opening(const std::string& schema);
 
   // Confirms the locks taken so far are still held. If the lock connection
   // was lost (terminated backend, server restart), reconnects and takes them

@@ -16,6 +16,7 @@ enum class PortFailure {
   kTransient,       // worth retrying: a serialization failure, a deadlock
   kLockTimeout,     // a lock wait or a statement hit its timeout (transient)
   kLostConnection,  // the connection broke or the server is restarting (transient)
+  kLeaseLost,       // the work unit being written passed to another worker: nothing was written
 };
 
 // The message is one line fit for a log (what failed, an SQLSTATE), never a
@@ -29,10 +30,17 @@ class PortError : public std::runtime_error {
   PortFailure failure_;
 };
 
-// True for a PortError worth retrying after a pause (any failure but kPermanent).
+// True for a PortError worth retrying after a pause (any failure but
+// kPermanent and kLeaseLost).
 inline bool is_transient(const std::exception& e) {
   const auto* port = dynamic_cast<const PortError*>(&e);
-  return port != nullptr && port->failure() != PortFailure::kPermanent;
+  return port != nullptr && port->failure() != PortFailure::kPermanent && port->failure() != PortFailure::kLeaseLost;
+}
+
+// True for a PortError of kLeaseLost.
+inline bool is_lease_lost(const std::exception& e) {
+  const auto* port = dynamic_cast<const PortError*>(&e);
+  return port != nullptr && port->failure() == PortFailure::kLeaseLost;
 }
 
 // True for a PortError of kLockTimeout.

@@ -52,11 +52,11 @@ class TableRotation {
     outcome_.counts.resize(shape.columns.size());
   }
 
-  TableOutcome run(const std::optional<KeyValues>& start_after) {
+  TableOutcome run(const KeyRange& range, TableStages stages) {
     try {
-      if (main_pass(start_after) && settle_pending() && final_sweep()) {
-        outcome_.completed = stop_.reason() == StopReason::kNone;
-      }
+      const bool main_pass_done = stages == TableStages::kFinish || main_pass(range);
+      const bool finish_done = stages == TableStages::kMainPass || (settle_pending() && final_sweep());
+      if (main_pass_done && finish_done) outcome_.completed = stop_.reason() == StopReason::kNone;
     } catch (const RetriesExhausted& e) {
       // Every committed batch carries its checkpoint: stopping here is safe.
       log::error("{}", e.what());
@@ -66,10 +66,11 @@ class TableRotation {
   }
 
  private:
-  // Stage 1: every row in key order after `start_after`. True when it reached
-  // the end of the table without being stopped.
-  bool main_pass(const std::optional<KeyValues>& start_after) {
-    cursor_ = start_after;
+  // Stage 1: every row of `range` in key order. True when it reached the
+  // range's end without being stopped.
+  bool main_pass(const KeyRange& range) {
+    cursor_ = range.after;
+    up_to_ = range.up_to;
     // One batch being read, one written, one per re-encryption thread; the
     // reader and writer mostly wait on the database.
     const std::size_t in_flight = std::max<std::size_t>(1, settings_.threads) + 2;
@@ -82,13 +83,13 @@ class TableRotation {
   // Serial: the next keyset page after cursor_; null (and the pipeline stops)
   // at the end of the table or when asked to stop.
   BatchPtr read_stage() {
-    if (reached_end_ || stop_.should_stop() || !wait_for_turn()) return nullptr;
     const std::size_t rows = settings_.throttle != nullptr ? settings_.throttle->batch_size() : settings_.batch_size;
+    if (reached_end_ || stop_.should_stop() || !wait_for_turn(rows)) return nullptr;
     auto batch = std::make_unique<Batch>();
     const auto started = Clock::now();
     const ReadLimit share = batch_share(rows, settings_.batch_bytes, settings_.threads);
     retry("reading a batch", read_retries_, [&] { batch->rows = reader_.read_range({cursor_, up_to_}, share); });
-    count_read(batch->rows.size());
+    count_read(rows, batch->rows.size());
     read_nanoseconds_ += nanoseconds_since(started);
     if (batch->rows.empty()) {
       reached_end_ = true;
@@ -186,10 +187,10 @@ class TableRotation {
           keys.begin() + static_cast<std::ptrdiff_t>(from),
           keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings_.batch_size)));
       // Paced like the main pass: the rate cap, the pause file and replica lag hold here too.
-      if (!wait_for_turn()) break;
+      if (!wait_for_turn(chunk.size())) break;
       KeyedRows read;
       retry("reading rows again", read_retries_, [&] { read = reader_.read_keys(chunk, max_bytes); });
-      count_read(read.rows.size());
+      count_read(chunk.size(), read.rows.size());
       chunk.resize(std::max<std::size_t>(1, read.keys_read));
       from += chunk.size();
       BatchWrite write = reread_rows(shape_, keyring_, chunk, read.rows, why);
@@ -259,14 +260,16 @@ class TableRotation {
     if (on_progress_) on_progress_(so_far(), seconds_since(started_));
   }
 
-  // Paces a read (rate cap, pause file, replica lag); false when asked to stop.
-  bool wait_for_turn() {
-    if (settings_.throttle != nullptr) settings_.throttle->wait_for_turn(stop_);
+  // Paces a read of up to `rows` rows (rate cap, pause file, replica lag);
+  // false when asked to stop.
+  bool wait_for_turn(std::size_t rows) {
+    if (settings_.throttle != nullptr) settings_.throttle->wait_for_turn(stop_, rows);
     return !stop_.should_stop();
   }
 
-  void count_read(std::size_t rows) {
-    if (settings_.throttle != nullptr) settings_.throttle->count_read(rows);
+  // A read paced for `paced` rows returned `rows`.
+  void count_read(std::size_t paced, std::size_t rows) {
+    if (settings_.throttle != nullptr && rows < paced) settings_.throttle->unread(paced - rows);
   }
 
   // Waits `d` unless asked to stop; false when stopped.
@@ -323,9 +326,9 @@ class TableRotation {
 }  // namespace
 
 TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
-                          TableWriter& writer, const std::optional<KeyValues>& start_after,
+                          TableWriter& writer, const KeyRange& range, TableStages stages,
                           const EngineSettings& settings, StopControl& stop, const ProgressCallback& on_progress) {
-  return TableRotation(shape, keyring, reader, writer, settings, stop, on_progress).run(start_after);
+  return TableRotation(shape, keyring, reader, writer, settings, stop, on_progress).run(range, stages);
 }
 
 }  // namespace rekey

@@ -65,12 +65,21 @@ struct TableOutcome {
 // far and the seconds since the table started.
 using ProgressCallback = std::function<void(const TableOutcome& so_far, double elapsed_seconds)>;
 
-// Rotates `shape`'s columns starting after `start_after` (from the beginning
-// when nullopt). Stops early, after committing batches in flight, when `stop`
-// asks. Transient database errors are retried per settings.retry; other
-// exceptions propagate (every committed batch stays consistent).
+// Which stages of a table's rotation one call runs.
+enum class TableStages {
+  kAll,       // the main pass over the range, then the pending rows and the final sweep
+  kMainPass,  // the main pass over the range alone (one chunk of a table)
+  kFinish,    // the pending rows and the final sweep alone (once every chunk is done)
+};
+
+// Rotates `shape`'s columns over `range` (the whole table, or what is left of
+// it after a checkpoint, or a chunk), in `stages`; TableOutcome::completed
+// when every stage run got to its end. Stops early, after committing batches
+// in flight, when `stop` asks. Transient database errors are retried per
+// settings.retry; other exceptions propagate (every committed batch stays
+// consistent), kLeaseLost included.
 TableOutcome rotate_table(const TableShape& shape, const crypto::Keyring& keyring, TableReader& reader,
-                          TableWriter& writer, const std::optional<KeyValues>& start_after,
+                          TableWriter& writer, const KeyRange& range, TableStages stages,
                           const EngineSettings& settings, StopControl& stop, const ProgressCallback& on_progress);
 
 }  // namespace rekey

@@ -34,6 +34,8 @@ const char* to_string(StopReason reason) {
       return "lock_lost";
     case StopReason::kReplicaLagUnknown:
       return "replica_lag_unknown";
+    case StopReason::kError:
+      return "error";
   }
   return "unknown";
 }

@@ -16,9 +16,11 @@ enum class StopReason {
   kRetriesExhausted,
   kLockLost,
   kReplicaLagUnknown,  // --max-replica-lag: a standby gone, or the lag unreadable, for longer than --retry-for
+  kError,              // another lane of this process failed (its error is what the run reports)
 };
 const char* to_string(StopReason reason);
 
+// Thread-safe once the deadline is set (before any other thread uses it).
 class StopControl {
  public:
   using Clock = std::chrono::steady_clock;

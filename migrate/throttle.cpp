@@ -58,7 +58,8 @@ std::optional<std::string> Throttle::pause_reason(StopControl& stop) {
   return replicas_hold_back(stop);
 }
 
-void Throttle::wait_for_turn(StopControl& stop) {
+void Throttle::wait_for_turn(StopControl& stop, std::size_t rows) {
+  const std::lock_guard<std::mutex> turn(turn_mutex_);
   std::optional<std::string> reason = pause_reason(stop);
   if (reason) {
     const auto t = std::chrono::steady_clock::now();
@@ -77,15 +78,16 @@ void Throttle::wait_for_turn(StopControl& stop) {
   if (settings_.max_rate > 0) {
     // Not before the moment at which the rows already read fit under the cap,
     // counting from the start with paused time excluded.
-    const auto due =
-        started_ + std::chrono::nanoseconds(paused_ns_.load()) +
-        std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(rows_read_) / settings_.max_rate * 1e9));
+    const auto due = started_ + std::chrono::nanoseconds(paused_ns_.load()) +
+                     std::chrono::nanoseconds(
+                         static_cast<std::int64_t>(static_cast<double>(rows_read_.load()) / settings_.max_rate * 1e9));
     const auto t = std::chrono::steady_clock::now();
     while (!stop.should_stop() && std::chrono::steady_clock::now() < due) {
       std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(kPoll, due - std::chrono::steady_clock::now()));
     }
     throttled_ns_ += ns_since(t);
   }
+  rows_read_ += static_cast<std::int64_t>(rows);
 }
 
 void Throttle::record_write(std::size_t rows, std::chrono::duration<double> took) {

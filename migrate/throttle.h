@@ -1,12 +1,13 @@
 // Pacing the reader so a rotation shares the database politely: a row-rate
 // cap, a pause file, a replica-lag limit, and a batch size steered toward a
-// target batch time. Used from the pipeline's serial stages only.
+// target batch time. Thread-safe: the writer lanes of a run share one.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -45,13 +46,15 @@ class Throttle {
   // when max_replica_lag is set); may be empty otherwise.
   Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<ReplicaLag()> replica_lag);
 
-  // Blocks until the next batch may be read: honours the rate cap (over all
-  // rows counted with count_read), the pause file and the lag limit (while
+  // Blocks until the next batch, of up to `rows` rows, may be read, and counts
+  // them as read (so that lanes waiting meanwhile see them): honours the rate
+  // cap, the pause file and the lag limit (while
   // the lag is unknown it waits too, and after replica_lag_unknown_for asks
-  // `stop` to stop). Returns early if `stop` asks. Logs why it pauses. Not
-  // thread-safe: call from the reader stage, or between pipelines.
-  void wait_for_turn(StopControl& stop);
-  void count_read(std::size_t rows) { rows_read_ += static_cast<std::int64_t>(rows); }
+  // `stop` to stop). Returns early if `stop` asks. Logs why it pauses. Lanes
+  // take their turns one at a time (turn_mutex_).
+  void wait_for_turn(StopControl& stop, std::size_t rows);
+  // Rows a batch was paced for but did not read (a short batch).
+  void unread(std::size_t rows) { rows_read_ -= static_cast<std::int64_t>(rows); }
 
   // Feeds back how long writing a batch of `rows` took (writer stage).
   void record_write(std::size_t rows, std::chrono::duration<double> took);
@@ -67,11 +70,12 @@ class Throttle {
   std::optional<std::string> replicas_hold_back(StopControl& stop);
   ThrottleSettings settings_;
   std::function<ReplicaLag()> replica_lag_;
+  std::mutex turn_mutex_;  // guards what follows up to rows_read_, and serializes wait_for_turn
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point next_lag_check_{};
   std::optional<std::string> replicas_hold_back_;  // as of the last check
   std::optional<std::chrono::steady_clock::time_point> lag_unknown_since_;
-  std::int64_t rows_read_ = 0;
+  std::atomic<std::int64_t> rows_read_{0};
   std::atomic<std::size_t> batch_size_;
   std::atomic<std::int64_t> paused_ns_{0};
   std::atomic<std::int64_t> throttled_ns_{0};

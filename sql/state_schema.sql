@@ -60,3 +60,34 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.pending (
 -- Columns added since the first version are added to an older schema by
 -- db/state_store.cpp, only where missing (an ALTER TABLE would lock the
 -- tables a running rekey writes to even when it has nothing to do).
+
+-- The work units of a run, which writer lanes (--workers, and other hosts
+-- with --join) claim: the key ranges of each table ('range', chunk 0, 1, ...
+-- in key order), then each table's finish once its ranges are done ('finish':
+-- the pending rows and the final sweep), then the run's ('run', table_name
+-- '': the census of what rotate does not cover and the exit code). A unit is
+-- claimed FOR UPDATE SKIP LOCKED with a lease on the database's clock; every
+-- batch commits with its unit's checkpoint, counts and a lease extension,
+-- guarded by owner and epoch, so a worker that lost its lease (paused past
+-- it, cut off) can never move a checkpoint another worker now owns.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.chunks (
+  run_id      bigint      NOT NULL REFERENCES __SCHEMA__.runs (id) ON DELETE CASCADE,
+  table_name  text        NOT NULL,
+  chunk       integer     NOT NULL,
+  position    integer     NOT NULL DEFAULT 0,  -- the table's place among the run's targets: claims follow it
+  kind        text        NOT NULL CHECK (kind IN ('range', 'finish', 'run')),
+  lower_key   jsonb,                 -- rows with a key after it (NULL: from the first)
+  upper_key   jsonb,                 -- up to and including it (NULL: to the last)
+  last_key    jsonb,                 -- checkpoint: the rows up to it are done
+  status      text        NOT NULL DEFAULT 'todo' CHECK (status IN ('todo', 'running', 'done')),
+  owner       text,                  -- the worker holding it (--worker-name)
+  owner_pid   integer,               -- that worker's lock session: once it is gone, so is the lease
+  epoch       bigint      NOT NULL DEFAULT 0,  -- one more at each claim; writes are fenced by it
+  lease_until timestamptz,
+  claimed_at  timestamptz,
+  rows_seen   bigint      NOT NULL DEFAULT 0,
+  counts      jsonb       NOT NULL DEFAULT '{}',  -- {column: {rotated, ...}} of this unit
+  outcome     jsonb,                 -- a finished 'finish' or 'run' unit: what it found
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, table_name, chunk)
+);

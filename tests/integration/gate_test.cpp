@@ -271,7 +271,7 @@ TEST_SUITE("integration.gate") {
     REQUIRE(wait_until(
         [&] {
           return db.schema_exists("rekey") &&
-                 db.count("SELECT count(*) FROM rekey.table_progress WHERE (last_key->>0)::int > 100") > 0;
+                 db.count("SELECT count(*) FROM rekey.chunks WHERE (last_key->>0)::int > 100") > 0;
         },
         30s, 20ms));
     db.exec("UPDATE t SET v = (SELECT v FROM t WHERE id = 399) WHERE id = 5");

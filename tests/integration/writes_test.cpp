@@ -84,7 +84,7 @@ TEST_SUITE("integration.writes") {
     const bool checkpointed = wait_until(
         [&] {
           return db.schema_exists("rekey") &&
-                 db.count("SELECT count(*) FROM rekey.table_progress WHERE last_key::text LIKE '%hex%'") > 0;
+                 db.count("SELECT count(*) FROM rekey.chunks WHERE last_key::text LIKE '%hex%'") > 0;
         },
         std::chrono::seconds(30), std::chrono::milliseconds(20));
     first->signal(SIGKILL);

@@ -578,9 +578,19 @@ void plant_link(const std::string& target, const std::string& link) {
 
 long long latest_rows_seen(TestDatabase& db) {
   if (!db.value("SELECT to_regclass('rekey.table_progress')::text")) return -1;
-  const Cell v =
-      db.value("SELECT sum(rows_seen) FROM rekey.table_progress WHERE run_id = (SELECT max(id) FROM rekey.runs)");
+  // What the run's tables recorded before work units, and its units' rows.
+  const Cell v = db.value(
+      "SELECT (SELECT sum(rows_seen) FROM rekey.table_progress WHERE run_id = r.id) + "
+      "COALESCE((SELECT sum(rows_seen) FROM rekey.chunks WHERE run_id = r.id AND kind = 'range'), 0) "
+      "FROM (SELECT max(id) AS id FROM rekey.runs) r");
   return v ? std::stoll(*v) : -1;
+}
+
+long long chunks_off_checkpoint(TestDatabase& db, const std::string& table, const std::string& key) {
+  return db.count("SELECT count(*) FROM rekey.chunks c WHERE c.kind = 'range' AND c.table_name = '" + table +
+                  "' AND c.run_id = (SELECT max(id) FROM rekey.runs) AND c.rows_seen <> (SELECT count(*) FROM " +
+                  table + " t WHERE (c.lower_key IS NULL OR t." + key + " > (c.lower_key->>0)::bigint) AND t." + key +
+                  " <= (c.last_key->>0)::bigint)");
 }
 
 void wait_for_rekey_sessions_to_end(TestDatabase& db) {

@@ -308,6 +308,12 @@ void check_report_counts(const nlohmann::json& report, const nlohmann::json& exp
 // before the state schema or a run exists.
 long long latest_rows_seen(TestDatabase& db);
 
+// The range units of the latest run over `table` whose rows_seen differs from
+// the rows of `table` in (lower_key, last_key]: a checkpoint moved without its
+// batch, or a batch counted without its checkpoint. `key` is the table's
+// one-column bigint key. 0 when every checkpoint is exact.
+long long chunks_off_checkpoint(TestDatabase& db, const std::string& table, const std::string& key);
+
 // Waits (at most 20 s) until no session of rekey's is left in `db`: after a
 // kill -9 the server notices the dead client soon, and until then its
 // session still holds rekey's advisory lock on the table.

@@ -1,0 +1,92 @@
+#include "cli/unit_rotation.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <thread>
+
+#include "cli/db_options.h"
+#include "db/unit_plan.h"
+
+namespace rekey {
+namespace {
+
+constexpr std::size_t kChunksPerLane = 4;
+constexpr std::size_t kMaxAutomaticLanes = 8;
+
+}  // namespace
+
+db::Claimant make_claimant(const WorkerSettings& workers, int lock_pid) {
+  db::Claimant c;
+  c.name = workers.name.empty() ? host_name() + ":" + std::to_string(::getpid()) : workers.name;
+  c.lock_pid = lock_pid;
+  c.lease = workers.lease;
+  return c;
+}
+
+LaneSettings lane_settings(const WorkerSettings& workers, const RetryPolicy& retry) {
+  LaneSettings s;
+  s.lanes = workers.lanes > 0 ? workers.lanes
+                              : std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxAutomaticLanes);
+  s.when_nothing_left = workers.when_nothing_left;
+  s.retry = retry;
+  return s;
+}
+
+void plan_units(db::StateStore& store, const std::string& conninfo, std::int64_t run_id, const db::Claimant& claimant,
+                const std::vector<TableShape>& shapes, const WorkerSettings& workers) {
+  db::WorkUnits units(conninfo, store.schema(), run_id, claimant);
+  if (units.planned()) {
+    if (workers.share == db::LockShare::kAlone) units.reopen_finishes();
+    return;
+  }
+  std::vector<db::PlanTarget> targets;
+  for (const auto& shape : shapes) targets.push_back({shape, store.start_table(run_id, shape)});
+  const std::size_t lanes = std::max<std::size_t>(2, lane_settings(workers, RetryPolicy{}).lanes);
+  units.plan(db::plan_units(conninfo, targets, workers.chunk_rows, kChunksPerLane * lanes));
+}
+
+std::string busy_table_message(db::StateStore& store, const std::string& conninfo, const std::string& schema,
+                               const TableShape& shape, const std::string& holder) {
+  std::string runs;
+  for (const auto& run : store.unfinished_runs()) {
+    if (run.status != db::RunStatus::kRunning) continue;
+    std::string workers;
+    for (const auto& lease : db::WorkUnits(conninfo, schema, run.id, db::Claimant{}).leases()) {
+      if (workers.find(lease.worker) == std::string::npos) workers += (workers.empty() ? "" : ", ") + lease.worker;
+    }
+    runs +=
+        "; run " + std::to_string(run.id) + " is running (workers: " + (workers.empty() ? "none now" : workers) + ")";
+  }
+  return "table " + shape.display_name() + " is being rotated by another rekey: " + holder + runs +
+         ". To work on the same run from here too, give the same targets and new key with --join";
+}
+
+void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_id,
+                 const std::vector<TableShape>& shapes, RunReport& report, bool& all_completed) {
+  std::map<std::string, nlohmann::json> finished;
+  for (auto& [table, outcome] : units.finish_outcomes()) finished[table] = std::move(outcome);
+  std::map<std::string, db::TableProgress> progress;
+  for (auto& p : store.progress(run_id)) progress[p.table_name] = std::move(p);
+  report.tables.clear();
+  all_completed = true;
+  for (const auto& shape : shapes) {
+    TableReport t{shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())};
+    const db::TableProgress& p = progress[t.table];
+    t.rows_seen = p.rows_seen;
+    for (const auto& [column, counts] : p.counts) {
+      for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+        if (shape.columns[c] == column) t.counts[c] = counts;
+      }
+    }
+    const nlohmann::json& f = finished[t.table];
+    t.completed = f.is_object() && f.value("completed", false);
+    t.swept = f.is_object() ? f.value("swept", std::int64_t{0}) : 0;
+    t.pending_not_found = f.is_object() ? f.value("pending_not_found", std::int64_t{0}) : 0;
+    all_completed = all_completed && t.completed;
+    report.tables.push_back(std::move(t));
+  }
+}
+
+}  // namespace rekey

@@ -1,0 +1,40 @@
+// The parts of a rotation by work units that run around the lanes: who this
+// worker is, the plan of the run's units, the message for a table another
+// run works on, and the run's totals read back from its units.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cli/lanes.h"
+#include "cli/rotate_settings.h"
+#include "cli/run_report.h"
+#include "db/state_store.h"
+#include "db/work_units.h"
+
+namespace rekey {
+
+// This worker: --worker-name (default host:pid), its lock session, --lease.
+db::Claimant make_claimant(const WorkerSettings& workers, int lock_pid);
+
+// --workers, or the machine's cores (at most 8); --no-wait; --retry-for.
+LaneSettings lane_settings(const WorkerSettings& workers, const RetryPolicy& retry);
+
+// Plans the run's units when nobody has: each table's chunks, after its
+// checkpoint. A run resumed alone (not joined) does its tables' finishes and
+// its own unit again. Call while holding the run-opening lock.
+void plan_units(db::StateStore& store, const std::string& conninfo, std::int64_t run_id, const db::Claimant& claimant,
+                const std::vector<TableShape>& shapes, const WorkerSettings& workers);
+
+// Why a table's lock was refused: the holder, the runs in progress and their
+// workers, and --join.
+std::string busy_table_message(db::StateStore& store, const std::string& conninfo, const std::string& schema,
+                               const TableShape& shape, const std::string& holder);
+
+// The run's totals per table (its units' included) into report.tables, and
+// whether every table's finish completed.
+void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_id,
+                 const std::vector<TableShape>& shapes, RunReport& report, bool& all_completed);
+
+}  // namespace rekey

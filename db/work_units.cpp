@@ -1,0 +1,281 @@
+#include "db/work_units.h"
+
+#include <pqxx/pqxx>
+
+#include "common/identifier.h"
+#include "migrate/port_error.h"
+
+namespace rekey::db {
+namespace {
+
+constexpr int kFinishChunk = -1;  // a table's finish; its ranges are 0, 1, ...
+
+std::string interval_of(std::chrono::milliseconds d) { return std::to_string(d.count()) + " milliseconds"; }
+
+UnitKind kind_from(const std::string& s) {
+  if (s == "finish") return UnitKind::kFinish;
+  if (s == "run") return UnitKind::kRun;
+  return UnitKind::kRange;
+}
+
+std::optional<KeyValues> key_of(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return key_from_json(nlohmann::json::parse(f.c_str()));
+}
+
+std::optional<std::string> json_of(const std::optional<KeyValues>& key) {
+  if (!key) return std::nullopt;
+  return key_to_json(*key).dump();
+}
+
+// A row of RETURNING/SELECT kUnitColumns.
+constexpr const char* kUnitColumns =
+    "k.table_name, k.chunk, k.kind, k.lower_key::text, k.upper_key::text, k.last_key::text, k.epoch, k.rows_seen, "
+    "k.counts::text";
+
+WorkUnit unit_of(const pqxx::row& r) {
+  WorkUnit u;
+  u.table_name = r[0].as<std::string>();
+  u.chunk = r[1].as<int>();
+  u.kind = kind_from(r[2].as<std::string>());
+  u.range.after = key_of(r[3]);
+  u.range.up_to = key_of(r[4]);
+  if (auto checkpoint = key_of(r[5])) u.range.after = std::move(checkpoint);
+  u.epoch = r[6].as<std::int64_t>();
+  u.rows_seen = r[7].as<std::int64_t>();
+  const nlohmann::json all = nlohmann::json::parse(r[8].c_str());
+  for (const auto& [column, counts] : all.items()) {
+    u.counts.emplace_back(column, counts.get<ColumnCounts>());
+  }
+  return u;
+}
+
+// The units a worker may claim now: not done; to do, or held under a lease
+// that ran out or by a session that is gone; a finish only once its table's
+// ranges are done, the run's only once everything else is.
+constexpr const char* kClaimable =
+    "k.run_id = $1 AND k.status <> 'done' "
+    "AND (k.status = 'todo' OR k.lease_until < pg_catalog.now() "
+    "     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = k.owner_pid)) "
+    "AND (k.kind = 'range' OR NOT EXISTS (SELECT 1 FROM %1$s r WHERE r.run_id = k.run_id AND r.status <> 'done' "
+    "     AND ((k.kind = 'finish' AND r.kind = 'range' AND r.table_name = k.table_name) "
+    "          OR (k.kind = 'run' AND r.kind <> 'run'))))";
+
+std::string with_table(std::string sql, const std::string& table) {
+  for (std::size_t pos = sql.find("%1$s"); pos != std::string::npos; pos = sql.find("%1$s", pos)) {
+    sql.replace(pos, 4, table);
+    pos += table.size();
+  }
+  return sql;
+}
+
+}  // namespace
+
+std::string to_string(UnitKind kind) {
+  switch (kind) {
+    case UnitKind::kRange:
+      return "range";
+    case UnitKind::kFinish:
+      return "finish";
+    case UnitKind::kRun:
+      return "run";
+  }
+  return "range";
+}
+
+WorkUnits::WorkUnits(const std::string& conninfo, std::string schema, std::int64_t run_id, Claimant claimant)
+    : schema_(std::move(schema)), run_id_(run_id), claimant_(std::move(claimant)), session_(conninfo) {}
+
+WorkUnits::~WorkUnits() = default;
+
+std::string WorkUnits::table() const { return quote_ident(schema_) + ".chunks"; }
+
+bool WorkUnits::table_exists() {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    return !tx.exec_params1("SELECT pg_catalog.to_regclass($1)", table())[0].is_null();
+  });
+}
+
+bool WorkUnits::planned() {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    return !tx.exec_params("SELECT 1 FROM " + table() + " WHERE run_id = $1 AND kind = 'run'", run_id_).empty();
+  });
+}
+
+void WorkUnits::plan(const std::vector<TablePlan>& tables) {
+  session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    // Planners of one run queue here; the first one plans, the others see it done.
+    tx.exec_params("SELECT 1 FROM " + quote_ident(schema_) + ".runs WHERE id = $1 FOR UPDATE", run_id_);
+    if (!tx.exec_params("SELECT 1 FROM " + table() + " WHERE run_id = $1 AND kind = 'run'", run_id_).empty()) return;
+    const std::string insert = "INSERT INTO " + table() +
+                               " (run_id, table_name, chunk, kind, lower_key, upper_key, position) "
+                               "VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT DO NOTHING";
+    int position = 0;
+    for (const TablePlan& t : tables) {
+      ++position;
+      if (!t.done) {
+        std::optional<KeyValues> lower = t.after;
+        for (std::size_t i = 0; i <= t.bounds.size(); ++i) {
+          const std::optional<KeyValues> upper =
+              i < t.bounds.size() ? std::optional<KeyValues>(t.bounds[i]) : std::nullopt;
+          tx.exec_params(insert, run_id_, t.table_name, static_cast<int>(i), "range", json_of(lower), json_of(upper),
+                         position);
+          lower = upper;
+        }
+      }
+      tx.exec_params(insert, run_id_, t.table_name, kFinishChunk, "finish", std::optional<std::string>(),
+                     std::optional<std::string>(), position);
+    }
+    tx.exec_params(insert, run_id_, "", 0, "run", std::optional<std::string>(), std::optional<std::string>(),
+                   position + 1);
+    tx.commit();
+  });
+}
+
+void WorkUnits::reopen_finishes() {
+  session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE " + table() +
+                       " SET status = 'todo', owner = NULL, owner_pid = NULL, outcome = NULL, updated_at = "
+                       "pg_catalog.now() WHERE run_id = $1 AND kind <> 'range' AND status = 'done'",
+                   run_id_);
+    tx.commit();
+  });
+}
+
+std::optional<WorkUnit> WorkUnits::claim() {
+  return session_.run([&](pqxx::connection& conn) -> std::optional<WorkUnit> {
+    pqxx::work tx(conn);
+    const pqxx::result r = tx.exec_params(
+        with_table("WITH c AS (SELECT k.table_name, k.chunk FROM %1$s k WHERE " + std::string(kClaimable) +
+                       " ORDER BY k.position, k.kind = 'finish', k.chunk "
+                       "LIMIT 1 FOR UPDATE OF k SKIP LOCKED) "
+                       "UPDATE %1$s k SET status = 'running', owner = $2, owner_pid = $3, epoch = k.epoch + 1, "
+                       "lease_until = pg_catalog.now() + $4::interval, claimed_at = pg_catalog.now(), "
+                       "updated_at = pg_catalog.now() FROM c WHERE k.run_id = $1 AND k.table_name = c.table_name "
+                       "AND k.chunk = c.chunk RETURNING " +
+                       kUnitColumns,
+                   table()),
+        run_id_, claimant_.name, claimant_.lock_pid, interval_of(claimant_.lease));
+    tx.commit();
+    if (r.empty()) return std::nullopt;
+    return unit_of(r[0]);
+  });
+}
+
+bool WorkUnits::complete(const WorkUnit& unit, const nlohmann::json& outcome) {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    const pqxx::result r = tx.exec_params(
+        "UPDATE " + table() +
+            " SET status = 'done', outcome = $6::jsonb, lease_until = NULL, updated_at = pg_catalog.now() "
+            "WHERE run_id = $1 AND table_name = $2 AND chunk = $3 AND owner = $4 AND epoch = $5 AND status = 'running'",
+        run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch, outcome.dump());
+    if (r.affected_rows() != 1) return false;
+    if (unit.kind == UnitKind::kFinish) {
+      tx.exec_params("UPDATE " + quote_ident(schema_) +
+                         ".table_progress SET done = $3, updated_at = pg_catalog.now() WHERE run_id = $1 AND "
+                         "table_name = $2",
+                     run_id_, unit.table_name, outcome.value("completed", false));
+    }
+    tx.commit();
+    return true;
+  });
+}
+
+void WorkUnits::release(const WorkUnit& unit) {
+  session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE " + table() +
+                       " SET status = 'todo', owner = NULL, owner_pid = NULL, lease_until = NULL, "
+                       "updated_at = pg_catalog.now() WHERE run_id = $1 AND table_name = $2 AND chunk = $3 "
+                       "AND owner = $4 AND epoch = $5 AND status = 'running'",
+                   run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch);
+    tx.commit();
+  });
+}
+
+std::vector<WorkUnit> WorkUnits::renew(const std::vector<WorkUnit>& held) {
+  return session_.run([&](pqxx::connection& conn) {
+    std::vector<WorkUnit> lost;
+    pqxx::work tx(conn);
+    for (const WorkUnit& unit : held) {
+      const pqxx::result r = tx.exec_params(
+          "UPDATE " + table() +
+              " SET lease_until = pg_catalog.now() + $6::interval WHERE run_id = $1 AND table_name = $2 "
+              "AND chunk = $3 AND owner = $4 AND epoch = $5 AND status = 'running'",
+          run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch, interval_of(claimant_.lease));
+      if (r.affected_rows() == 0) lost.push_back(unit);
+    }
+    tx.exec_params("UPDATE " + quote_ident(schema_) + ".runs SET updated_at = pg_catalog.now() WHERE id = $1", run_id_);
+    tx.commit();
+    return lost;
+  });
+}
+
+UnitTally WorkUnits::tally() {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    UnitTally t;
+    for (const auto& row : tx.exec_params(
+             "SELECT status, pg_catalog.count(*) FROM " + table() + " WHERE run_id = $1 GROUP BY status", run_id_)) {
+      const auto status = row[0].as<std::string>();
+      const auto n = row[1].as<std::int64_t>();
+      (status == "todo" ? t.todo : status == "running" ? t.running : t.done) += n;
+    }
+    return t;
+  });
+}
+
+std::vector<WorkerLease> WorkUnits::leases() {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    std::vector<WorkerLease> out;
+    for (const auto& r :
+         tx.exec_params("SELECT owner, table_name, chunk, kind, rows_seen, "
+                        "EXTRACT(epoch FROM pg_catalog.now() - claimed_at)::float8, "
+                        "EXTRACT(epoch FROM pg_catalog.now() - (lease_until - $2::interval))::float8 FROM " +
+                            table() +
+                            " k WHERE run_id = $1 AND status = 'running' AND lease_until >= pg_catalog.now() "
+                            "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = k.owner_pid) "
+                            "ORDER BY owner, table_name, chunk",
+                        run_id_, interval_of(claimant_.lease))) {
+      out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<int>(), kind_from(r[3].as<std::string>()),
+                     r[4].as<std::int64_t>(), r[5].as<double>(), r[6].as<double>()});
+    }
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> WorkUnits::finish_outcomes() {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    std::vector<std::pair<std::string, nlohmann::json>> out;
+    for (const auto& r : tx.exec_params("SELECT table_name, outcome::text FROM " + table() +
+                                            " WHERE run_id = $1 AND kind = 'finish' AND status = 'done' "
+                                            "AND outcome IS NOT NULL ORDER BY table_name",
+                                        run_id_)) {
+      out.emplace_back(r[0].as<std::string>(), nlohmann::json::parse(r[1].c_str()));
+    }
+    return out;
+  });
+}
+
+void fence_unit(pqxx::transaction_base& tx, const std::string& schema, std::int64_t run_id, const WorkUnit& unit,
+                const std::string& owner) {
+  const pqxx::result r =
+      tx.exec_params("SELECT 1 FROM " + quote_ident(schema) +
+                         ".chunks WHERE run_id = $1 AND table_name = $2 AND chunk = $3 AND owner = $4 AND epoch = $5 "
+                         "AND status = 'running' FOR UPDATE",
+                     run_id, unit.table_name, unit.chunk, owner, unit.epoch);
+  if (r.empty()) {
+    throw PortError(PortFailure::kLeaseLost, "the lease of " + to_string(unit.kind) + " unit " +
+                                                 std::to_string(unit.chunk) + " of " + unit.table_name +
+                                                 " passed to another worker");
+  }
+}
+
+}  // namespace rekey::db
