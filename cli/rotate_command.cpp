@@ -130,6 +130,9 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
     if (s->columns.empty() && !s->discover) throw UsageError("rotate: name at least one --column, or use --discover");
     s->throttle.adaptive_batch = batch_size->count() == 0;
     parse_durations(*d, *s);
+    if (s->restart && s->workers.share == db::LockShare::kJoin) {
+      throw UsageError("rotate: --join continues the run in progress; --restart starts another: choose one");
+    }
     exit_code = run_rotate(*s);
   });
 }

@@ -140,7 +140,8 @@ class RotateRun {
 
   // This process's lanes on the run's units, planned first when nobody has.
   void rotate_by_units() {
-    const db::Claimant claimant = make_claimant(s_.workers, locks_->backend_pid());
+    const db::Claimant claimant = make_claimant(s_.workers);
+    locks_->hold_worker_lock(claimant.liveness_token);
     plan_units(*store_, conninfo_, report_.run_id, claimant, resolved_.shapes, s_.workers);
     locks_->unlock_run_opening(s_.writer.state_schema);
     std::int64_t done_before = 0;
@@ -156,6 +157,7 @@ class RotateRun {
                              settings_,
                              writer_settings_,
                              claimant,
+                             store_->failure_count(report_.run_id),
                              [this] { return finish_run(); }};
     RotationUnits work(std::move(setup), stop_, progress);
     LeaseKeeper keeper(conninfo_, s_.writer.state_schema, report_.run_id, claimant);
@@ -172,12 +174,13 @@ class RotateRun {
   }
 
   // The run's own unit, by the one worker that claims it once every table is
-  // finished: the run's totals, what rotate does not cover, the exit code.
-  nlohmann::json finish_run() {
+  // finished: the run's totals, what rotate does not cover, the exit code
+  // (recorded with the unit, fenced by its lease); nullopt when stopped first.
+  std::optional<nlohmann::json> finish_run() {
     load_tables(*store_, *open_units(db::Claimant{}), report_.run_id, resolved_.shapes, report_, all_completed_);
     account();
-    store_->set_status(report_.run_id, report_.status, report_.exit_code);
-    return {{"exit_code", report_.exit_code}};
+    if (stop_.should_stop()) return std::nullopt;
+    return nlohmann::json{{"status", db::to_string(report_.status)}, {"exit_code", report_.exit_code}};
   }
 
   // What this worker reports: the run's outcome once it is done (whoever
@@ -196,8 +199,10 @@ class RotateRun {
     report_.exit_code =
         to_int(exit_code_for(rotate_outcome(report_, stop_.reason(), false, store_->failure_count(report_.run_id))));
     report_.status = db::RunStatus::kStopped;
-    // Others still at work keep the run running.
-    record_status_ = open_units(db::Claimant{})->leases().empty();
+    // Unless others still work on it, or it ended meanwhile.
+    if (!open_units(db::Claimant{})->end_run(report_.status, report_.exit_code)) {
+      log::info("run {} goes on with its other workers (rekey status shows them)", report_.run_id);
+    }
   }
 
   // --dry-run: one table read, re-encrypted and checked in memory; no state, no lanes.
@@ -258,15 +263,13 @@ class RotateRun {
   }
 
   void publish() {
-    if (store_ && record_status_) {
+    if (store_) {
       try {
-        store_->set_status(report_.run_id, report_.status, report_.exit_code);
         for (const auto& f : store_->failures(report_.run_id, 1000)) {
           report_.failures.push_back(failure_json(f.table_name, f.column_name, f.primary_key, f.reason));
         }
       } catch (const std::exception& e) {
-        // The data and its checkpoints are committed; only the run's summary row is stale.
-        log::warn("could not record the run's status: {}", db::error_summary(e));
+        log::warn("could not list the run's failures for the report: {}", db::error_summary(e));
       }
     }
     publish_files(report_.status == db::RunStatus::kStopped ? "run_stop" : "run_finish", nlohmann::json::object());
@@ -311,7 +314,7 @@ class RotateRun {
 
   void mark_failed() {
     try {
-      db::StateStore(conninfo_, s_.writer.state_schema).set_status(report_.run_id, report_.status, report_.exit_code);
+      if (report_.run_id > 0) open_units(db::Claimant{})->end_run(report_.status, report_.exit_code);
     } catch (const std::exception& e) {
       log::error("run {} could not be marked failed ({}); it stays `running` until resumed", report_.run_id,
                  db::error_summary(e));
@@ -335,8 +338,7 @@ class RotateRun {
   std::unique_ptr<db::TableLocks> locks_;
   RunReport report_;
   bool all_completed_ = true;
-  bool record_status_ = true;  // false when other workers go on with the run
-  std::mutex locks_mutex_;     // guards locks_ (lanes check their lock from their threads)
+  std::mutex locks_mutex_;  // guards locks_ (lanes check their lock from their threads)
   std::map<std::string, std::int64_t> failure_reasons_;
   const ProgressStyle style_ = default_progress_style(!log::enabled(log::Level::kInfo));
 };

@@ -49,6 +49,10 @@ std::optional<nlohmann::json> RotationUnits::work(const db::WorkUnit& unit, std:
 std::optional<nlohmann::json> RotationUnits::rotate(const db::WorkUnit& unit, std::size_t lane) {
   const TableShape& shape = shape_of(unit.table_name);
   EngineSettings settings = setup_.engine;
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    settings.failures_before = setup_.failures_before + failures_;
+  }
   settings.open_scan = [this, &shape] {
     return std::make_unique<db::PgRowScanner>(setup_.conninfo, shape, db::ScanSettings{});
   };
@@ -66,8 +70,13 @@ std::optional<nlohmann::json> RotationUnits::rotate(const db::WorkUnit& unit, st
              outcome.crypto_seconds, outcome.write_seconds, lane);
   if (stop_.should_stop() && !outcome.completed) return std::nullopt;
   if (range) return nlohmann::json{{"rows_seen", outcome.rows_seen}};
-  if (outcome.pending_left > 0) {
-    log::warn("{}: {} row(s) kept changing under rekey; rerun to finish them", unit.table_name, outcome.pending_left);
+  if (!outcome.completed) {
+    // Given back, and this worker stops (exit 75): a rerun finishes the table.
+    if (outcome.pending_left > 0) {
+      log::warn("{}: {} row(s) kept changing under rekey; rerun to finish them", unit.table_name, outcome.pending_left);
+    }
+    stop_.request(StopReason::kUnsettled);
+    return std::nullopt;
   }
   return finish_outcome(outcome);
 }
@@ -78,7 +87,10 @@ void RotationUnits::account(const std::string& table_name, const TableOutcome& o
   table_work_[table_name].batches += outcome.batches;
   rows_done_ += outcome.rows_seen;
   rows_in_unit_[lane] = 0;
-  for (const auto& [reason, n] : outcome.failure_reasons) failure_reasons_[reason] += n;
+  for (const auto& [reason, n] : outcome.failure_reasons) {
+    failure_reasons_[reason] += n;
+    failures_ += n;
+  }
 }
 
 void RotationUnits::show_progress(std::int64_t unit_rows, std::size_t lane) {

@@ -28,8 +28,10 @@ struct RotationUnitsSetup {
   EngineSettings engine;           // shared by the lanes: its throttle and still_locked are thread-safe
   db::WriterSettings writer;       // run_id set
   db::Claimant claimant;
-  // The run's own unit: its outcome ({"exit_code": n}); runs once every table is finished.
-  std::function<nlohmann::json()> finish_run;
+  std::int64_t failures_before = 0;  // failures the run recorded before this process (--max-failures)
+  // The run's own unit, once every table is finished: its outcome
+  // ({"status", "exit_code"}), or nullopt when stopped first.
+  std::function<std::optional<nlohmann::json>()> finish_run;
 };
 
 // Thread-safe (UnitWork's contract): what the lanes share is guarded by mutex_.
@@ -66,6 +68,7 @@ class RotationUnits final : public UnitWork {
   mutable std::mutex mutex_;  // guards what follows
   ProgressReporter& progress_;
   std::int64_t rows_done_ = 0;                        // in units this process finished or gave back
+  std::int64_t failures_ = 0;                         // found by this process\'s lanes
   std::map<std::size_t, std::int64_t> rows_in_unit_;  // by lane: in the unit it works on now
   std::map<std::string, std::int64_t> failure_reasons_;
   std::map<std::string, TableWork> table_work_;

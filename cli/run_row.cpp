@@ -32,6 +32,20 @@ bool overlaps(const std::string& a, const std::string& b) {
   return false;
 }
 
+// A worker joins a run only with every old key the run's workers use: values
+// it could not decrypt would be recorded as failures that stay with the run.
+void refuse_missing_old_keys(const db::RunRecord& run, const crypto::Keyring& keyring) {
+  const std::string mine = "," + join_fingerprints(keyring) + ",";
+  std::istringstream theirs(run.old_key_fingerprints);
+  for (std::string fp; std::getline(theirs, fp, ',');) {
+    if (!fp.empty() && mine.find("," + fp + ",") == std::string::npos) {
+      throw UsageError(fmt::format(
+          "run {} decrypts with old key {}, which this worker was not given: join it with all of its old keys", run.id,
+          fp));
+    }
+  }
+}
+
 }  // namespace
 
 std::int64_t open_run(db::StateStore& store, const std::string& targets, const crypto::Keyring& keyring, bool restart,
@@ -57,6 +71,7 @@ std::int64_t open_run(db::StateStore& store, const std::string& targets, const c
   const auto last = store.latest_run(targets);
   if (last && last->status != db::RunStatus::kFinished && !last->superseded_by && !restart) {
     if (share == db::LockShare::kJoin && last->status == db::RunStatus::kRunning) {
+      refuse_missing_old_keys(*last, keyring);
       log::info("joining run {} (new key {})", last->id, new_fp);
       return last->id;
     }

@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "cli/db_options.h"
@@ -17,10 +20,11 @@ constexpr std::size_t kMaxAutomaticLanes = 8;
 
 }  // namespace
 
-db::Claimant make_claimant(const WorkerSettings& workers, int lock_pid) {
+db::Claimant make_claimant(const WorkerSettings& workers) {
   db::Claimant c;
   c.name = workers.name.empty() ? host_name() + ":" + std::to_string(::getpid()) : workers.name;
-  c.lock_pid = lock_pid;
+  std::random_device random;
+  c.liveness_token = static_cast<std::int32_t>(std::uniform_int_distribution<std::int32_t>(1, INT32_MAX)(random));
   c.lease = workers.lease;
   return c;
 }

@@ -15,8 +15,9 @@
 
 namespace rekey {
 
-// This worker: --worker-name (default host:pid), its lock session, --lease.
-db::Claimant make_claimant(const WorkerSettings& workers, int lock_pid);
+// This worker: --worker-name (default host:pid), a random liveness token
+// (TableLocks::hold_worker_lock), --lease.
+db::Claimant make_claimant(const WorkerSettings& workers);
 
 // --workers, or the machine's cores (at most 8); --no-wait; --retry-for.
 LaneSettings lane_settings(const WorkerSettings& workers, const RetryPolicy& retry);

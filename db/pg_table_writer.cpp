@@ -83,6 +83,10 @@ std::vector<std::size_t> PgTableWriter::write_once(pqxx::connection& conn, const
 void PgTableWriter::set_write_limits(pqxx::transaction_base& tx) const {
   tx.exec("SET LOCAL lock_timeout = " + interval_ms(settings_.lock_timeout));
   tx.exec("SET LOCAL statement_timeout = " + interval_ms(settings_.statement_timeout));
+  // A writer frozen mid-transaction (SIGSTOP, a swapped-out host) loses its
+  // session once its lease is over: its row locks, the application's rows'
+  // and its unit's, go with it, and another worker can take the unit over.
+  tx.exec("SET LOCAL idle_in_transaction_session_timeout = " + interval_ms(lease_.lease));
   // A batch touches a few thousand rows by primary key: index lookups, never
   // a scan of the whole table, whatever the planner guesses for large batches.
   tx.exec("SET LOCAL enable_hashjoin = off");

@@ -53,8 +53,13 @@ std::string join_keys(const TableShape& shape, std::string_view alias, std::size
   const std::size_t count = std::max<std::size_t>(1, shape.key_columns.size());
   const std::string match =
       shape.key_columns.empty() ? std::string(alias) + ".ctid = v.k0::pg_catalog.tid" : key_match(shape, alias, "v");
-  return " JOIN pg_catalog.unnest(" + text_array_params(first_param, count) + ") WITH ORDINALITY AS v(" +
-         key_names(count) + ", ord) ON " + match;
+  // ROWS FROM spelled out: the several-array unnest() is a grammar shortcut
+  // that PostgreSQL only takes unqualified, and rekey qualifies every function.
+  std::string arrays;
+  for (std::size_t i = 0; i < count; ++i) {
+    arrays += (i > 0 ? ", pg_catalog.unnest($" : "pg_catalog.unnest($") + std::to_string(first_param + i) + "::text[])";
+  }
+  return " JOIN ROWS FROM (" + arrays + ") WITH ORDINALITY AS v(" + key_names(count) + ", ord) ON " + match;
 }
 
 std::vector<std::string> key_arrays(const TableShape& shape, const std::vector<KeyValues>& keys) {

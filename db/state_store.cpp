@@ -38,7 +38,14 @@ RunRecord to_run(const pqxx::row& r) {
 // A table's progress: its row of table_progress (what an older rekey, or a
 // run before work units, recorded there) plus the rows seen and counts of
 // its work units.
-std::string progress_select(const std::string& schema) {
+// A schema an older rekey made has no work units (status reads it as it is).
+std::string progress_select(pqxx::transaction_base& tx, const std::string& schema) {
+  const bool units_exist =
+      !tx.exec_params1("SELECT pg_catalog.to_regclass($1)", quote_ident(schema) + ".chunks")[0].is_null();
+  if (!units_exist) {
+    return "SELECT p.table_name, p.last_key::text, p.done, p.rows_seen, p.estimated_rows, p.counts::text, '[]' FROM " +
+           quote_ident(schema) + ".table_progress p ";
+  }
   const std::string units = quote_ident(schema) + ".chunks c WHERE c.run_id = p.run_id AND c.table_name = p.table_name";
   return "SELECT p.table_name, p.last_key::text, p.done, p.rows_seen + COALESCE((SELECT pg_catalog.sum(c.rows_seen) "
          "FROM " +
@@ -268,7 +275,7 @@ TableProgress StateStore::start_table(std::int64_t run_id, const TableShape& sha
                        " (run_id, table_name, estimated_rows) VALUES ($1, $2, $3) "
                        "ON CONFLICT (run_id, table_name) DO UPDATE SET estimated_rows = EXCLUDED.estimated_rows",
                    run_id, shape.display_name(), static_cast<std::int64_t>(shape.estimated_rows));
-    const auto r = tx.exec_params1(progress_select(schema_) + "WHERE p.run_id = $1 AND p.table_name = $2", run_id,
+    const auto r = tx.exec_params1(progress_select(tx, schema_) + "WHERE p.run_id = $1 AND p.table_name = $2", run_id,
                                    shape.display_name());
     tx.commit();
     return to_progress(r);
@@ -278,7 +285,7 @@ TableProgress StateStore::start_table(std::int64_t run_id, const TableShape& sha
 std::vector<TableProgress> StateStore::progress(std::int64_t run_id) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(progress_select(schema_) + "WHERE p.run_id = $1 ORDER BY p.table_name", run_id);
+    const auto r = tx.exec_params(progress_select(tx, schema_) + "WHERE p.run_id = $1 ORDER BY p.table_name", run_id);
     std::vector<TableProgress> out;
     for (const auto& row : r) out.push_back(to_progress(row));
     return out;

@@ -12,7 +12,8 @@ namespace {
 // ones, and the OID tells every table apart (a hash of the name did not). The
 // OID, an unsigned 32-bit number, is passed as the int4 with the same bits;
 // pg_locks shows it back as objid (an oid), with objsubid 2.
-constexpr int kLockSpace = 0x72656b;  // "rek"
+constexpr int kLockSpace = 0x72656b;    // "rek"
+constexpr int kWorkerSpace = 0x72656c;  // "rel": a worker's liveness lock, (kWorkerSpace, token)
 
 // The OID of the table whose display name is parameter $2, as SQL (NULL when no such table).
 const std::string kTableOid = "pg_catalog.to_regclass($2)::pg_catalog.oid";
@@ -75,6 +76,7 @@ bool TableLocks::still_held() {
     conn_.reset();
     conn_ = connect(conninfo_);
     const std::vector<TableShape> tables = held_;
+    if (worker_token_) hold_worker_lock(*worker_token_);
     for (const auto& t : tables) {
       if (try_lock(t, LockShare::kJoin)) return false;
     }
@@ -82,7 +84,18 @@ bool TableLocks::still_held() {
   });
 }
 
-int TableLocks::backend_pid() const { return conn_->backendpid(); }
+void TableLocks::hold_worker_lock(std::int32_t token) {
+  pqxx::nontransaction tx(*conn_);
+  tx.exec_params("SELECT pg_catalog.pg_advisory_lock($1, $2)", kWorkerSpace, token);
+  worker_token_ = token;
+}
+
+std::string worker_alive_sql(const std::string& token) {
+  return "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.classid = " +
+         std::to_string(kWorkerSpace) + "::pg_catalog.oid AND l.objid = (" + token +
+         ")::pg_catalog.oid AND l.objsubid = 2 AND l.granted AND l.database = (SELECT oid FROM "
+         "pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))";
+}
 
 void TableLocks::lock_run_opening(const std::string& schema) {
   pqxx::nontransaction tx(*conn_);

@@ -3,6 +3,7 @@
 // OID, so no two tables share one; this file is the one place that knows the key.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <pqxx/connection>
@@ -29,8 +30,10 @@ class TableLocks {
   // can join). Returns nullopt on success, or a description of a holder (pid,
   // host, start time) when another session has it.
   std::optional<std::string> try_lock(const TableShape& shape, LockShare share);
-  // The backend pid of the session holding the locks.
-  int backend_pid() const;
+  // Takes this worker's liveness lock, `token` (random, positive): held as
+  // long as the table locks, taken again with them after a reconnect, so
+  // that a unit whose owner's token nobody holds is free at once.
+  void hold_worker_lock(std::int32_t token);
 
   // Serializes opening runs (open_run, planning their units) among the
   // workers of state schema `schema`: waits for the lock, held on this
@@ -47,11 +50,16 @@ class TableLocks {
  private:
   std::string conninfo_;
   std::vector<TableShape> held_;
+  std::optional<std::int32_t> worker_token_;
   std::unique_ptr<pqxx::connection> conn_;
 };
 
 // The names among `tables` (display names, "schema.table") whose runner lock
 // some session holds now, in the order given. Reads in a transaction of its own on `conn`.
 std::vector<std::string> locked_tables(pqxx::connection& conn, const std::vector<std::string>& tables);
+
+// SQL true when some session of this database holds the liveness lock of the
+// token that SQL expression `token` gives (hold_worker_lock).
+std::string worker_alive_sql(const std::string& token);
 
 }  // namespace rekey::db

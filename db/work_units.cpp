@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "common/identifier.h"
+#include "db/table_lock.h"
 #include "migrate/port_error.h"
 
 namespace rekey::db {
@@ -56,15 +57,19 @@ WorkUnit unit_of(const pqxx::row& r) {
 constexpr const char* kClaimable =
     "k.run_id = $1 AND k.status <> 'done' "
     "AND (k.status = 'todo' OR k.lease_until < pg_catalog.now() "
-    "     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = k.owner_pid)) "
+    "     OR NOT %2$s) "
     "AND (k.kind = 'range' OR NOT EXISTS (SELECT 1 FROM %1$s r WHERE r.run_id = k.run_id AND r.status <> 'done' "
     "     AND ((k.kind = 'finish' AND r.kind = 'range' AND r.table_name = k.table_name) "
     "          OR (k.kind = 'run' AND r.kind <> 'run'))))";
 
+// `sql` with %1$s the units' table and %2$s whether a unit's owner is alive.
 std::string with_table(std::string sql, const std::string& table) {
-  for (std::size_t pos = sql.find("%1$s"); pos != std::string::npos; pos = sql.find("%1$s", pos)) {
-    sql.replace(pos, 4, table);
-    pos += table.size();
+  const std::pair<std::string, std::string> fills[] = {{"%1$s", table}, {"%2$s", worker_alive_sql("k.owner_lock")}};
+  for (const auto& [mark, text] : fills) {
+    for (std::size_t pos = sql.find(mark); pos != std::string::npos; pos = sql.find(mark, pos)) {
+      sql.replace(pos, mark.size(), text);
+      pos += text.size();
+    }
   }
   return sql;
 }
@@ -139,7 +144,7 @@ void WorkUnits::reopen_finishes() {
   session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
     tx.exec_params("UPDATE " + table() +
-                       " SET status = 'todo', owner = NULL, owner_pid = NULL, outcome = NULL, updated_at = "
+                       " SET status = 'todo', owner = NULL, owner_lock = NULL, outcome = NULL, updated_at = "
                        "pg_catalog.now() WHERE run_id = $1 AND kind <> 'range' AND status = 'done'",
                    run_id_);
     tx.commit();
@@ -153,13 +158,13 @@ std::optional<WorkUnit> WorkUnits::claim() {
         with_table("WITH c AS (SELECT k.table_name, k.chunk FROM %1$s k WHERE " + std::string(kClaimable) +
                        " ORDER BY k.position, k.kind = 'finish', k.chunk "
                        "LIMIT 1 FOR UPDATE OF k SKIP LOCKED) "
-                       "UPDATE %1$s k SET status = 'running', owner = $2, owner_pid = $3, epoch = k.epoch + 1, "
+                       "UPDATE %1$s k SET status = 'running', owner = $2, owner_lock = $3, epoch = k.epoch + 1, "
                        "lease_until = pg_catalog.now() + $4::interval, claimed_at = pg_catalog.now(), "
                        "updated_at = pg_catalog.now() FROM c WHERE k.run_id = $1 AND k.table_name = c.table_name "
                        "AND k.chunk = c.chunk RETURNING " +
                        kUnitColumns,
                    table()),
-        run_id_, claimant_.name, claimant_.lock_pid, interval_of(claimant_.lease));
+        run_id_, claimant_.name, claimant_.liveness_token, interval_of(claimant_.lease));
     tx.commit();
     if (r.empty()) return std::nullopt;
     return unit_of(r[0]);
@@ -181,8 +186,31 @@ bool WorkUnits::complete(const WorkUnit& unit, const nlohmann::json& outcome) {
                          "table_name = $2",
                      run_id_, unit.table_name, outcome.value("completed", false));
     }
+    if (unit.kind == UnitKind::kRun) {
+      tx.exec_params("UPDATE " + quote_ident(schema_) +
+                         ".runs SET status = $2, exit_code = $3, updated_at = pg_catalog.now(), "
+                         "finished_at = pg_catalog.now() WHERE id = $1",
+                     run_id_, outcome.at("status").get<std::string>(), outcome.at("exit_code").get<int>());
+    }
     tx.commit();
     return true;
+  });
+}
+
+bool WorkUnits::end_run(RunStatus status, int exit_code) {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::work tx(conn);
+    const pqxx::result r = tx.exec_params(
+        with_table("UPDATE " + quote_ident(schema_) +
+                       ".runs SET status = $2, exit_code = $3, updated_at = pg_catalog.now(), finished_at = "
+                       "pg_catalog.now() WHERE id = $1 AND status = 'running' "
+                       "AND NOT EXISTS (SELECT 1 FROM %1$s k WHERE k.run_id = $1 AND k.kind = 'run' AND k.status = "
+                       "'done') AND NOT EXISTS (SELECT 1 FROM %1$s k WHERE k.run_id = $1 AND k.status = 'running' AND "
+                       "k.lease_until >= pg_catalog.now() AND %2$s)",
+                   table()),
+        run_id_, std::string(to_string(status)), exit_code);
+    tx.commit();
+    return r.affected_rows() == 1;
   });
 }
 
@@ -190,7 +218,7 @@ void WorkUnits::release(const WorkUnit& unit) {
   session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
     tx.exec_params("UPDATE " + table() +
-                       " SET status = 'todo', owner = NULL, owner_pid = NULL, lease_until = NULL, "
+                       " SET status = 'todo', owner = NULL, owner_lock = NULL, lease_until = NULL, "
                        "updated_at = pg_catalog.now() WHERE run_id = $1 AND table_name = $2 AND chunk = $3 "
                        "AND owner = $4 AND epoch = $5 AND status = 'running'",
                    run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch);
@@ -198,22 +226,36 @@ void WorkUnits::release(const WorkUnit& unit) {
   });
 }
 
+// One short transaction a unit. A unit whose row is locked is in the middle
+// of a batch, which extends its lease itself: skipped, not lost.
 std::vector<WorkUnit> WorkUnits::renew(const std::vector<WorkUnit>& held) {
-  return session_.run([&](pqxx::connection& conn) {
-    std::vector<WorkUnit> lost;
+  std::vector<WorkUnit> lost;
+  for (const WorkUnit& unit : held) {
+    session_.run([&](pqxx::connection& conn) {
+      pqxx::work tx(conn);
+      const pqxx::result row =
+          tx.exec_params("SELECT owner = $4 AND epoch = $5 AND status = 'running' FROM " + table() +
+                             " WHERE run_id = $1 AND table_name = $2 AND chunk = $3 "
+                             "FOR UPDATE SKIP LOCKED",
+                         run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch);
+      if (row.empty()) return;
+      if (!row[0][0].as<bool>()) {
+        lost.push_back(unit);
+        return;
+      }
+      tx.exec_params("UPDATE " + table() +
+                         " SET lease_until = pg_catalog.now() + $4::interval WHERE run_id = $1 AND table_name = $2 "
+                         "AND chunk = $3",
+                     run_id_, unit.table_name, unit.chunk, interval_of(claimant_.lease));
+      tx.commit();
+    });
+  }
+  session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
-    for (const WorkUnit& unit : held) {
-      const pqxx::result r = tx.exec_params(
-          "UPDATE " + table() +
-              " SET lease_until = pg_catalog.now() + $6::interval WHERE run_id = $1 AND table_name = $2 "
-              "AND chunk = $3 AND owner = $4 AND epoch = $5 AND status = 'running'",
-          run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch, interval_of(claimant_.lease));
-      if (r.affected_rows() == 0) lost.push_back(unit);
-    }
     tx.exec_params("UPDATE " + quote_ident(schema_) + ".runs SET updated_at = pg_catalog.now() WHERE id = $1", run_id_);
     tx.commit();
-    return lost;
   });
+  return lost;
 }
 
 UnitTally WorkUnits::tally() {
@@ -240,7 +282,9 @@ std::vector<WorkerLease> WorkUnits::leases() {
                         "EXTRACT(epoch FROM pg_catalog.now() - (lease_until - $2::interval))::float8 FROM " +
                             table() +
                             " k WHERE run_id = $1 AND status = 'running' AND lease_until >= pg_catalog.now() "
-                            "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = k.owner_pid) "
+                            "AND " +
+                            worker_alive_sql("k.owner_lock") +
+                            " "
                             "ORDER BY owner, table_name, chunk",
                         run_id_, interval_of(claimant_.lease))) {
       out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<int>(), kind_from(r[3].as<std::string>()),
@@ -266,15 +310,16 @@ std::vector<std::pair<std::string, nlohmann::json>> WorkUnits::finish_outcomes()
 
 void fence_unit(pqxx::transaction_base& tx, const std::string& schema, std::int64_t run_id, const WorkUnit& unit,
                 const std::string& owner) {
-  const pqxx::result r =
-      tx.exec_params("SELECT 1 FROM " + quote_ident(schema) +
-                         ".chunks WHERE run_id = $1 AND table_name = $2 AND chunk = $3 AND owner = $4 AND epoch = $5 "
-                         "AND status = 'running' FOR UPDATE",
-                     run_id, unit.table_name, unit.chunk, owner, unit.epoch);
+  const pqxx::result r = tx.exec_params(
+      "SELECT 1 FROM " + quote_ident(schema) +
+          ".chunks k WHERE run_id = $1 AND table_name = $2 AND chunk = $3 AND owner = $4 AND epoch = $5 "
+          "AND status = 'running' AND NOT EXISTS (SELECT 1 FROM " +
+          quote_ident(schema) + ".runs r WHERE r.id = k.run_id AND r.superseded_by IS NOT NULL) FOR UPDATE OF k",
+      run_id, unit.table_name, unit.chunk, owner, unit.epoch);
   if (r.empty()) {
     throw PortError(PortFailure::kLeaseLost, "the lease of " + to_string(unit.kind) + " unit " +
                                                  std::to_string(unit.chunk) + " of " + unit.table_name +
-                                                 " passed to another worker");
+                                                 " passed to another worker (or its run was superseded)");
   }
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "db/connection.h"
+#include "db/run_status.h"
 #include "migrate/table_port.h"
 
 namespace rekey::db {
@@ -36,11 +37,11 @@ struct WorkUnit {
 };
 
 // Who claims units, and for how long: the worker's name (--worker-name), the
-// backend pid of its lock session (units of a session that is gone are free
-// at once), and the lease.
+// token of its liveness lock (TableLocks::hold_worker_lock: units of a worker
+// whose lock nobody holds any more are free at once), and the lease.
 struct Claimant {
   std::string name;
-  int lock_pid = 0;
+  std::int32_t liveness_token = 0;
   std::chrono::milliseconds lease{30000};
 };
 
@@ -94,10 +95,15 @@ class WorkUnits {
   // The next unit this worker may work on, now claimed by it, or nullopt:
   // ranges first, a table's finish once its ranges are done, the run's last.
   std::optional<WorkUnit> claim();
-  // Marks `unit` done with `outcome` (a finish's table done, in
-  // table_progress, when outcome.completed); false when its lease was lost
-  // (nothing changed).
+  // Marks `unit` done with `outcome`; false when its lease was lost (nothing
+  // changed). In the same transaction, a finish marks its table done
+  // (table_progress), and the run's unit ends the run: runs.status and
+  // exit_code from outcome's "status" and "exit_code".
   bool complete(const WorkUnit& unit, const nlohmann::json& outcome);
+  // Ends the run as `status` with `exit_code`, unless its own unit is done
+  // (the run was ended there) or some worker still holds a unit under a live
+  // lease (the run goes on); true when it did.
+  bool end_run(RunStatus status, int exit_code);
   // Gives `unit` back (to do, its checkpoint kept), when this worker stops.
   void release(const WorkUnit& unit);
   // Extends the leases of `held`, and the run's sign of life (runs.updated_at);

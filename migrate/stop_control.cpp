@@ -36,6 +36,8 @@ const char* to_string(StopReason reason) {
       return "replica_lag_unknown";
     case StopReason::kError:
       return "error";
+    case StopReason::kUnsettled:
+      return "unsettled";
   }
   return "unknown";
 }

@@ -17,6 +17,7 @@ enum class StopReason {
   kLockLost,
   kReplicaLagUnknown,  // --max-replica-lag: a standby gone, or the lag unreadable, for longer than --retry-for
   kError,              // another lane of this process failed (its error is what the run reports)
+  kUnsettled,          // a table's rows kept changing, or old-key values kept coming back: rerun to finish
 };
 const char* to_string(StopReason reason);
 

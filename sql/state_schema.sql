@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.chunks (
   last_key    jsonb,                 -- checkpoint: the rows up to it are done
   status      text        NOT NULL DEFAULT 'todo' CHECK (status IN ('todo', 'running', 'done')),
   owner       text,                  -- the worker holding it (--worker-name)
-  owner_pid   integer,               -- that worker's lock session: once it is gone, so is the lease
+  owner_lock  integer,               -- that worker's liveness lock (db/table_lock.h): once nobody holds it, the lease is over
   epoch       bigint      NOT NULL DEFAULT 0,  -- one more at each claim; writes are fenced by it
   lease_until timestamptz,
   claimed_at  timestamptz,

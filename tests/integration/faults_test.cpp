@@ -79,9 +79,11 @@ json accounts_spec(int rows, const json& mix_b, int seed) {
 // Requires the checker's verdict to be ok, showing its first errors otherwise.
 
 // rekey rotate over both columns of public.accounts, plus `more`.
+// Four writer lanes, small chunks: the faults land on lanes working side by side.
 std::vector<std::string> rotate_args(const TestDatabase& db, const std::vector<std::string>& more) {
-  std::vector<std::string> args{"rotate",         "--db",     db.conninfo(),   "--column",
-                                "accounts.a_enc", "--column", "accounts.b_enc"};
+  std::vector<std::string> args{"rotate",   "--db",           db.conninfo(), "--column", "accounts.a_enc",
+                                "--column", "accounts.b_enc", "--workers",   "4",        "--chunk-rows",
+                                "1000"};
   args.insert(args.end(), more.begin(), more.end());
   return args;
 }

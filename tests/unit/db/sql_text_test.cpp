@@ -135,6 +135,14 @@ TEST_SUITE("db.sql_text") {
           "$2::public.citext)))");
   }
 
+  TEST_CASE(
+      "join_keys: one qualified unnest per key column, in ROWS FROM (the several-array form is unqualified only)") {
+    CHECK(db::join_keys(two_keys_two_columns(), "t", 3) ==
+          " JOIN ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) WITH ORDINALITY AS "
+          "v(k0, k1, ord) ON t.\"tenant\" OPERATOR(pg_catalog.=) v.k0::integer AND t.\"Account \"\"Id\"\"\" "
+          "OPERATOR(public.=) v.k1::public.citext");
+  }
+
   TEST_CASE("key_up_to: the rows up to and including a key, in the same two forms") {
     CHECK(db::key_up_to(one_key_one_column(), "t", 2) == "(t.\"id\") OPERATOR(pg_catalog.<=) ($2::bigint)");
     CHECK(db::key_up_to(two_keys_two_columns(), "t", 1) ==
