@@ -8,12 +8,7 @@
 # Env: TPS (offered application load, default 400), CLIENTS (default 4), LOAD_SECONDS (default 20),
 # REKEY_ARGS (extra rotate options, e.g. "--max-rate 20000").
 set -euo pipefail
-REKEY_ROOT=$(cd "$(dirname "$0")/.." && pwd)
-source "$REKEY_ROOT/scripts/lib/deps.sh"
-source "$REKEY_ROOT/scripts/lib/pg.sh"
-rekey_install_deps
-rekey_build "$REKEY_ROOT/build" >/dev/null
-REKEY="$REKEY_ROOT/build/rekey"
+source "$(dirname "$0")/lib.sh"
 ROWS=${1:-1000000}
 TPS=${TPS:-400}
 CLIENTS=${CLIENTS:-4}
@@ -22,8 +17,6 @@ WORK=$(mktemp -d /tmp/rekey-live.XXXXXX)
 chmod 777 "$WORK"
 trap 'pg_stop; rm -rf "$WORK"' EXIT
 PG_DURABLE=1 pg_start
-export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
-export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
 /usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" accounts "$ROWS" >&2
 
 # The service's traffic: read a row, and one time in four rewrite its phone

@@ -11,29 +11,15 @@
 # Usage: bench/rotate_bench.sh [ROWS ...]   (default: 1000000 3000000)
 # Env: PEER_ROWS (default 100000; 0 skips the peer), THREADS (rekey --threads), BASELINE_BIN.
 set -euo pipefail
-REKEY_ROOT=$(cd "$(dirname "$0")/.." && pwd)
-source "$REKEY_ROOT/scripts/lib/deps.sh"
-source "$REKEY_ROOT/scripts/lib/pg.sh"
-rekey_install_deps
-rekey_build "$REKEY_ROOT/build" >/dev/null
-REKEY="$REKEY_ROOT/build/rekey"
+source "$(dirname "$0")/lib.sh"
 PEER_ROWS=${PEER_ROWS:-100000}
 SIZES=("$@")
 [ ${#SIZES[@]} -eq 0 ] && SIZES=(1000000 3000000)
 
 trap pg_stop EXIT
 PG_DURABLE=1 pg_start
-export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
-export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
-export PGAPPNAME=rekey-bench
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 "$REKEY_TEST_DB")
-now() { date +%s.%N; }
+PSQL=(bench_psql)
 secs() { echo "$2 - $1" | bc -l | xargs printf '%.2f'; }
-copy_of() {
-  "${PSQL[@]}" -c "DROP TABLE IF EXISTS $1" -c "CREATE TABLE $1 (LIKE bench_src INCLUDING ALL)" \
-    -c "INSERT INTO $1 SELECT * FROM bench_src" -c "VACUUM ANALYZE $1" -c "CHECKPOINT"
-}
-command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
 
 echo "| rows | bare UPDATE s | Python peer rows/s | rekey rotate s | rekey rows/s | rekey / UPDATE | rekey / Python | rekey peak RSS MB | gate s | gate / rotate | no-token scan MB/s | baseline rotate s |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -13,25 +13,15 @@
 # Usage: bench/workers_bench.sh [ROWS ...]   (default: 1000000 3000000)
 # Env: PEER_ROWS (default 100000; 0 skips the peer).
 set -euo pipefail
-REKEY_ROOT=$(cd "$(dirname "$0")/.." && pwd)
-source "$REKEY_ROOT/scripts/lib/deps.sh"
-source "$REKEY_ROOT/scripts/lib/pg.sh"
-rekey_install_deps
-rekey_build "$REKEY_ROOT/build" >/dev/null
-REKEY="$REKEY_ROOT/build/rekey"
+source "$(dirname "$0")/lib.sh"
 PEER_ROWS=${PEER_ROWS:-100000}
 SIZES=("$@")
 [ ${#SIZES[@]} -eq 0 ] && SIZES=(1000000 3000000)
 
 trap pg_stop EXIT
 PG_DURABLE=1 pg_start
-export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
-export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
-export PGAPPNAME=rekey-bench
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 "$REKEY_TEST_DB")
+PSQL=(bench_psql)
 OUT=$(mktemp -d)
-command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
-now() { date +%s.%N; }
 TICKS=$(getconf CLK_TCK)
 POSTMASTER=$(head -1 "$PG_TMP/data/postmaster.pid")
 
@@ -49,10 +39,6 @@ server_cpu() {
 }
 wal_lsn() { "${PSQL[@]}" -Atc "SELECT pg_current_wal_lsn()"; }
 wal_bytes() { "${PSQL[@]}" -Atc "SELECT pg_wal_lsn_diff('$2', '$1')"; }
-copy_of() {
-  "${PSQL[@]}" -c "DROP TABLE IF EXISTS $1" -c "CREATE TABLE $1 (LIKE bench_src INCLUDING ALL)" \
-    -c "INSERT INTO $1 SELECT * FROM bench_src" -c "VACUUM ANALYZE $1" -c "CHECKPOINT"
-}
 # rekey rotate on table $1 with the remaining options; its /usr/bin/time output in $OUT/$1.<n>.time
 rekey_rotate() {
   local table=$1 n=$2

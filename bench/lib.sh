@@ -1,0 +1,21 @@
+# Sourced by the benchmarks: installs what is missing, builds rekey (REKEY is
+# its binary) and defines the helpers they share. The caller starts the
+# throwaway PostgreSQL (pg_start from scripts/lib/pg.sh, sourced here).
+REKEY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$REKEY_ROOT/scripts/lib/deps.sh"
+source "$REKEY_ROOT/scripts/lib/pg.sh"
+rekey_install_deps
+rekey_build "$REKEY_ROOT/build" >/dev/null
+REKEY="$REKEY_ROOT/build/rekey"
+export OLD_ENCRYPTION_KEY="bench-old-passphrase-0123456789abcdefghij"
+export NEW_ENCRYPTION_KEY="bench-new-passphrase-0123456789abcdefghij"
+export PGAPPNAME=rekey-bench
+command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
+now() { date +%s.%N; }
+# psql on the throwaway database (after pg_start).
+bench_psql() { psql -X -q -v ON_ERROR_STOP=1 "$REKEY_TEST_DB" "$@"; }
+# A vacuumed, checkpointed copy $1 of table bench_src.
+copy_of() {
+  bench_psql -c "DROP TABLE IF EXISTS $1" -c "CREATE TABLE $1 (LIKE bench_src INCLUDING ALL)" \
+    -c "INSERT INTO $1 SELECT * FROM bench_src" -c "VACUUM ANALYZE $1" -c "CHECKPOINT"
+}
