@@ -34,16 +34,6 @@
 namespace rekey {
 namespace {
 
-nlohmann::json counts_json(const RunReport& report) {
-  nlohmann::json tables = nlohmann::json::object();
-  for (const auto& t : report.tables) {
-    for (std::size_t c = 0; c < t.columns.size(); ++c) {
-      tables[t.table][t.columns[c]] = t.counts[c];
-    }
-  }
-  return tables;
-}
-
 // One invocation of `rekey rotate`, in named stages: open (keys, targets,
 // state, locks, the run's row), rotate each table, account (what rotate could
 // not reach, the exit code), publish (state, metrics, audit, summary, report).
@@ -95,10 +85,7 @@ class RotateRun {
     if (s_.throttle.max_replica_lag) {
       if (auto unreadable = lag_probe_.start()) throw UsageError("--max-replica-lag: " + *unreadable);
     }
-    std::vector<TableTarget> targets;
-    for (const auto& s : resolved_.shapes) targets.push_back({s.schema, s.table, s.columns});
-    targets_id_ = targets_key(targets);
-
+    targets_id_ = targets_key(resolved_.shapes);
     report_.dry_run = s_.dry_run;
     report_.status = db::RunStatus::kRunning;
     report_.new_key_fingerprint = keyring_->new_key().fingerprint();
@@ -144,29 +131,42 @@ class RotateRun {
     locks_->hold_worker_lock(claimant.liveness_token);
     plan_units(*store_, conninfo_, report_.run_id, claimant, resolved_.shapes, s_.workers);
     locks_->unlock_run_opening(s_.writer.state_schema);
-    std::int64_t done_before = 0;
-    std::int64_t estimated = 0;
-    for (const auto& p : store_->progress(report_.run_id)) {
-      done_before += p.rows_seen;
-      estimated += p.estimated_rows;
-    }
-    ProgressReporter progress(style_, "run " + std::to_string(report_.run_id), done_before, estimated);
+    const RunSize size = run_size(*store_, report_.run_id);
+    ProgressReporter progress(style_, "run " + std::to_string(report_.run_id), size.rows_seen, size.estimated_rows);
+    const LaneSettings lanes = lane_settings(s_.workers, s_.engine.retry);
+    EngineSettings per_lane = settings_;
+    per_lane.batch_bytes = std::max<std::size_t>(1, settings_.batch_bytes / lanes.lanes);  // the process's budget
     RotationUnitsSetup setup{conninfo_,
                              keyring_.get(),
                              resolved_.shapes,
-                             settings_,
+                             per_lane,
                              writer_settings_,
                              claimant,
                              store_->failure_count(report_.run_id),
-                             [this] { return finish_run(); }};
+                             [this] { return finish_run(); },
+                             [this](const std::vector<TableReport>& so_far) { show_metrics(so_far); }};
     RotationUnits work(std::move(setup), stop_, progress);
     LeaseKeeper keeper(conninfo_, s_.writer.state_schema, report_.run_id, claimant);
     const bool all_done = run_lanes(
-        lane_settings(s_.workers, s_.engine.retry), [&] { return open_units(claimant); }, work, keeper, stop_);
+        lanes, [&] { return open_units(claimant); }, work, keeper, stop_);
     progress.finish(work.rows_seen(), elapsed());
     failure_reasons_ = work.failure_reasons();
     conclude(all_done);
     work.add_to(report_);
+  }
+
+  // --metrics-file while the lanes work (called by them, one at a time): this process's tables so far.
+  void show_metrics(const std::vector<TableReport>& so_far) {
+    RunReport live;
+    live.run_id = report_.run_id;
+    live.status = db::RunStatus::kRunning;
+    live.new_key_fingerprint = report_.new_key_fingerprint;
+    live.old_key_fingerprints = report_.old_key_fingerprints;
+    live.tables = so_far;
+    live.duration_seconds = elapsed();
+    live.seconds_paused = throttle_.seconds_paused();
+    live.seconds_throttled = throttle_.seconds_throttled();
+    metrics_.update(live, false);
   }
 
   std::unique_ptr<db::WorkUnits> open_units(const db::Claimant& claimant) const {
@@ -287,7 +287,7 @@ class RotateRun {
                              {"duration_seconds", report_.duration_seconds},
                              {"new_key_fingerprint", report_.new_key_fingerprint},
                              {"old_key_fingerprints", report_.old_key_fingerprints},
-                             {"counts", counts_json(report_)},
+                             {"counts", counts_by_table(report_)},
                              {"failures_by_reason", failure_reasons_}};
     fields.update(extra);
     audit_.record(event, fields);

@@ -64,7 +64,7 @@ std::optional<nlohmann::json> RotationUnits::rotate(const db::WorkUnit& unit, st
       rotate_table(shape, *setup_.keyring, reader, writer, range ? unit.range : KeyRange{},
                    range ? TableStages::kMainPass : TableStages::kFinish, settings, stop_,
                    [&](const TableOutcome& so_far, double) { show_progress(so_far.rows_seen, lane); });
-  account(unit.table_name, outcome, lane);
+  account(shape, outcome, lane);
   log::debug("{} unit {} of {}: {} rows, {:.2f}s reading, {:.2f}s re-encrypting, {:.2f}s writing (lane {})",
              db::to_string(unit.kind), unit.chunk, unit.table_name, outcome.rows_seen, outcome.read_seconds,
              outcome.crypto_seconds, outcome.write_seconds, lane);
@@ -81,15 +81,24 @@ std::optional<nlohmann::json> RotationUnits::rotate(const db::WorkUnit& unit, st
   return finish_outcome(outcome);
 }
 
-void RotationUnits::account(const std::string& table_name, const TableOutcome& outcome, std::size_t lane) {
+void RotationUnits::account(const TableShape& shape, const TableOutcome& outcome, std::size_t lane) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  table_work_[table_name].retries += outcome.retries;
-  table_work_[table_name].batches += outcome.batches;
+  TableReport& t = tables_[shape.display_name()];
+  if (t.table.empty()) t = {shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())};
+  for (std::size_t c = 0; c < t.counts.size() && c < outcome.counts.size(); ++c) t.counts[c] += outcome.counts[c];
+  t.rows_seen += outcome.rows_seen;
+  t.retries += outcome.retries;
+  t.batches += outcome.batches;
   rows_done_ += outcome.rows_seen;
   rows_in_unit_[lane] = 0;
   for (const auto& [reason, n] : outcome.failure_reasons) {
     failure_reasons_[reason] += n;
     failures_ += n;
+  }
+  if (setup_.on_unit_done) {
+    std::vector<TableReport> so_far;
+    for (const auto& [name, table] : tables_) so_far.push_back(table);
+    setup_.on_unit_done(so_far);
   }
 }
 
@@ -115,15 +124,10 @@ std::map<std::string, std::int64_t> RotationUnits::failure_reasons() const {
   return failure_reasons_;
 }
 
-std::map<std::string, RotationUnits::TableWork> RotationUnits::table_work() const {
-  const std::lock_guard<std::mutex> lock(mutex_);
-  return table_work_;
-}
-
 void RotationUnits::add_to(RunReport& report) const {
-  const auto work = table_work();
+  const std::lock_guard<std::mutex> lock(mutex_);
   for (auto& t : report.tables) {
-    if (auto it = work.find(t.table); it != work.end()) {
+    if (auto it = tables_.find(t.table); it != tables_.end()) {
       t.retries = it->second.retries;
       t.batches = it->second.batches;
     }

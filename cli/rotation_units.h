@@ -32,6 +32,9 @@ struct RotationUnitsSetup {
   // The run's own unit, once every table is finished: its outcome
   // ({"status", "exit_code"}), or nullopt when stopped first.
   std::function<std::optional<nlohmann::json>()> finish_run;
+  // After each unit this process worked on: what it did so far, by table (for
+  // --metrics-file). Called from the lanes, one call at a time.
+  std::function<void(const std::vector<TableReport>& so_far)> on_unit_done;
 };
 
 // Thread-safe (UnitWork's contract): what the lanes share is guarded by mutex_.
@@ -42,13 +45,7 @@ class RotationUnits final : public UnitWork {
   std::optional<nlohmann::json> work(const db::WorkUnit& unit, std::size_t lane) override;
   void waiting(const std::vector<db::WorkerLease>& others) override;
 
-  // What this process's lanes did to each table: retries and batches.
-  struct TableWork {
-    std::int64_t retries = 0;
-    std::int64_t batches = 0;
-  };
-  std::map<std::string, TableWork> table_work() const;
-  // table_work() into the report's tables.
+  // The retries and batches of this process's lanes into the report's tables.
   void add_to(RunReport& report) const;
 
   // Failures this process found, by reason.
@@ -59,7 +56,7 @@ class RotationUnits final : public UnitWork {
  private:
   std::optional<nlohmann::json> rotate(const db::WorkUnit& unit, std::size_t lane);
   const TableShape& shape_of(const std::string& table_name) const;
-  void account(const std::string& table_name, const TableOutcome& outcome, std::size_t lane);
+  void account(const TableShape& shape, const TableOutcome& outcome, std::size_t lane);
   void show_progress(std::int64_t unit_rows, std::size_t lane);
 
   const RotationUnitsSetup setup_;
@@ -68,10 +65,10 @@ class RotationUnits final : public UnitWork {
   mutable std::mutex mutex_;  // guards what follows
   ProgressReporter& progress_;
   std::int64_t rows_done_ = 0;                        // in units this process finished or gave back
-  std::int64_t failures_ = 0;                         // found by this process\'s lanes
+  std::int64_t failures_ = 0;                         // found by this process's lanes
   std::map<std::size_t, std::int64_t> rows_in_unit_;  // by lane: in the unit it works on now
   std::map<std::string, std::int64_t> failure_reasons_;
-  std::map<std::string, TableWork> table_work_;
+  std::map<std::string, TableReport> tables_;  // what this process did to each table
 };
 
 }  // namespace rekey

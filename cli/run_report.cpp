@@ -125,6 +125,14 @@ void print_rotate_summary(const RunReport& r, bool dry_run) {
   std::fflush(stdout);
 }
 
+nlohmann::json counts_by_table(const RunReport& report) {
+  nlohmann::json tables = nlohmann::json::object();
+  for (const auto& t : report.tables) {
+    for (std::size_t c = 0; c < t.columns.size(); ++c) tables[t.table][t.columns[c]] = t.counts[c];
+  }
+  return tables;
+}
+
 RunOutcome rotate_outcome(const RunReport& report, StopReason stop, bool all_completed,
                           std::int64_t recorded_failures) {
   RunOutcome outcome;

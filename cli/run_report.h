@@ -65,6 +65,9 @@ nlohmann::json failure_json(const std::string& table, const std::string& column,
 // failures the state holds for the run, wherever they were found (first read,
 // pending rows, final sweep). Stopping at --max-failures is a finding, not a
 // stop.
+// {table: {column: counts}} of every table of `report`.
+nlohmann::json counts_by_table(const RunReport& report);
+
 RunOutcome rotate_outcome(const RunReport& report, StopReason stop, bool all_completed, std::int64_t recorded_failures);
 
 // A human summary on stdout: per column counts, rate, and for a dry run what

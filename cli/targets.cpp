@@ -32,6 +32,12 @@ std::vector<TableTarget> group_targets(const std::vector<std::string>& specs) {
   return out;
 }
 
+std::string targets_key(const std::vector<TableShape>& shapes) {
+  std::vector<TableTarget> targets;
+  for (const auto& s : shapes) targets.push_back({s.schema, s.table, s.columns});
+  return targets_key(targets);
+}
+
 std::string targets_key(const std::vector<TableTarget>& targets) {
   std::vector<std::string> lines;
   for (const auto& t : targets) {

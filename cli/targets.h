@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "migrate/table_port.h"
+
 namespace rekey {
 
 struct TableTarget {
@@ -23,5 +25,7 @@ std::vector<TableTarget> group_targets(const std::vector<std::string>& specs);
 // A canonical description of the targets (sorted schema.table.column lines):
 // what identifies "the same rotation" across reruns.
 std::string targets_key(const std::vector<TableTarget>& targets);
+// The same for resolved tables (their schema, table and columns).
+std::string targets_key(const std::vector<TableShape>& shapes);
 
 }  // namespace rekey

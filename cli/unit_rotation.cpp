@@ -67,6 +67,15 @@ std::string busy_table_message(db::StateStore& store, const std::string& conninf
          ". To work on the same run from here too, give the same targets and new key with --join";
 }
 
+RunSize run_size(db::StateStore& store, std::int64_t run_id) {
+  RunSize size;
+  for (const auto& p : store.progress(run_id)) {
+    size.rows_seen += p.rows_seen;
+    size.estimated_rows += p.estimated_rows;
+  }
+  return size;
+}
+
 void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_id,
                  const std::vector<TableShape>& shapes, RunReport& report, bool& all_completed) {
   std::map<std::string, nlohmann::json> finished;

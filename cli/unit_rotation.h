@@ -33,6 +33,13 @@ void plan_units(db::StateStore& store, const std::string& conninfo, std::int64_t
 std::string busy_table_message(db::StateStore& store, const std::string& conninfo, const std::string& schema,
                                const TableShape& shape, const std::string& holder);
 
+struct RunSize {
+  std::int64_t rows_seen = 0;
+  std::int64_t estimated_rows = 0;
+};
+// The rows the run's tables have seen so far, and their estimated rows.
+RunSize run_size(db::StateStore& store, std::int64_t run_id);
+
 // The run's totals per table (its units' included) into report.tables, and
 // whether every table's finish completed.
 void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_id,
