@@ -70,7 +70,7 @@ class Lane {
       if (completed && unit.kind == db::UnitKind::kRun) run_done_ = true;
       if (outcome && !completed) {
         log::warn("{} unit {} of {} passed to another worker before it was marked done; it will be done again",
-                  db::to_string(unit.kind), unit.chunk, unit.table_name);
+                  db::kind_name(unit.kind), unit.chunk, unit.table_name);
       }
     } catch (const std::exception& e) {
       keeper_.drop(unit);

@@ -59,7 +59,7 @@ void LeaseKeeper::renew_once() {
   try {
     for (const db::WorkUnit& lost : units_.renew(held)) {
       log::warn("the lease of {} unit {} of {} passed to another worker; its next write will stop there",
-                db::to_string(lost.kind), lost.chunk, lost.table_name);
+                db::kind_name(lost.kind), lost.chunk, lost.table_name);
       drop(lost);
     }
   } catch (const std::exception& e) {

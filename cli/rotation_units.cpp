@@ -66,7 +66,7 @@ std::optional<nlohmann::json> RotationUnits::rotate(const db::WorkUnit& unit, st
                    [&](const TableOutcome& so_far, double) { show_progress(so_far.rows_seen, lane); });
   account(shape, outcome, lane);
   log::debug("{} unit {} of {}: {} rows, {:.2f}s reading, {:.2f}s re-encrypting, {:.2f}s writing (lane {})",
-             db::to_string(unit.kind), unit.chunk, unit.table_name, outcome.rows_seen, outcome.read_seconds,
+             db::kind_name(unit.kind), unit.chunk, unit.table_name, outcome.rows_seen, outcome.read_seconds,
              outcome.crypto_seconds, outcome.write_seconds, lane);
   if (stop_.should_stop() && !outcome.completed) return std::nullopt;
   if (range) return nlohmann::json{{"rows_seen", outcome.rows_seen}};
@@ -113,7 +113,7 @@ void RotationUnits::show_progress(std::int64_t unit_rows, std::size_t lane) {
 void RotationUnits::waiting(const std::vector<db::WorkerLease>& others) {
   std::string held;
   for (const auto& w : others) {
-    held += (held.empty() ? "" : ", ") + w.worker + " (" + db::to_string(w.kind) + " " + std::to_string(w.chunk) +
+    held += (held.empty() ? "" : ", ") + w.worker + " (" + db::kind_name(w.kind) + " " + std::to_string(w.chunk) +
             " of " + w.table_name + ", " + std::to_string(w.rows_seen) + " rows)";
   }
   log::info("nothing left to claim; waiting for the units still held: {}", held.empty() ? "none" : held);

@@ -43,7 +43,7 @@ nlohmann::json units_json(const std::string& conninfo, const std::string& schema
   for (const auto& w : units.leases()) {
     workers.push_back({{"worker", w.worker},
                        {"table", w.table_name},
-                       {"unit", db::to_string(w.kind)},
+                       {"unit", db::kind_name(w.kind)},
                        {"chunk", w.chunk},
                        {"rows_seen", w.rows_seen},
                        {"rows_per_second", w.seconds_held > 0 ? static_cast<double>(w.rows_seen) / w.seconds_held : 0},

@@ -76,7 +76,7 @@ std::string with_table(std::string sql, const std::string& table) {
 
 }  // namespace
 
-std::string to_string(UnitKind kind) {
+std::string kind_name(UnitKind kind) {
   switch (kind) {
     case UnitKind::kRange:
       return "range";
@@ -317,7 +317,7 @@ void fence_unit(pqxx::transaction_base& tx, const std::string& schema, std::int6
           quote_ident(schema) + ".runs r WHERE r.id = k.run_id AND r.superseded_by IS NOT NULL) FOR UPDATE OF k",
       run_id, unit.table_name, unit.chunk, owner, unit.epoch);
   if (r.empty()) {
-    throw PortError(PortFailure::kLeaseLost, "the lease of " + to_string(unit.kind) + " unit " +
+    throw PortError(PortFailure::kLeaseLost, "the lease of " + kind_name(unit.kind) + " unit " +
                                                  std::to_string(unit.chunk) + " of " + unit.table_name +
                                                  " passed to another worker (or its run was superseded)");
   }

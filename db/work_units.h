@@ -124,7 +124,7 @@ class WorkUnits {
   Session session_;
 };
 
-std::string to_string(UnitKind kind);
+std::string kind_name(UnitKind kind);  // "range", "finish", "run"
 
 // The SQL that fences a write of `unit` (in `tx`, the write's transaction):
 // locks its row while this worker still holds it, or throws PortError

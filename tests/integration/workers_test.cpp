@@ -154,7 +154,9 @@ TEST_SUITE("integration.workers") {
     REQUIRE_DATA_OK(seeded.check());
   }
 
-  TEST_CASE("a second worker is refused (exit 2) without --join, with another key, or missing an old key") {
+  TEST_CASE(
+      "a second worker is refused (exit 2) without --join, with another key, or missing an old key; status "
+      "shows the workers; a joiner with --no-wait leaves (75) while the run goes on") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("no_join");
     SeededFixture seeded(db, one_table(6000, 42));
@@ -174,6 +176,16 @@ TEST_SUITE("integration.workers") {
     CHECK(contains(missing_old.err, "join it with all of its old keys"));
     const ProcessResult restart = run_rekey(worker(db, "E", {"--join", "--restart"}), key_env());
     CHECK(restart.exit_code == 2);
+    const ProcessResult status = run_rekey({"status", "--db", db.conninfo()}, key_env());
+    INFO(status.describe());
+    CHECK(contains(status.out, "work units: "));
+    CHECK(contains(status.out, "worker A: range "));
+    // A joiner that will not wait: it takes what it can, then leaves the unit A holds to A (exit 75).
+    const ProcessResult helper = run_rekey(worker(db, "F", {"--join", "--no-wait", "--workers", "1"}), key_env());
+    INFO(helper.describe());
+    CHECK(helper.exit_code == 75);
+    CHECK(db.count("SELECT count(*) FROM rekey.chunks WHERE owner = 'F' AND status = 'done'") > 0);
+    CHECK(db.value("SELECT status FROM rekey.runs") == "running");  // A goes on
     const ProcessResult r = a->wait(60s);
     INFO(r.describe());
     CHECK(r.exit_code == 0);
