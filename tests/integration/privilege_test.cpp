@@ -235,4 +235,46 @@ TEST_SUITE("integration.privilege") {
     CHECK_MESSAGE(rerun.exit_code == 0, rerun.describe());
     REQUIRE_DATA_OK(more.check());
   }
+
+  TEST_CASE("--max-replica-lag: replay paused on the standby pauses the run and says why; resumed replay resumes it") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("replay_paused");
+    SeededFixture seeded(db, tables_spec({"accounts"}, 6000, 47));
+    Standby& standby = Standby::shared();
+    standby.catch_up(db.conninfo());
+    Session on_standby(standby.conninfo("postgres"));
+    // Replay goes on afterwards whatever happens here: later tests share the standby.
+    struct ResumeReplay {
+      Session& standby;
+      ~ResumeReplay() {
+        try {
+          standby.exec("SELECT pg_wal_replay_resume()");
+          standby.commit();
+        } catch (...) {
+        }
+      }
+    } resume_replay{on_standby};
+    auto p = start_rekey({"rotate", "--db", db.conninfo(), "--column", "accounts.v", "--batch-size", "100",
+                          "--max-rate", "2000", "--max-replica-lag", "1s", "--retry-for", "60s"},
+                         key_env());
+    REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 30s));
+    REQUIRE(p->running());
+    on_standby.exec("SELECT pg_wal_replay_pause()");
+    on_standby.commit();
+    const bool paused = wait_until([&] { return contains(p->stderr_so_far(), "replay lag is") || !p->running(); }, 30s);
+    INFO(p->stderr_so_far());
+    CHECK(paused);
+    REQUIRE(p->running());
+    sleep_for(500ms);  // the batches read before the pause are written
+    const long long paused_at = latest_rows_seen(db);
+    sleep_for(1500ms);
+    CHECK(latest_rows_seen(db) == paused_at);
+    CHECK(paused_at < 6000);
+    on_standby.exec("SELECT pg_wal_replay_resume()");
+    on_standby.commit();
+    const ProcessResult resumed = p->wait(60s);
+    CHECK_MESSAGE(resumed.exit_code == 0, resumed.describe());
+    CHECK(contains(resumed.err, "resumed after"));
+    REQUIRE_DATA_OK(seeded.check());
+  }
 }
