@@ -39,6 +39,11 @@ class Lane {
       }
       db::UnitTally tally;
       retry("reading the run's work units", [&] { tally = units_.tally(); });
+      if (tally.superseded) {
+        log::error("the run was superseded (rotate --restart): this worker stops; its work stands");
+        stop_.request(StopReason::kLockLost);
+        return false;
+      }
       if (tally.total() > 0 && tally.done == tally.total()) run_done_ = true;
       if (run_done_) return true;
       if (settings_.when_nothing_left == WhenNothingLeft::kLeave) return false;

@@ -56,15 +56,18 @@ WorkUnit unit_of(const pqxx::row& r) {
 // ranges are done, the run's only once everything else is.
 constexpr const char* kClaimable =
     "k.run_id = $1 AND k.status <> 'done' "
+    "AND NOT EXISTS (SELECT 1 FROM %3$s r WHERE r.id = k.run_id AND r.superseded_by IS NOT NULL) "
     "AND (k.status = 'todo' OR k.lease_until < pg_catalog.now() "
     "     OR NOT %2$s) "
     "AND (k.kind = 'range' OR NOT EXISTS (SELECT 1 FROM %1$s r WHERE r.run_id = k.run_id AND r.status <> 'done' "
     "     AND ((k.kind = 'finish' AND r.kind = 'range' AND r.table_name = k.table_name) "
     "          OR (k.kind = 'run' AND r.kind <> 'run'))))";
 
-// `sql` with %1$s the units' table and %2$s whether a unit's owner is alive.
+// `sql` with %1$s the units' table, %2$s whether a unit's owner is alive, %3$s the runs table.
 std::string with_table(std::string sql, const std::string& table) {
-  const std::pair<std::string, std::string> fills[] = {{"%1$s", table}, {"%2$s", worker_alive_sql("k.owner_lock")}};
+  const std::string runs = table.substr(0, table.rfind('.')) + ".runs";
+  const std::pair<std::string, std::string> fills[] = {
+      {"%1$s", table}, {"%2$s", worker_alive_sql("k.owner_lock")}, {"%3$s", runs}};
   for (const auto& [mark, text] : fills) {
     for (std::size_t pos = sql.find(mark); pos != std::string::npos; pos = sql.find(mark, pos)) {
       sql.replace(pos, mark.size(), text);
@@ -244,8 +247,8 @@ std::vector<WorkUnit> WorkUnits::renew(const std::vector<WorkUnit>& held) {
         return;
       }
       tx.exec_params("UPDATE " + table() +
-                         " SET lease_until = pg_catalog.now() + $4::interval WHERE run_id = $1 AND table_name = $2 "
-                         "AND chunk = $3",
+                         " SET lease_until = pg_catalog.now() + $4::interval, updated_at = pg_catalog.now() "
+                         "WHERE run_id = $1 AND table_name = $2 AND chunk = $3",
                      run_id_, unit.table_name, unit.chunk, interval_of(claimant_.lease));
       tx.commit();
     });
@@ -268,6 +271,10 @@ UnitTally WorkUnits::tally() {
       const auto n = row[1].as<std::int64_t>();
       (status == "todo" ? t.todo : status == "running" ? t.running : t.done) += n;
     }
+    t.superseded =
+        !tx.exec_params("SELECT 1 FROM " + quote_ident(schema_) + ".runs WHERE id = $1 AND superseded_by IS NOT NULL",
+                        run_id_)
+             .empty();
     return t;
   });
 }
@@ -279,14 +286,14 @@ std::vector<WorkerLease> WorkUnits::leases() {
     for (const auto& r :
          tx.exec_params("SELECT owner, table_name, chunk, kind, rows_seen, "
                         "EXTRACT(epoch FROM pg_catalog.now() - claimed_at)::float8, "
-                        "EXTRACT(epoch FROM pg_catalog.now() - (lease_until - $2::interval))::float8 FROM " +
+                        "EXTRACT(epoch FROM pg_catalog.now() - updated_at)::float8 FROM " +
                             table() +
                             " k WHERE run_id = $1 AND status = 'running' AND lease_until >= pg_catalog.now() "
                             "AND " +
                             worker_alive_sql("k.owner_lock") +
                             " "
                             "ORDER BY owner, table_name, chunk",
-                        run_id_, interval_of(claimant_.lease))) {
+                        run_id_)) {
       out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<int>(), kind_from(r[3].as<std::string>()),
                      r[4].as<std::int64_t>(), r[5].as<double>(), r[6].as<double>()});
     }

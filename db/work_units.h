@@ -60,6 +60,7 @@ struct UnitTally {
   std::int64_t todo = 0;
   std::int64_t running = 0;
   std::int64_t done = 0;
+  bool superseded = false;  // rotate --restart put another run in its place: nothing of it is claimed any more
   std::int64_t total() const { return todo + running + done; }
 };
 
@@ -70,7 +71,7 @@ struct WorkerLease {
   UnitKind kind = UnitKind::kRange;
   std::int64_t rows_seen = 0;
   double seconds_held = 0;       // since its claim
-  double lease_age_seconds = 0;  // since its last renewal or write
+  double lease_age_seconds = 0;  // since its claim, last renewal or last write
 };
 
 // Thread safety: one object per thread (it owns one connection).
