@@ -134,8 +134,7 @@ class RotateRun {
     const RunSize size = run_size(*store_, report_.run_id);
     ProgressReporter progress(style_, "run " + std::to_string(report_.run_id), size.rows_seen, size.estimated_rows);
     const LaneSettings lanes = lane_settings(s_.workers, s_.engine.retry);
-    EngineSettings per_lane = settings_;
-    per_lane.batch_bytes = std::max<std::size_t>(1, settings_.batch_bytes / lanes.lanes);  // the process's budget
+    const EngineSettings per_lane = lane_engine(settings_, lanes.lanes);
     RotationUnitsSetup setup{conninfo_,
                              keyring_.get(),
                              resolved_.shapes,

@@ -38,6 +38,13 @@ LaneSettings lane_settings(const WorkerSettings& workers, const RetryPolicy& ret
   return s;
 }
 
+EngineSettings lane_engine(const EngineSettings& process, std::size_t lanes) {
+  EngineSettings lane = process;
+  lane.batch_bytes = std::max<std::size_t>(1, process.batch_bytes / std::max<std::size_t>(1, lanes));
+  lane.threads = std::max<std::size_t>(1, process.threads / std::max<std::size_t>(1, lanes));
+  return lane;
+}
+
 void plan_units(db::StateStore& store, const std::string& conninfo, std::int64_t run_id, const db::Claimant& claimant,
                 const std::vector<TableShape>& shapes, const WorkerSettings& workers) {
   db::WorkUnits units(conninfo, store.schema(), run_id, claimant);

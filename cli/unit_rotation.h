@@ -22,6 +22,10 @@ db::Claimant make_claimant(const WorkerSettings& workers);
 // --workers, or the machine's cores (at most 8); --no-wait; --retry-for.
 LaneSettings lane_settings(const WorkerSettings& workers, const RetryPolicy& retry);
 
+// What each of `lanes` lanes runs with: a share of the process's
+// --batch-bytes and --threads (more lanes, not more memory or crypto threads).
+EngineSettings lane_engine(const EngineSettings& process, std::size_t lanes);
+
 // Plans the run's units when nobody has: each table's chunks, after its
 // checkpoint. A run resumed alone (not joined) does its tables' finishes and
 // its own unit again. Call while holding the run-opening lock.
