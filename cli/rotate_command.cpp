@@ -88,7 +88,7 @@ CLI::Option* add_pacing_options(CLI::App& cmd, RotateSettings& s, DurationTexts&
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--max-replica-lag", d.max_replica_lag, "Pause while a standby's replay lag exceeds this, e.g. 10s");
   cmd.add_option("--pause-file", s.throttle.pause_file, "Pause while this file exists");
-  cmd.add_option("--threads", s.engine.threads, "Re-encryption threads")
+  cmd.add_option("--threads", s.engine.threads, "Re-encryption threads of this process (its lanes share them)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd.add_option("--max-duration", d.max_duration, "Stop cleanly (exit 75) after this long, e.g. 90s, 45m, 2h");
