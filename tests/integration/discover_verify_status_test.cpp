@@ -221,5 +221,17 @@ TEST_SUITE("integration.discover_verify_status") {
       CHECK(table["done"] == true);
       CHECK(table["percent"] == 100.0);
     }
+    CHECK(run["units"]["left"] == 0);
+    CHECK(run["units"]["done"].get<long long>() > 0);
+    const std::size_t tables = run["tables"].size();
+
+    // A state schema an older rekey made has no work units: status reads it as it is.
+    s.db.exec("DROP TABLE rekey.chunks");
+    const auto older = s.rekey({"status", "--format", "json"});
+    REQUIRE_MESSAGE(older.exit_code == 0, older.describe());
+    run = json::parse(older.out)["runs"][0];
+    CHECK(run["state"] == "finished");
+    CHECK(run["units"]["done"] == 0);
+    CHECK(run["tables"].size() == tables);
   }
 }
