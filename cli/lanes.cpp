@@ -27,8 +27,9 @@ class Lane {
         stop_(stop),
         run_done_(run_done) {}
 
-  // True when the run's units are all done.
-  bool run() {
+  // Until the run's units are all done (run_done_), nothing is left to claim
+  // (kLeave), or a stop.
+  void run() {
     auto next_report = std::chrono::steady_clock::now();
     while (!stop_.should_stop() && !run_done_) {
       std::optional<db::WorkUnit> unit;
@@ -42,11 +43,10 @@ class Lane {
       if (tally.superseded) {
         log::error("the run was superseded (rotate --restart): this worker stops; its work stands");
         stop_.request(StopReason::kLockLost);
-        return false;
+        return;
       }
       if (tally.total() > 0 && tally.done == tally.total()) run_done_ = true;
-      if (run_done_) return true;
-      if (settings_.when_nothing_left == WhenNothingLeft::kLeave) return false;
+      if (run_done_ || settings_.when_nothing_left == WhenNothingLeft::kLeave) return;
       if (number_ == 0 && std::chrono::steady_clock::now() >= next_report) {
         std::vector<db::WorkerLease> held;
         retry("reading the run's work units", [&] { held = units_.leases(); });
@@ -57,7 +57,6 @@ class Lane {
         std::this_thread::sleep_for(kNap);
       }
     }
-    return run_done_;
   }
 
  private:
@@ -113,9 +112,8 @@ class Lane {
 
 bool run_lanes(const LaneSettings& settings, const std::function<std::unique_ptr<db::WorkUnits>()>& open_units,
                UnitWork& work, LeaseKeeper& keeper, StopControl& stop) {
-  std::mutex mutex;  // guards first_error and all_done
+  std::mutex mutex;  // guards first_error
   std::exception_ptr first_error;
-  bool all_done = false;
   std::atomic<bool> run_done{false};
   std::vector<std::thread> threads;
   const std::size_t lanes = std::max<std::size_t>(1, settings.lanes);
@@ -123,9 +121,7 @@ bool run_lanes(const LaneSettings& settings, const std::function<std::unique_ptr
     threads.emplace_back([&, i] {
       try {
         const std::unique_ptr<db::WorkUnits> units = open_units();
-        const bool done = Lane(i, settings, *units, work, keeper, stop, run_done).run();
-        const std::lock_guard<std::mutex> lock(mutex);
-        all_done = all_done || done;
+        Lane(i, settings, *units, work, keeper, stop, run_done).run();
       } catch (const RetriesExhausted& e) {
         // Every committed batch carries its checkpoint: stopping here is safe.
         log::error("{}", e.what());
@@ -139,7 +135,7 @@ bool run_lanes(const LaneSettings& settings, const std::function<std::unique_ptr
   }
   for (auto& t : threads) t.join();
   if (first_error) std::rethrow_exception(first_error);
-  return all_done;
+  return run_done;
 }
 
 }  // namespace rekey

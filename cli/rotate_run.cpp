@@ -185,7 +185,8 @@ class RotateRun {
   // What this worker reports: the run's outcome once it is done (whoever
   // finished it), else a stop (75) that the next worker, or a rerun, resumes.
   void conclude(bool all_done) {
-    load_tables(*store_, *open_units(db::Claimant{}), report_.run_id, resolved_.shapes, report_, all_completed_);
+    const std::unique_ptr<db::WorkUnits> units = open_units(db::Claimant{});
+    load_tables(*store_, *units, report_.run_id, resolved_.shapes, report_, all_completed_);
     note_time();
     const auto run = store_->run(report_.run_id);
     if (all_done && run && run->exit_code) {
@@ -199,7 +200,7 @@ class RotateRun {
         to_int(exit_code_for(rotate_outcome(report_, stop_.reason(), false, store_->failure_count(report_.run_id))));
     report_.status = db::RunStatus::kStopped;
     // Unless others still work on it, or it ended meanwhile.
-    if (!open_units(db::Claimant{})->end_run(report_.status, report_.exit_code)) {
+    if (!units->end_run(report_.status, report_.exit_code)) {
       log::info("run {} goes on with its other workers (rekey status shows them)", report_.run_id);
     }
   }

@@ -245,17 +245,6 @@ std::int64_t StateStore::create_run(const std::string& targets, const std::strin
   });
 }
 
-void StateStore::set_status(std::int64_t run_id, RunStatus status, std::optional<int> exit_code) {
-  return session_.run([&](pqxx::connection& conn) {
-    pqxx::work tx(conn);
-    tx.exec_params("UPDATE " + quote_ident(schema_) +
-                       ".runs SET status = $2, exit_code = $3, updated_at = now(), "
-                       "finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1",
-                   run_id, std::string(to_string(status)), exit_code);
-    tx.commit();
-  });
-}
-
 void StateStore::set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);

@@ -68,7 +68,6 @@ class StateStore {
 
   std::int64_t create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
                           const std::string& command, const std::string& runner);
-  void set_status(std::int64_t run_id, RunStatus status, std::optional<int> exit_code);
   void set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps);
   // Marks `run_id` replaced by `by` (stopped, never resumed).
   void supersede(std::int64_t run_id, std::int64_t by);

@@ -234,24 +234,24 @@ void WorkUnits::release(const WorkUnit& unit) {
 std::vector<WorkUnit> WorkUnits::renew(const std::vector<WorkUnit>& held) {
   std::vector<WorkUnit> lost;
   for (const WorkUnit& unit : held) {
-    session_.run([&](pqxx::connection& conn) {
+    // Whether the unit is still this worker's; run again after a reconnect, so it decides, not appends.
+    const bool still_mine = session_.run([&](pqxx::connection& conn) {
       pqxx::work tx(conn);
       const pqxx::result row =
           tx.exec_params("SELECT owner = $4 AND epoch = $5 AND status = 'running' FROM " + table() +
                              " WHERE run_id = $1 AND table_name = $2 AND chunk = $3 "
                              "FOR UPDATE SKIP LOCKED",
                          run_id_, unit.table_name, unit.chunk, claimant_.name, unit.epoch);
-      if (row.empty()) return;
-      if (!row[0][0].as<bool>()) {
-        lost.push_back(unit);
-        return;
-      }
+      if (row.empty()) return true;  // locked: mid-batch, which extends the lease itself
+      if (!row[0][0].as<bool>()) return false;
       tx.exec_params("UPDATE " + table() +
                          " SET lease_until = pg_catalog.now() + $4::interval, updated_at = pg_catalog.now() "
                          "WHERE run_id = $1 AND table_name = $2 AND chunk = $3",
                      run_id_, unit.table_name, unit.chunk, interval_of(claimant_.lease));
       tx.commit();
+      return true;
     });
+    if (!still_mine) lost.push_back(unit);
   }
   session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
