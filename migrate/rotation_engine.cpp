@@ -83,8 +83,10 @@ class TableRotation {
   // Serial: the next keyset page after cursor_; null (and the pipeline stops)
   // at the end of the table or when asked to stop.
   BatchPtr read_stage() {
-    const std::size_t rows = settings_.throttle != nullptr ? settings_.throttle->batch_size() : settings_.batch_size;
-    if (reached_end_ || stop_.should_stop() || !wait_for_turn(rows)) return nullptr;
+    if (reached_end_ || stop_.should_stop()) return nullptr;
+    const std::size_t rows =
+        wait_for_turn(settings_.throttle != nullptr ? settings_.throttle->batch_size() : settings_.batch_size);
+    if (rows == 0) return nullptr;
     auto batch = std::make_unique<Batch>();
     const auto started = Clock::now();
     const ReadLimit share = batch_share(rows, settings_.batch_bytes, settings_.threads);
@@ -183,11 +185,11 @@ class TableRotation {
   void rewrite_rows(const std::vector<KeyValues>& keys, Reread why) {
     const std::size_t max_bytes = batch_share(settings_.batch_size, settings_.batch_bytes, settings_.threads).bytes;
     for (std::size_t from = 0; from < keys.size() && !stop_.should_stop();) {
-      std::vector<KeyValues> chunk(
-          keys.begin() + static_cast<std::ptrdiff_t>(from),
-          keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), from + settings_.batch_size)));
-      // Paced like the main pass: the rate cap, the pause file and replica lag hold here too.
-      if (!wait_for_turn(chunk.size())) break;
+      // Paced like the main pass: the rate cap, the pace, the pause file and replica lag hold here too.
+      const std::size_t rows = wait_for_turn(std::min(keys.size() - from, settings_.batch_size));
+      if (rows == 0) break;
+      std::vector<KeyValues> chunk(keys.begin() + static_cast<std::ptrdiff_t>(from),
+                                   keys.begin() + static_cast<std::ptrdiff_t>(from + rows));
       KeyedRows read;
       retry("reading rows again", read_retries_, [&] { read = reader_.read_keys(chunk, max_bytes); });
       count_read(chunk.size(), read.rows.size());
@@ -260,11 +262,11 @@ class TableRotation {
     if (on_progress_) on_progress_(so_far(), seconds_since(started_));
   }
 
-  // Paces a read of up to `rows` rows (rate cap, pause file, replica lag);
-  // false when asked to stop.
-  bool wait_for_turn(std::size_t rows) {
-    if (settings_.throttle != nullptr) settings_.throttle->wait_for_turn(stop_, rows);
-    return !stop_.should_stop();
+  // Paces a read of up to `rows` rows (rate cap, pace, pause file, replica
+  // lag): the rows it may read now; 0 when asked to stop.
+  std::size_t wait_for_turn(std::size_t rows) {
+    if (settings_.throttle != nullptr) return settings_.throttle->wait_for_turn(stop_, rows);
+    return stop_.should_stop() ? 0 : rows;
   }
 
   // A read paced for `paced` rows returned `rows`.

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "common/log.h"
@@ -10,6 +11,12 @@
 namespace rekey {
 namespace {
 constexpr std::chrono::milliseconds kPoll{100};
+// Under a pace, batches of a twentieth of a second: smooth WAL and CPU for the
+// application beside, rather than bursts.
+constexpr double kPacedBatchSeconds = 0.05;
+// Time left unused at the rate (a batch that came late) that the next one may
+// take: a little, so that slow batches do not lower the rate, never a burst.
+constexpr double kBurstSeconds = 0.1;
 
 std::int64_t ns_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
@@ -50,44 +57,95 @@ std::optional<std::string> Throttle::replicas_hold_back(StopControl& stop) {
   return replicas_hold_back_;
 }
 
-std::optional<std::string> Throttle::pause_reason(StopControl& stop) {
+std::optional<Throttle::PauseReason> Throttle::pause_reason(StopControl& stop) {
   struct stat st {};
   if (!settings_.pause_file.empty() && ::stat(settings_.pause_file.c_str(), &st) == 0) {
-    return "pause file " + settings_.pause_file + " present";
+    return PauseReason{"pause file", "pause file " + settings_.pause_file + " present"};
   }
-  return replicas_hold_back(stop);
+  {
+    const std::lock_guard<std::mutex> lock(pace_mutex_);
+    if (pace_paused_) return PauseReason{"pace", *pace_paused_};
+  }
+  if (auto lag = replicas_hold_back(stop)) return PauseReason{"replica lag", *lag};
+  return std::nullopt;
 }
 
-void Throttle::wait_for_turn(StopControl& stop, std::size_t rows) {
-  const std::lock_guard<std::mutex> turn(turn_mutex_);
-  std::optional<std::string> reason = pause_reason(stop);
-  if (reason) {
-    const auto t = std::chrono::steady_clock::now();
-    while (reason && !stop.should_stop()) {
-      log::info("paused: {}", *reason);
-      std::optional<std::string> next;
-      do {
-        std::this_thread::sleep_for(kPoll);
-        next = pause_reason(stop);
-      } while (next == reason && !stop.should_stop());
-      reason = std::move(next);
+void Throttle::set_pace(double rate, std::optional<std::string> paused) {
+  const std::lock_guard<std::mutex> lock(pace_mutex_);
+  pace_rate_ = rate;
+  pace_paused_ = std::move(paused);
+}
+
+double Throttle::rate_now() const {
+  const std::lock_guard<std::mutex> lock(pace_mutex_);
+  return settings_.max_rate > 0 ? std::min(settings_.max_rate, pace_rate_) : pace_rate_;
+}
+
+std::size_t Throttle::batch_size() const {
+  const double rate = rate_now();
+  const std::size_t steered = batch_size_.load();
+  if (std::isinf(rate)) return steered;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(rate * kPacedBatchSeconds), 1, steered);
+}
+
+std::map<std::string, double> Throttle::seconds_paused_by() const {
+  const std::lock_guard<std::mutex> lock(pace_mutex_);
+  return paused_by_;
+}
+
+void Throttle::wait_for_rate(StopControl& stop) {
+  const auto t = std::chrono::steady_clock::now();
+  for (;;) {
+    // Due when the last batch's rows fit under the rate now (a change of the
+    // rate meanwhile counts at once), less the time left unused before it.
+    const double rate = rate_now();
+    if (std::isinf(rate) || stop.should_stop()) break;
+    const auto due = last_turn_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      std::chrono::duration<double>(last_rows_ / rate - credit_s_));
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= due) {
+      credit_s_ = std::min(kBurstSeconds, std::chrono::duration<double>(now - due).count());
+      break;
     }
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(kPoll, due - now));
+  }
+  throttled_ns_ += ns_since(t);
+}
+
+void Throttle::wait_while_paused(StopControl& stop) {
+  std::optional<PauseReason> reason = pause_reason(stop);
+  while (reason && !stop.should_stop()) {
+    const auto t = std::chrono::steady_clock::now();
+    log::info("paused: {}", reason->text);
+    std::optional<PauseReason> next;
+    do {
+      std::this_thread::sleep_for(kPoll);
+      next = pause_reason(stop);
+    } while (next == reason && !stop.should_stop());
     paused_ns_ += ns_since(t);
-    log::info("resumed after {:.1f}s", ns_since(t) / 1e9);
-  }
-  if (settings_.max_rate > 0) {
-    // Not before the moment at which the rows already read fit under the cap,
-    // counting from the start with paused time excluded.
-    const auto due = started_ + std::chrono::nanoseconds(paused_ns_.load()) +
-                     std::chrono::nanoseconds(
-                         static_cast<std::int64_t>(static_cast<double>(rows_read_.load()) / settings_.max_rate * 1e9));
-    const auto t = std::chrono::steady_clock::now();
-    while (!stop.should_stop() && std::chrono::steady_clock::now() < due) {
-      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(kPoll, due - std::chrono::steady_clock::now()));
+    {
+      const std::lock_guard<std::mutex> lock(pace_mutex_);
+      paused_by_[reason->cause] += static_cast<double>(ns_since(t)) / 1e9;
     }
-    throttled_ns_ += ns_since(t);
+    if (!next) log::info("resumed after {:.1f}s", static_cast<double>(ns_since(t)) / 1e9);
+    reason = std::move(next);
+    credit_s_ = 0;
   }
+}
+
+std::size_t Throttle::wait_for_turn(StopControl& stop, std::size_t rows) {
+  const std::lock_guard<std::mutex> turn(turn_mutex_);
+  wait_while_paused(stop);
+  wait_for_rate(stop);
+  if (stop.should_stop()) return 0;
+  // No more than a slot's worth at the rate now (it may have dropped since
+  // the reader sized its batch).
+  const double rate = rate_now();
+  if (!std::isinf(rate)) rows = std::clamp<std::size_t>(static_cast<std::size_t>(rate * kPacedBatchSeconds), 1, rows);
+  last_turn_ = std::chrono::steady_clock::now();
+  last_rows_ = static_cast<double>(rows);
   rows_read_ += static_cast<std::int64_t>(rows);
+  return rows;
 }
 
 void Throttle::record_write(std::size_t rows, std::chrono::duration<double> took) {
