@@ -19,3 +19,14 @@ copy_of() {
   bench_psql -c "DROP TABLE IF EXISTS $1" -c "CREATE TABLE $1 (LIKE bench_src INCLUDING ALL)" \
     -c "INSERT INTO $1 SELECT * FROM bench_src" -c "VACUUM ANALYZE $1" -c "CHECKPOINT"
 }
+# The service's traffic for pgbench, into file $1 for a table `accounts` of $2
+# rows: read a row, and one time in four rewrite its phone number (the same
+# token: latency is what is measured).
+bench_app_sql() {
+  cat >"$1" <<SQL
+\\set id random(1, $2)
+SELECT phone_enc, account_enc FROM accounts WHERE id = :id;
+\\set w random(1, 4)
+UPDATE accounts SET phone_enc = phone_enc WHERE id = :id AND :w = 1;
+SQL
+}

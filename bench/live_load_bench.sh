@@ -19,14 +19,7 @@ trap 'pg_stop; rm -rf "$WORK"' EXIT
 PG_DURABLE=1 pg_start
 /usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" accounts "$ROWS" >&2
 
-# The service's traffic: read a row, and one time in four rewrite its phone
-# number (the same token: latency is what is measured here).
-cat > "$WORK/app.sql" <<SQL
-\set id random(1, $ROWS)
-SELECT phone_enc, account_enc FROM accounts WHERE id = :id;
-\set w random(1, 4)
-UPDATE accounts SET phone_enc = phone_enc WHERE id = :id AND :w = 1;
-SQL
+bench_app_sql "$WORK/app.sql" "$ROWS"
 
 load() {  # $1: label; pgbench writes per-transaction latencies (µs) to $WORK/$1.*
   (cd "$WORK" && pgbench -n "$REKEY_TEST_DB" -f app.sql -c "$CLIENTS" -j 2 -R "$TPS" -T "$LOAD_SECONDS" \

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
 #include "common/atomic_file.h"
@@ -27,6 +28,24 @@ std::string label_value(const std::string& v) {
 
 void family(std::string& out, const char* name, const char* type, const char* help) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+// The pace (--pace auto): its rate now (+Inf: no limit; 0 while paused),
+// time paused by cause, and the health probe's baseline and recent p95.
+void pace_metrics(std::string& out, const std::string& base, const RunReport& r) {
+  const PaceReport& p = r.pace;
+  family(out, "rekey_pace_rows_per_second", "gauge", "The pace now: rows per second allowed (+Inf: no limit).");
+  const double rate = p.now.paused ? 0 : p.now.rate;
+  out += fmt::format("rekey_pace_rows_per_second{{{},mode=\"{}\"}} {}\n", base, to_string(p.mode),
+                     std::isinf(rate) ? std::string("+Inf") : fmt::format("{:.1f}", rate));
+  family(out, "rekey_paused_seconds_by_cause", "gauge", "Seconds paused, by cause (pause file, replica lag, pace).");
+  for (const auto& [cause, seconds] : r.seconds_paused_by) {
+    out += fmt::format("rekey_paused_seconds_by_cause{{{},cause=\"{}\"}} {:.3f}\n", base, label_value(cause), seconds);
+  }
+  family(out, "rekey_probe_baseline_seconds", "gauge", "The health probe's latency while rekey was quiet (p95).");
+  out += fmt::format("rekey_probe_baseline_seconds{{{}}} {:.6f}\n", base, p.baseline_ms / 1000);
+  family(out, "rekey_probe_p95_seconds", "gauge", "The health probe's recent latency (p95).");
+  out += fmt::format("rekey_probe_p95_seconds{{{}}} {:.6f}\n", base, p.p95_ms / 1000);
 }
 
 }  // namespace
@@ -72,8 +91,9 @@ std::string render_metrics(const RunReport& r, const std::string& command, doubl
   out += fmt::format("rekey_retries{{{}}} {}\n", base, retries);
   family(out, "rekey_paused_seconds", "gauge", "Seconds paused (pause file, replica lag).");
   out += fmt::format("rekey_paused_seconds{{{}}} {:.3f}\n", base, r.seconds_paused);
-  family(out, "rekey_throttled_seconds", "gauge", "Seconds held back by --max-rate.");
+  family(out, "rekey_throttled_seconds", "gauge", "Seconds held back by --max-rate or the pace.");
   out += fmt::format("rekey_throttled_seconds{{{}}} {:.3f}\n", base, r.seconds_throttled);
+  pace_metrics(out, base, r);
   family(out, "rekey_rows_per_second", "gauge", "Rows per second in this invocation.");
   out += fmt::format("rekey_rows_per_second{{{}}} {:.1f}\n", base,
                      r.duration_seconds > 0 ? static_cast<double>(rows) / r.duration_seconds : 0.0);

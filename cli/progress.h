@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 namespace rekey {
 
@@ -19,6 +21,9 @@ class ProgressReporter {
   // Reports `rows` seen in this invocation after `elapsed` seconds; rate-limited.
   void update(std::int64_t rows, double elapsed, bool final = false);
   void finish(std::int64_t rows, double elapsed) { update(rows, elapsed, true); }
+  // Shows the pace (--pace auto) with each update, and counts it in the ETA:
+  // `pace` gives its rows/s (infinity: no limit) and a short text.
+  void follow_pace(std::function<std::pair<double, std::string>()> pace) { pace_ = std::move(pace); }
 
  private:
   ProgressStyle style_;
@@ -26,6 +31,7 @@ class ProgressReporter {
   std::int64_t done_before_;
   std::int64_t total_;
   std::chrono::steady_clock::time_point last_{};
+  std::function<std::pair<double, std::string>()> pace_;
 };
 
 }  // namespace rekey

@@ -5,6 +5,7 @@
 #include <memory>
 #include <thread>
 
+#include "cli/cli_choices.h"
 #include "cli/db_options.h"
 #include "cli/rotate_settings.h"
 #include "common/duration.h"
@@ -84,7 +85,12 @@ CLI::Option* add_pacing_options(CLI::App& cmd, RotateSettings& s, DurationTexts&
   add_batch_bytes_option(cmd, s.engine.batch_bytes);
   cmd.add_option("--batch-time", d.batch_time, "Target time per batch when --batch-size is not given")
       ->capture_default_str();
-  cmd.add_option("--max-rate", s.throttle.max_rate, "Rows per second at most; 0: no cap")
+  cmd.add_option("--pace", s.pace,
+                 "auto: as fast as the database's health allows beside live traffic; max: as fast as possible "
+                 "(a maintenance window)")
+      ->transform(choices(std::map<std::string, PaceMode>{{"auto", PaceMode::kAuto}, {"max", PaceMode::kMax}}))
+      ->capture_default_str();
+  cmd.add_option("--max-rate", s.throttle.max_rate, "Rows per second at most, in both paces; 0: no cap")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--max-replica-lag", d.max_replica_lag, "Pause while a standby's replay lag exceeds this, e.g. 10s");
   cmd.add_option("--pause-file", s.throttle.pause_file, "Pause while this file exists");

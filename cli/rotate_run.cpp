@@ -133,6 +133,8 @@ class RotateRun {
     locks_->unlock_run_opening(s_.writer.state_schema);
     const RunSize size = run_size(*store_, report_.run_id);
     ProgressReporter progress(style_, "run " + std::to_string(report_.run_id), size.rows_seen, size.estimated_rows);
+    pace_ = start_pace(s_, conninfo_, report_.run_id, claimant.name, resolved_.shapes, throttle_);
+    if (pace_) progress.follow_pace([this] { return pace_->shown(); });
     const LaneSettings lanes = lane_settings(s_.workers, s_.engine.retry);
     const EngineSettings per_lane = lane_engine(settings_, lanes.lanes);
     RotationUnitsSetup setup{conninfo_,
@@ -149,6 +151,8 @@ class RotateRun {
     const bool all_done = run_lanes(
         lanes, [&] { return open_units(claimant); }, work, keeper, stop_);
     progress.finish(work.rows_seen(), elapsed());
+    note_time();
+    pace_.reset();  // its report stays in report_
     failure_reasons_ = work.failure_reasons();
     conclude(all_done);
     work.add_to(report_);
@@ -163,8 +167,7 @@ class RotateRun {
     live.old_key_fingerprints = report_.old_key_fingerprints;
     live.tables = so_far;
     live.duration_seconds = elapsed();
-    live.seconds_paused = throttle_.seconds_paused();
-    live.seconds_throttled = throttle_.seconds_throttled();
+    note_pacing(live, throttle_, pace_.get());
     metrics_.update(live, false);
   }
 
@@ -236,23 +239,15 @@ class RotateRun {
     if (!outcome.completed) all_completed_ = false;
   }
 
-  CensusSettings uncovered_census_settings() const {
-    CensusSettings census;
-    census.threads = s_.engine.threads;
-    census.batch_bytes = s_.engine.batch_bytes;
-    return census;
-  }
-
   void note_time() {
     report_.duration_seconds = elapsed();
-    report_.seconds_paused = throttle_.seconds_paused();
-    report_.seconds_throttled = throttle_.seconds_throttled();
+    note_pacing(report_, throttle_, pace_.get());
   }
 
   // What rotate could not reach, and the exit code of it all.
   void account() {
     if (!stop_.should_stop())
-      report_.uncovered = census_uncovered(conninfo_, resolved_, *keyring_, uncovered_census_settings(), stop_);
+      report_.uncovered = census_uncovered(conninfo_, resolved_, *keyring_, census_settings(s_.engine), stop_);
     note_time();
     report_.stop_reason = to_string(stop_.reason());
     const std::int64_t recorded_failures = store_ ? store_->failure_count(report_.run_id) : 0;
@@ -330,6 +325,7 @@ class RotateRun {
   MetricsFile metrics_;
   db::ReplicaLagProbe lag_probe_;
   Throttle throttle_;
+  std::unique_ptr<PaceKeeper> pace_;  // --pace auto, while the lanes work
   EngineSettings settings_;
   db::WriterSettings writer_settings_;
   RotationTargets resolved_;

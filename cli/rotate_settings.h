@@ -13,6 +13,7 @@
 #include "cli/lanes.h"
 #include "db/pg_table_writer.h"
 #include "db/table_lock.h"
+#include "migrate/pace.h"
 #include "migrate/rotation_engine.h"
 #include "migrate/throttle.h"
 
@@ -41,9 +42,10 @@ struct RotateSettings {
   std::string report;
   std::string metrics_file;
   std::string audit_log;
-  EngineSettings engine;      // batch size and bytes, threads, --max-failures, --retry-for
-  ThrottleSettings throttle;  // --max-rate, --pause-file, --max-replica-lag, --batch-time
-  db::WriterSettings writer;  // --state-schema, --lock-timeout, --statement-timeout
+  EngineSettings engine;            // batch size and bytes, threads, --max-failures, --retry-for
+  ThrottleSettings throttle;        // --max-rate, --pause-file, --max-replica-lag, --batch-time
+  PaceMode pace = PaceMode::kAuto;  // --pace
+  db::WriterSettings writer;        // --state-schema, --lock-timeout, --statement-timeout
   WorkerSettings workers;
 };
 

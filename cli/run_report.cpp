@@ -1,5 +1,6 @@
 #include "cli/run_report.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "common/atomic_file.h"
@@ -29,6 +30,29 @@ nlohmann::json failure_json(const std::string& table, const std::string& column,
   return {{"table", table}, {"column", column}, {"primary_key", log::json_text(primary_key)}, {"reason", reason}};
 }
 
+namespace {
+
+nlohmann::json rate_json(double rate) { return std::isinf(rate) ? nlohmann::json(nullptr) : nlohmann::json(rate); }
+
+// The pace: its mode, where it is now and why, the probe's latencies, and
+// each change (rows_per_second null: no limit; 0: paused).
+nlohmann::json pace_json(const PaceReport& p) {
+  nlohmann::json changes = nlohmann::json::array();
+  for (const auto& c : p.changes) {
+    changes.push_back({{"at_seconds", c.at_s}, {"rows_per_second", rate_json(c.rate)}, {"reason", c.reason}});
+  }
+  return {{"mode", to_string(p.mode)},
+          {"rows_per_second", rate_json(p.now.rate)},
+          {"paused", p.now.paused ? nlohmann::json(*p.now.paused) : nlohmann::json(nullptr)},
+          {"reason", p.now.reason},
+          {"probe_baseline_ms", p.baseline_ms},
+          {"probe_p95_ms", p.p95_ms},
+          {"wal_bytes_per_second", p.wal_bytes_per_s},
+          {"changes", changes}};
+}
+
+}  // namespace
+
 nlohmann::json to_json(const RunReport& r) {
   std::int64_t rows = 0;
   nlohmann::json tables = nlohmann::json::array();
@@ -56,6 +80,8 @@ nlohmann::json to_json(const RunReport& r) {
                    {"duration_seconds", r.duration_seconds},
                    {"seconds_paused", r.seconds_paused},
                    {"seconds_throttled", r.seconds_throttled},
+                   {"seconds_paused_by", r.seconds_paused_by},
+                   {"pace", pace_json(r.pace)},
                    {"rows_seen", rows},
                    {"rows_per_second", r.duration_seconds > 0 ? static_cast<double>(rows) / r.duration_seconds : 0.0},
                    {"new_key_fingerprint", r.new_key_fingerprint},

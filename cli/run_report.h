@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/exit_code.h"
 #include "db/run_status.h"
+#include "migrate/pace.h"
 #include "migrate/stop_control.h"
 #include "migrate/table_port.h"
 
@@ -43,8 +45,10 @@ struct RunReport {
   std::string stop_reason;
   std::string error;  // a failed run's error, first line (error_summary): never a key or a value
   double duration_seconds = 0;
-  double seconds_paused = 0;     // pause file present or replicas lagging
-  double seconds_throttled = 0;  // held back by --max-rate
+  double seconds_paused = 0;                        // pause file present or replicas lagging
+  double seconds_throttled = 0;                     // held back by --max-rate or the pace
+  std::map<std::string, double> seconds_paused_by;  // by cause: "pause file", "replica lag", "pace"
+  PaceReport pace;                                  // --pace, and under auto the pace over time
   std::string new_key_fingerprint;
   std::vector<std::string> old_key_fingerprints;
   std::vector<TableReport> tables;

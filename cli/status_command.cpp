@@ -16,6 +16,7 @@
 #include "common/errors.h"
 #include "common/identifier.h"
 #include "common/log.h"
+#include "db/health_probe.h"
 #include "db/state_schema_name.h"
 #include "db/state_store.h"
 #include "db/work_units.h"
@@ -37,7 +38,13 @@ struct StatusOptions {
 // The run's work units by status, and the workers holding units now.
 nlohmann::json units_json(const std::string& conninfo, const std::string& schema, std::int64_t run_id) {
   db::WorkUnits units(conninfo, schema, run_id, db::Claimant{});
-  if (!units.table_exists()) return {{"done", 0}, {"running", 0}, {"left", 0}, {"workers", nlohmann::json::array()}};
+  if (!units.table_exists()) {
+    return {{"done", 0},
+            {"running", 0},
+            {"left", 0},
+            {"workers", nlohmann::json::array()},
+            {"paces", nlohmann::json::array()}};
+  }
   const db::UnitTally tally = units.tally();
   nlohmann::json workers = nlohmann::json::array();
   for (const auto& w : units.leases()) {
@@ -49,7 +56,18 @@ nlohmann::json units_json(const std::string& conninfo, const std::string& schema
                        {"rows_per_second", w.seconds_held > 0 ? static_cast<double>(w.rows_seen) / w.seconds_held : 0},
                        {"lease_age_seconds", w.lease_age_seconds}});
   }
-  return {{"done", tally.done}, {"running", tally.running}, {"left", tally.todo}, {"workers", workers}};
+  nlohmann::json paces = nlohmann::json::array();
+  for (const auto& p : db::worker_paces(conninfo, schema, run_id)) {
+    paces.push_back({{"worker", p.worker},
+                     {"rows_per_second", p.rate ? nlohmann::json(*p.rate) : nlohmann::json(nullptr)},
+                     {"paused", p.paused ? nlohmann::json(*p.paused) : nlohmann::json(nullptr)},
+                     {"reason", p.reason},
+                     {"probe_ms", p.probe_ms},
+                     {"probe_baseline_ms", p.baseline_ms},
+                     {"age_seconds", p.age_seconds}});
+  }
+  return {
+      {"done", tally.done}, {"running", tally.running}, {"left", tally.todo}, {"workers", workers}, {"paces", paces}};
 }
 
 void print_units(const nlohmann::json& u) {
@@ -63,6 +81,16 @@ void print_units(const nlohmann::json& u) {
                 w["chunk"].get<int>(), log::printable(w["table"].get<std::string>()).c_str(),
                 static_cast<long long>(w["rows_seen"].get<std::int64_t>()), w["rows_per_second"].get<double>(),
                 w["lease_age_seconds"].get<double>());
+  }
+  for (const auto& p : u["paces"]) {
+    const std::string rate = p["paused"].is_string() ? "paused: " + p["paused"].get<std::string>()
+                             : p["rows_per_second"].is_null()
+                                 ? std::string("no limit")
+                                 : fmt::format("{:.0f} rows/s", p["rows_per_second"].get<double>());
+    std::printf("  pace of %s: %s (%s); probe %.1f ms, baseline %.1f ms\n",
+                log::printable(p["worker"].get<std::string>()).c_str(), log::printable(rate).c_str(),
+                log::printable(p["reason"].get<std::string>()).c_str(), p["probe_ms"].get<double>(),
+                p["probe_baseline_ms"].get<double>());
   }
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/db_options.h"
+#include "db/health_probe.h"
 #include "db/unit_plan.h"
 
 namespace rekey {
@@ -107,6 +108,31 @@ void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_i
     all_completed = all_completed && t.completed;
     report.tables.push_back(std::move(t));
   }
+}
+
+std::unique_ptr<PaceKeeper> start_pace(const RotateSettings& s, const std::string& conninfo, std::int64_t run_id,
+                                       const std::string& worker, const std::vector<TableShape>& shapes,
+                                       Throttle& throttle) {
+  if (s.pace != PaceMode::kAuto) return nullptr;
+  auto probe = std::make_shared<db::HealthProbe>(conninfo, s.writer.state_schema, run_id, worker, shapes);
+  PaceSettings settings;
+  settings.ceiling = s.throttle.max_rate;
+  return std::make_unique<PaceKeeper>(
+      [probe](const Pace& pace, double baseline_ms) { return probe->sample(pace, baseline_ms); }, throttle, settings);
+}
+
+void note_pacing(RunReport& report, const Throttle& throttle, const PaceKeeper* pace) {
+  report.seconds_paused = throttle.seconds_paused();
+  report.seconds_paused_by = throttle.seconds_paused_by();
+  report.seconds_throttled = throttle.seconds_throttled();
+  if (pace != nullptr) report.pace = pace->report();
+}
+
+CensusSettings census_settings(const EngineSettings& engine) {
+  CensusSettings census;
+  census.threads = engine.threads;
+  census.batch_bytes = engine.batch_bytes;
+  return census;
 }
 
 }  // namespace rekey

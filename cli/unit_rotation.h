@@ -4,14 +4,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/lanes.h"
+#include "cli/pace_keeper.h"
 #include "cli/rotate_settings.h"
 #include "cli/run_report.h"
 #include "db/state_store.h"
 #include "db/work_units.h"
+#include "migrate/census_engine.h"
 
 namespace rekey {
 
@@ -48,5 +51,19 @@ RunSize run_size(db::StateStore& store, std::int64_t run_id);
 // whether every table's finish completed.
 void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_id,
                  const std::vector<TableShape>& shapes, RunReport& report, bool& all_completed);
+
+// --pace auto: a keeper pacing `throttle` from a HealthProbe of this worker on
+// the run's targets, its baseline taken now (before the lanes start); null for
+// --pace max.
+std::unique_ptr<PaceKeeper> start_pace(const RotateSettings& s, const std::string& conninfo, std::int64_t run_id,
+                                       const std::string& worker, const std::vector<TableShape>& shapes,
+                                       Throttle& throttle);
+
+// The pacing so far into `report`: time paused (by cause) and throttled, and
+// the pace (none for --pace max).
+void note_pacing(RunReport& report, const Throttle& throttle, const PaceKeeper* pace);
+
+// The final census of a run with the process's --threads and --batch-bytes.
+CensusSettings census_settings(const EngineSettings& engine);
 
 }  // namespace rekey

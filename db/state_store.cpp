@@ -125,7 +125,7 @@ bool schema_exists_in(pqxx::transaction_base& tx, const std::string& schema) {
 }  // namespace
 
 const std::vector<std::string>& StateStore::table_names() {
-  static const std::vector<std::string> names = {"runs", "table_progress", "failures", "pending", "chunks"};
+  static const std::vector<std::string> names = {"runs", "table_progress", "failures", "pending", "chunks", "pace"};
   return names;
 }
 

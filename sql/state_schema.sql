@@ -91,3 +91,18 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.chunks (
   updated_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (run_id, table_name, chunk)
 );
+
+-- Each worker's pace under --pace auto (migrate/pace.h), written by its health
+-- probe every few hundred milliseconds: the probe's tiny write, and what
+-- `rekey status` shows.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.pace (
+  run_id      bigint      NOT NULL REFERENCES __SCHEMA__.runs (id) ON DELETE CASCADE,
+  worker      text        NOT NULL,
+  rate        double precision,      -- rows per second; NULL: no limit
+  paused      text,                  -- why it is paused, if it is
+  reason      text        NOT NULL,  -- why the rate is what it is
+  probe_ms    double precision,
+  baseline_ms double precision,
+  probed_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, worker)
+);

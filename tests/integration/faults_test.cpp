@@ -619,14 +619,17 @@ TEST_SUITE("integration.faults") {
     REQUIRE_DATA_OK(seeded.check());
   }
 
-  TEST_CASE("--max-rate: the measured rate stays within 10% of the cap") {
+  TEST_CASE("--max-rate under --pace max: the measured rate stays within 10% of the cap") {
     REKEY_IT_REQUIRE_DB();
     constexpr double kRate = 2000;
     constexpr long long kRows = 8000;
     TestDatabase db("max_rate");
     SeededFixture seeded(db, accounts_spec(static_cast<int>(kRows), kClean, 28));
     const TempDir tmp;
-    auto p = start_rekey(rotate_args(db, {"--max-rate", "2000", "--report", tmp.file("r.json")}), key_env());
+    // --pace max: under auto the cap is a ceiling the pace may stay below (this
+    // test's own polling is another session to yield to).
+    auto p = start_rekey(rotate_args(db, {"--pace", "max", "--max-rate", "2000", "--report", tmp.file("r.json")}),
+                         key_env());
     const auto t0 = Clock::now();
     std::vector<std::pair<double, long long>> samples;  // (seconds, rows_seen)
     while (p->running()) {
@@ -660,7 +663,9 @@ TEST_SUITE("integration.faults") {
     MESSAGE("cap " << kRate << " rows/s: report " << report_rate << " rows/s over " << report.at("duration_seconds")
                    << " s, progress table " << steady_rate << " rows/s, fastest 2 s stretch " << fastest
                    << " rows/s, throttled " << report.at("seconds_throttled") << " s");
-    CHECK(report_rate >= 0.9 * kRate);
+    // The report's duration includes the start and the final census; the cap
+    // lends no time for them (no burst to catch up), so its rate is lower.
+    CHECK(report_rate >= 0.75 * kRate);
     CHECK(report_rate <= 1.1 * kRate);
     CHECK(steady_rate >= 0.9 * kRate);
     CHECK(steady_rate <= 1.1 * kRate);

@@ -148,7 +148,7 @@ TEST_SUITE("integration.hardening") {
     CHECK(runner->wait().exit_code == 75);
   }
 
-  TEST_CASE("a state schema made by an older rekey gains the new columns; a current one is left unlocked") {
+  TEST_CASE("a state schema made by an older rekey gains the new columns and tables; a current one is left unlocked") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("state_upgrade");
     // The DDL as the first version had it: no superseded_by, no not_found_at.
@@ -170,6 +170,7 @@ TEST_SUITE("integration.hardening") {
     }
     db.exec("CREATE SCHEMA rekey");  // the first version's DDL made it; the current file leaves that to rekey
     db.exec(old_ddl);
+    db.exec("DROP TABLE rekey.pace");  // nor the pace of --pace auto
     CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.runs'::regclass AND "
                    "attname = 'superseded_by'") == 0);
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
@@ -179,5 +180,7 @@ TEST_SUITE("integration.hardening") {
                    "attname = 'superseded_by'") == 1);
     CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.pending'::regclass AND "
                    "attname = 'not_found_at'") == 1);
+    CHECK(db.count("SELECT count(*) FROM rekey.pace") == 1);  // created, and written by the health probe
+    CHECK_FALSE(contains(r.err, "health probe failed"));
   }
 }
