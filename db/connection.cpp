@@ -24,10 +24,19 @@ constexpr std::pair<const char*, const char*> kPinnedSettings[] = {
     {"application_name", "'rekey'"},
 };
 
+// `conninfo` naming rekey as the application from the start, before any SET:
+// other sessions' readers (the pace's probe among them) never see a
+// connection of rekey under another name. A later keyword wins in libpq.
+std::string named_conninfo(const std::string& conninfo) {
+  const bool uri = conninfo.rfind("postgres://", 0) == 0 || conninfo.rfind("postgresql://", 0) == 0;
+  if (!uri) return conninfo + " application_name=rekey";
+  return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "application_name=rekey";
+}
+
 }  // namespace
 
 std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
-  auto conn = std::make_unique<pqxx::connection>(conninfo);
+  auto conn = std::make_unique<pqxx::connection>(named_conninfo(conninfo));
   // set_variable(): libpqxx 6 reconnects a broken connection by itself, and
   // sets these again when it does.
   for (const auto& [name, value] : kPinnedSettings) conn->set_variable(name, value);
