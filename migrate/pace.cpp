@@ -8,10 +8,12 @@
 namespace rekey {
 namespace {
 
-constexpr double kBudgetUsed = 0.8;      // rekey uses its budget when it reads at least this share of it
-constexpr double kDecrease = 0.5;        // the multiplicative decrease
-constexpr double kStep = 0.1;            // the additive increase: this share of the rate before the last decrease
-constexpr double kSlowStartEnds = 1.25;  // x baseline: the probe slows down, doubling stops
+constexpr double kBudgetUsed = 0.8;  // rekey uses its budget when it reads at least this share of it
+constexpr double kDecrease = 0.5;    // the multiplicative decrease
+constexpr double kStep = 0.1;        // the additive increase: this share of the rate before the last decrease
+constexpr double kSlowStartEnds = 1.25;
+constexpr double kSlowStartLimit =
+    8;  // x the starting rate: doubling stops there  // x baseline: the probe slows down, doubling stops
 constexpr std::size_t kMinEvidence = 3;
 constexpr double kSaturatingSessions = 2;  // busy sessions on average that can saturate a server  // probes since the
                                            // last change before their latency counts
@@ -102,6 +104,10 @@ std::optional<std::string> PaceController::server_strain(const HealthSample& s) 
   if (forced_at_change_ >= 0 && s.forced_checkpoints > forced_at_change_) {
     return std::string("a forced checkpoint (WAL beyond max_wal_size)");
   }
+  return standby_strain(s);
+}
+
+std::optional<std::string> PaceController::standby_strain(const HealthSample& s) const {
   if (s.replica_lag_s > settings_.lag_unhealthy_s) {
     return fmt::format("a standby's replay lag is {:.1f}s", s.replica_lag_s);
   }
@@ -110,14 +116,15 @@ std::optional<std::string> PaceController::server_strain(const HealthSample& s) 
 
 std::optional<PaceController::Next> PaceController::next_rate(const HealthSample& s, double used_rate) const {
   const double rate = pace_.rate;
-  // Alone, only the server's own strain (standbys, checkpoints) holds rekey back.
-  const std::optional<std::string> why = is_idle(s) ? server_strain(s) : strain(s);
+  // Alone, only a lagging standby holds rekey back.
+  const std::optional<std::string> why = is_idle(s) ? standby_strain(s) : strain(s);
   if (is_idle(s) && !why) {
     if (std::isinf(rate)) return std::nullopt;
     return Next{Step::kIdle, std::numeric_limits<double>::infinity(), "no other sessions: the database is idle"};
   }
   if (why) {
-    double from = std::isinf(rate) ? start_rate() : rate;
+    // From the rate rekey was using: with no limit, what it read.
+    double from = std::isinf(rate) ? (used_rate > 0 ? used_rate : start_rate()) : rate;
     if (used_rate > 0) from = std::min(from, used_rate);
     return Next{Step::kBackOff, std::max(settings_.min_rate, from * kDecrease), *why};
   }
@@ -126,12 +133,13 @@ std::optional<PaceController::Next> PaceController::next_rate(const HealthSample
   }
   if (used_rate < kBudgetUsed * rate || (settings_.ceiling > 0 && rate >= settings_.ceiling)) return std::nullopt;
   // Doubling until the probe starts to slow down (a quarter over the
-  // baseline), then additive: a gentle approach to where strain begins.
+  // baseline) or up to kSlowStartLimit times the start, then additive: a
+  // gentle approach to where strain begins, not an overshoot past it.
   const bool rising = recent_p95_ms() > kSlowStartEnds * baseline_ms_ + settings_.latency_slack_ms / 2;
   // The additive step: a tenth of where strain was last met, and no less
   // than the starting rate (a strain met early must not leave it crawling).
   const double step = std::max({settings_.min_rate, start_rate(), kStep * decreased_from_});
-  double next = slow_start_ && !rising ? rate * 2 : rate + step;
+  double next = slow_start_ && !rising && rate < kSlowStartLimit * start_rate() ? rate * 2 : rate + step;
   if (settings_.ceiling > 0) next = std::min(next, settings_.ceiling);
   return Next{
       Step::kRaise, next,
@@ -144,8 +152,9 @@ const Pace& PaceController::observe(const HealthSample& s, std::chrono::steady_c
   if (previous_ && now > previous_at_ && s.wal_bytes >= previous_->wal_bytes) {
     wal_rate_ = (s.wal_bytes - previous_->wal_bytes) / seconds(now - previous_at_);
   }
-  if (!previous_) {  // the first sample may change the pace at once, with no rows behind it
+  if (!previous_) {  // the first sample may change the pace at once; rows count from it
     changed_at_ = now - settings_.settle;
+    counted_from_ = now;
     rows_at_change_ = rows_read;
   }
   previous_ = s;
@@ -168,7 +177,8 @@ const Pace& PaceController::observe(const HealthSample& s, std::chrono::steady_c
   }
   const double since = seconds(now - changed_at_);
   if (since < seconds(settings_.settle)) return pace_;
-  const double used = static_cast<double>(rows_read - rows_at_change_) / since;
+  const double counted = seconds(now - counted_from_);
+  const double used = counted > 0 ? static_cast<double>(rows_read - rows_at_change_) / counted : 0;
   if (auto next = next_rate(s, used)) {
     if (next->step == Step::kBackOff) {
       decreased_from_ = next->rate / kDecrease;
@@ -197,6 +207,7 @@ void PaceController::change(double rate, std::string reason, const HealthSample&
   pace_.rate = rate;
   pace_.reason = std::move(reason);
   changed_at_ = now;
+  counted_from_ = now;
   rows_at_change_ = rows_read;
   forced_at_change_ = s.forced_checkpoints;
   probes_.clear();

@@ -106,9 +106,11 @@ class PaceController {
 
  private:
   // Why the database is under strain now, or nullopt: strain() everything,
-  // server_strain() what holds even with no other session (standbys, checkpoints).
+  // server_strain() the server's own (checkpoints, standbys), standby_strain()
+  // what holds even with no other session.
   std::optional<std::string> strain(const HealthSample& sample) const;
   std::optional<std::string> server_strain(const HealthSample& sample) const;
+  std::optional<std::string> standby_strain(const HealthSample& sample) const;
   double start_rate() const;  // settings' start_rate under the ceiling
   // The next rate once the last change has settled: lower under strain,
   // higher when healthy and rekey uses its budget, none when nobody else is
@@ -137,7 +139,8 @@ class PaceController {
   std::optional<HealthSample> previous_;
   std::chrono::steady_clock::time_point previous_at_{};
   std::chrono::steady_clock::time_point changed_at_{};
-  std::int64_t rows_at_change_ = 0;
+  std::chrono::steady_clock::time_point counted_from_{};  // rekey's rows read are counted from here...
+  std::int64_t rows_at_change_ = 0;                       // ...when it had read this many
   std::int64_t forced_at_change_ = -1;  // checkpoints_req at the last change; -1 before the first sample
   double wal_rate_ = 0;
   double decreased_from_ = 0;  // the rate before the last decrease: sets the additive step

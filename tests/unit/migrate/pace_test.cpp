@@ -158,14 +158,17 @@ TEST_CASE("pace: one slow probe among a few is an outlier") {
   CHECK(d.feed(quiet_sample(), 2).rate >= before);
 }
 
-TEST_CASE("pace: alone, a lagging standby or a forced checkpoint still holds rekey back") {
+TEST_CASE("pace: alone, a lagging standby still holds rekey back, a forced checkpoint does not") {
   Driver d;
   HealthSample idle = quiet_sample();
   idle.app_sessions = 0;
   CHECK(std::isinf(d.feed(idle, 10).rate));
+  HealthSample checkpoint = idle;
+  checkpoint.forced_checkpoints = 3;
+  CHECK(std::isinf(d.feed(checkpoint, 6).rate));
   HealthSample lag = idle;
   lag.replica_lag_s = 5;
-  CHECK(d.feed(lag, 1).rate == doctest::Approx(PaceSettings{}.start_rate / 2));
+  CHECK(d.feed(lag, 1).rate == doctest::Approx(100000.0 / 2));  // half of what it read
 }
 
 TEST_CASE("pace: blind when the probe fails: no pause, no more than the starting rate") {
