@@ -96,9 +96,10 @@ std::map<std::string, double> Throttle::seconds_paused_by() const {
 void Throttle::wait_for_rate(StopControl& stop) {
   const auto t = std::chrono::steady_clock::now();
   for (;;) {
-    // Due when the last batch's rows fit under the rate now (a change of the
-    // rate meanwhile counts at once), less the time left unused before it.
-    const double rate = rate_now();
+    // Due when the last batch's rows fit under the rate: the rate now if it
+    // rose meanwhile, else the rate it was taken at (a batch taken before a
+    // drop is not charged at the lower rate), less the time left unused.
+    const double rate = std::max(rate_now(), last_rate_);
     if (std::isinf(rate) || stop.should_stop()) break;
     const auto due = last_turn_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                       std::chrono::duration<double>(last_rows_ / rate - credit_s_));
@@ -144,6 +145,7 @@ std::size_t Throttle::wait_for_turn(StopControl& stop, std::size_t rows) {
   if (!std::isinf(rate)) rows = std::clamp<std::size_t>(static_cast<std::size_t>(rate * kPacedBatchSeconds), 1, rows);
   last_turn_ = std::chrono::steady_clock::now();
   last_rows_ = static_cast<double>(rows);
+  last_rate_ = rate;
   rows_read_ += static_cast<std::int64_t>(rows);
   return rows;
 }

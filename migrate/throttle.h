@@ -97,7 +97,8 @@ class Throttle {
   std::optional<std::string> replicas_hold_back_;  // as of the last check
   std::optional<std::chrono::steady_clock::time_point> lag_unknown_since_;
   std::chrono::steady_clock::time_point last_turn_{};  // when the last batch went...
-  double last_rows_ = 0;                               // ...with this many rows
+  double last_rows_ = 0;                               // ...with this many rows...
+  double last_rate_ = 0;                               // ...at this rate (infinity: none)
   double credit_s_ = 0;                                // time it left unused at the rate
   std::atomic<std::int64_t> rows_read_{0};
   mutable std::mutex pace_mutex_;  // guards pace_rate_, pace_paused_ and paused_by_
