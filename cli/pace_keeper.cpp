@@ -27,7 +27,10 @@ PaceKeeper::PaceKeeper(Sampler sample, Throttle& throttle, PaceSettings settings
   // Alone, rekey needs no baseline (no limit): it is measured once another
   // session shows, with the lanes quiet for it.
   const std::optional<HealthSample> first = try_sample();
-  if (!first || !is_idle(*first)) measure_baseline();
+  if (!first || !is_idle(*first)) {
+    measure_baseline();
+    step();  // the lanes start at the pace, not at full speed until the first sample
+  }
   thread_ = std::thread([this] { run(); });
 }
 
