@@ -5,11 +5,13 @@
 # primary key, one in four a write of the same row, as live_load_bench.sh).
 # Scenarios, each RUNS times (the README gives medians):
 #   idle       --pace max, then --pace auto, on an idle database: rows/s
-#   live       400 tps for LOAD_SECONDS without rekey (the baseline), then 400
-#              tps while rekey rotates: app p99 both times, rekey's rows/s
+#   live       400 tps for LOAD_SECONDS without rekey, then 400 tps while rekey
+#              rotates, then again without it once rekey is done: app p99 (the
+#              baseline is the mean of the windows before and after, which
+#              cancels the table's and the server's drift), rekey's rows/s
 #              while the load ran
-#   saturated  pgbench unthrottled, likewise: app tps both times, rekey's rows/s
-#              under it, and that rekey finishes once the load stops
+#   saturated  pgbench unthrottled, likewise: app tps, rekey's rows/s under it,
+#              and that rekey finishes once the load stops
 #   step       rekey starts on an idle database; 400 tps from STEP_AT s for
 #              LOAD_SECONDS; idle again until rekey ends. How long the app's p99
 #              takes to come within 2x of its baseline after the step, how long
@@ -57,11 +59,13 @@ for run in $(seq 1 "$RUNS"); do
   app "live_load.$run" "$LOAD_SECONDS" 400 &
   rotate "live.$run"
   wait
+  app "live_after.$run" "$LOAD_SECONDS" 400
   fresh_accounts && app "sat_base.$run" "$LOAD_SECONDS" 0
   date +%s.%N >"$WORK/sat.$run.load"
   app "sat_load.$run" "$LOAD_SECONDS" 0 &
   rotate "sat.$run"
   wait
+  app "sat_after.$run" "$LOAD_SECONDS" 0
   fresh_accounts && app "step_base.$run" "$LOAD_SECONDS" 400
   (sleep "$STEP_AT" && date +%s.%N >"$WORK/step.$run.load" && app "step_load.$run" "$LOAD_SECONDS" 400) &
   rotate "step.$run"
