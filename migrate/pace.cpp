@@ -122,6 +122,10 @@ std::optional<PaceController::Next> PaceController::next_rate(const HealthSample
     if (std::isinf(rate)) return std::nullopt;
     return Next{Step::kIdle, std::numeric_limits<double>::infinity(), "no other sessions: the database is idle"};
   }
+  if (why && std::isinf(rate) && !is_idle(s)) {
+    // Another session just came, and already strains: the gentle start at once.
+    return Next{Step::kBackOff, start_rate(), *why};
+  }
   if (why) {
     // From the rate rekey was using: with no limit, what it read.
     double from = std::isinf(rate) ? (used_rate > 0 ? used_rate : start_rate()) : rate;

@@ -190,6 +190,14 @@ TEST_CASE("pace: the gentle start stays under --max-rate") {
   CHECK(pace.observe(quiet_sample(), Clock::now(), 0).rate == 200);
 }
 
+TEST_CASE("pace: a session that comes and strains at once gets the gentle start, not half of full speed") {
+  Driver d;
+  HealthSample idle = quiet_sample();
+  idle.app_sessions = 0;
+  d.feed(idle, 10);
+  CHECK(d.feed(slow_sample(), 6).rate <= PaceSettings{}.start_rate);
+}
+
 TEST_CASE("pace: a baseline measured again grows at most twofold") {
   PaceController pace{PaceSettings{}};
   pace.set_baseline({quiet_sample()});
