@@ -5,17 +5,16 @@
 # primary key, one in four a write of the same row, as live_load_bench.sh).
 # Scenarios, each RUNS times (the README gives medians):
 #   idle       --pace max, then --pace auto, on an idle database: rows/s
-#   live       400 tps for LOAD_SECONDS without rekey, then 400 tps while rekey
-#              rotates, then again without it once rekey is done: app p99 (the
-#              baseline is the mean of the windows before and after, which
-#              cancels the table's and the server's drift), rekey's rows/s
-#              while the load ran
-#   saturated  pgbench unthrottled, likewise: app tps, rekey's rows/s under it,
-#              and that rekey finishes once the load stops
+#   live       400 tps for LOAD_SECONDS without rekey (the baseline), then 400
+#              tps while rekey rotates, then again once rekey is done (the
+#              autovacuum of the rows it rewrote): app p99 each time, rekey's
+#              rows/s while the load ran
+#   saturated  pgbench unthrottled, likewise: app tps each time, rekey's rows/s
+#              under it, and that rekey finishes once the load stops
 #   step       rekey starts on an idle database; 400 tps from STEP_AT s for
 #              LOAD_SECONDS; idle again until rekey ends. How long the app's p99
 #              takes to come within 2x of its baseline after the step, how long
-#              rekey's rate takes to recover after it; the last run's chart is
+#              rekey's pace takes to recover after it; the last run's chart is
 #              bench/pace_step.svg.
 # Usage: bench/pace_bench.sh   Env: ROWS (1000000), RUNS (3), LOAD_SECONDS (20), STEP_AT (4)
 set -euo pipefail
