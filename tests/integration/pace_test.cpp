@@ -92,7 +92,6 @@ TEST_SUITE("integration.pace") {
     REQUIRE_MESSAGE(rekey->running(), "rekey ended before the sessions queued: the table is too small to see it");
     const ProcessResult status = run_rekey({"status", "--db", db.conninfo()}, key_env());
     CHECK_MESSAGE(contains(status.out, "pace of "), status.out);
-    CHECK(contains(read_file(tmp.file("m.prom")), "rekey_pace_rows_per_second{"));
     holder.rollback();
     waiters.clear();
     sleeper.reset();
@@ -100,6 +99,9 @@ TEST_SUITE("integration.pace") {
     INFO(r.describe());
     CHECK(r.exit_code == 0);
     CHECK(contains(r.err, "sessions waiting on locks or WAL"));  // a back-off is logged
+    // The metrics file, written last when rekey ends (and every few seconds before).
+    CHECK(contains(read_file(tmp.file("m.prom")), "rekey_pace_rows_per_second{"));
+    CHECK(contains(read_file(tmp.file("m.prom")), "mode=\"auto\""));
     const json report = read_report(tmp.file("r.json"));
     CHECK(report.at("pace").at("mode") == "auto");
     CHECK(report_has(report, "starting gently"));
