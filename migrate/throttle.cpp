@@ -12,8 +12,10 @@ namespace rekey {
 namespace {
 constexpr std::chrono::milliseconds kPoll{100};
 // Under a pace, batches of a twentieth of a second: smooth WAL and CPU for the
-// application beside, rather than bursts.
+// application beside, rather than bursts. Under --max-rate alone, a tenth (as
+// the constructor caps the batch).
 constexpr double kPacedBatchSeconds = 0.05;
+constexpr double kCappedBatchSeconds = 0.1;
 // Time left unused at the rate (a batch that came late) that the next one may
 // take: a little, so that slow batches do not lower the rate, never a burst.
 constexpr double kBurstSeconds = 0.1;
@@ -76,6 +78,12 @@ void Throttle::set_pace(double rate, std::optional<std::string> paused) {
   pace_paused_ = std::move(paused);
 }
 
+double Throttle::turn_seconds() const {
+  const std::lock_guard<std::mutex> lock(pace_mutex_);
+  const bool paced = !std::isinf(pace_rate_) && (settings_.max_rate <= 0 || pace_rate_ < settings_.max_rate);
+  return paced ? kPacedBatchSeconds : kCappedBatchSeconds;
+}
+
 double Throttle::rate_now() const {
   const std::lock_guard<std::mutex> lock(pace_mutex_);
   return settings_.max_rate > 0 ? std::min(settings_.max_rate, pace_rate_) : pace_rate_;
@@ -85,7 +93,7 @@ std::size_t Throttle::batch_size() const {
   const double rate = rate_now();
   const std::size_t steered = batch_size_.load();
   if (std::isinf(rate)) return steered;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(rate * kPacedBatchSeconds), 1, steered);
+  return std::clamp<std::size_t>(static_cast<std::size_t>(rate * turn_seconds()), 1, steered);
 }
 
 std::map<std::string, double> Throttle::seconds_paused_by() const {
@@ -142,7 +150,7 @@ std::size_t Throttle::wait_for_turn(StopControl& stop, std::size_t rows) {
   // No more than a slot's worth at the rate now (it may have dropped since
   // the reader sized its batch).
   const double rate = rate_now();
-  if (!std::isinf(rate)) rows = std::clamp<std::size_t>(static_cast<std::size_t>(rate * kPacedBatchSeconds), 1, rows);
+  if (!std::isinf(rate)) rows = std::clamp<std::size_t>(static_cast<std::size_t>(rate * turn_seconds()), 1, rows);
   last_turn_ = std::chrono::steady_clock::now();
   last_rows_ = static_cast<double>(rows);
   last_rate_ = rate;

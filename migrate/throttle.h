@@ -50,8 +50,8 @@ class Throttle {
   Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<ReplicaLag()> replica_lag);
 
   // Blocks until the next batch may be read, and returns how many of the
-  // `rows` wanted it may read now (at most a twentieth of a second at the rate
-  // then, at least one), counted as read so that lanes waiting meanwhile see
+  // `rows` wanted it may read now (at most a twentieth of a second at the pace
+  // then, a tenth under --max-rate alone, at least one), counted as read so that lanes waiting meanwhile see
   // them. Honours the rate cap and the pace, the pause file, the pace's pauses
   // and the lag limit (while the lag is unknown it waits too, and after
   // replica_lag_unknown_for asks `stop` to stop). Returns 0 once `stop` asks.
@@ -69,7 +69,8 @@ class Throttle {
   // Rows counted as read so far, by every lane.
   std::int64_t rows_read() const { return rows_read_.load(); }
 
-  // The steered batch size, no larger than a twentieth of a second at the rate now.
+  // The steered batch size, no larger than a twentieth of a second at the
+  // pace now (a tenth under --max-rate alone).
   std::size_t batch_size() const;
   double seconds_paused() const { return paused_ns_.load() / 1e9; }
   // Seconds paused by cause: "pause file", "replica lag", "pace".
@@ -87,7 +88,8 @@ class Throttle {
   void wait_while_paused(StopControl& stop);
   // Waits until the last batch fits under the rate, following its changes.
   void wait_for_rate(StopControl& stop);
-  double rate_now() const;  // the cap and the pace together; infinity: none
+  double rate_now() const;      // the cap and the pace together; infinity: none
+  double turn_seconds() const;  // a turn's share of a second: smaller under the pace
   // Why the standbys hold the reader back now (read about once a second), or nullopt.
   std::optional<std::string> replicas_hold_back(StopControl& stop);
   ThrottleSettings settings_;
