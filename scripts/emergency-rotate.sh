@@ -39,7 +39,8 @@ usage: DATABASE_URL=<conninfo> ENCRYPTION_KEY=<current key> emergency-rotate.sh 
   --deploy-hook CMD    run CMD (bash -c) after verification passed, with REKEY_NEW_KEY_FILE set
   --rekey PATH         the rekey binary (default: $REKEY_BUILD_DIR/rekey, build/rekey, the installed
                        one next to this script, then rekey on PATH)
-  --rotate-arg ARG     pass ARG on to `rekey rotate` (repeatable), e.g. --rotate-arg=--max-rate=5000
+  --rotate-arg ARG     pass ARG on to `rekey rotate` (repeatable), e.g. --rotate-arg=--max-rate=5000;
+                       rotate yields to live traffic by default, --rotate-arg=--pace=max does not
   --db CONNINFO        the database, instead of DATABASE_URL; avoid: every local user sees it in ps
   -h, --help           this help
 

@@ -622,7 +622,7 @@ TEST_SUITE("integration.faults") {
     REQUIRE_DATA_OK(seeded.check());
   }
 
-  TEST_CASE("--max-rate under --pace max: the measured rate stays within 10% of the cap") {
+  TEST_CASE("--max-rate under --pace max: the measured rate never exceeds the cap by 10%, nor falls 15% below it") {
     REKEY_IT_REQUIRE_DB();
     constexpr double kRate = 2000;
     constexpr long long kRows = 8000;
@@ -670,7 +670,9 @@ TEST_SUITE("integration.faults") {
     // lends no time for them (no burst to catch up), so its rate is lower.
     CHECK(report_rate >= 0.75 * kRate);
     CHECK(report_rate <= 1.1 * kRate);
-    CHECK(steady_rate >= 0.9 * kRate);
+    // Never a burst over the cap; below it, batches late for their turn are
+    // made up for only a little (0.1 s), so a slow moment is not caught up.
+    CHECK(steady_rate >= 0.85 * kRate);
     CHECK(steady_rate <= 1.1 * kRate);
     CHECK(fastest <= 1.1 * kRate);
     CHECK(report.at("seconds_throttled").get<double>() > 1.0);
