@@ -1,6 +1,7 @@
 #include "cli/pace_keeper.h"
 
 #include <cmath>
+#include <limits>
 
 #include "common/log.h"
 #include "db/connection.h"
@@ -11,10 +12,6 @@ namespace {
 constexpr const char* kMeasuring = "measuring the probe's baseline (rekey quiet for a moment)";
 constexpr int kBlindAfter = 10;             // failed samples in a row before pacing blind
 constexpr double kMaxBaselineGrowth = 2.0;  // a baseline measured again is at most this times the first
-
-std::string rate_text(double rate) {
-  return std::isinf(rate) ? std::string("no limit") : fmt::format("{:.0f} rows/s", rate);
-}
 
 bool same(const Pace& a, const Pace& b) { return a.rate == b.rate && a.paused == b.paused && a.reason == b.reason; }
 
@@ -68,7 +65,7 @@ std::optional<HealthSample> PaceKeeper::try_sample() {
     if (why != last_warning_) log::warn("pace: the health probe failed: {}", why);
     last_warning_ = why;
     if (++failures_ == kBlindAfter) {
-      controller_.blind(why, std::chrono::steady_clock::now());
+      controller_.blind(why, std::chrono::steady_clock::now(), throttle_.rows_read());
       publish(controller_.pace());
     }
     return std::nullopt;
@@ -105,6 +102,7 @@ void PaceKeeper::step() {
   report_.now = now;
   report_.p95_ms = controller_.recent_p95_ms();
   report_.wal_bytes_per_s = controller_.wal_bytes_per_s();
+  report_.replica_lag_bytes = s->replica_lag_bytes;
 }
 
 void PaceKeeper::publish(const Pace& now) {
@@ -113,14 +111,14 @@ void PaceKeeper::publish(const Pace& now) {
   report_.now = now;
   const double rate = now.paused ? 0 : now.rate;
   const std::string why = now.paused ? *now.paused : now.reason;
+  const double before = report_.changes.empty() ? std::numeric_limits<double>::infinity() : report_.changes.back().rate;
   if (report_.changes.size() >= PaceReport::kMaxChanges) report_.changes.pop_back();
   report_.changes.push_back({seconds(), rate, why});
-  if (now.paused || now.rate < previous_rate_) {
+  if (now.paused || rate < before) {  // a pause or a back-off: worth the operator's eye
     log::info("pace: {}: {}", now.paused ? std::string("paused") : rate_text(now.rate), why);
   } else {
     log::debug("pace: {}: {}", rate_text(now.rate), why);
   }
-  previous_rate_ = now.paused ? 0 : now.rate;
 }
 
 void PaceKeeper::run() {

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -65,7 +64,6 @@ class PaceKeeper {
   int failures_ = 0;           // samples failed in a row
   bool warned_hidden_ = false;
   bool baseline_known_ = false;
-  double previous_rate_ = std::numeric_limits<double>::infinity();
   std::chrono::steady_clock::time_point next_baseline_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   mutable std::mutex mutex_;  // guards report_ and stopping_

@@ -48,6 +48,7 @@ nlohmann::json pace_json(const PaceReport& p) {
           {"probe_baseline_ms", p.baseline_ms},
           {"probe_p95_ms", p.p95_ms},
           {"wal_bytes_per_second", p.wal_bytes_per_s},
+          {"replica_lag_bytes", p.replica_lag_bytes},
           {"changes", changes}};
 }
 

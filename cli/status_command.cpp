@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "db/state_schema_name.h"
 #include "db/state_store.h"
 #include "db/work_units.h"
+#include "migrate/pace.h"
 
 namespace rekey {
 namespace {
@@ -83,10 +85,10 @@ void print_units(const nlohmann::json& u) {
                 w["lease_age_seconds"].get<double>());
   }
   for (const auto& p : u["paces"]) {
-    const std::string rate = p["paused"].is_string() ? "paused: " + p["paused"].get<std::string>()
-                             : p["rows_per_second"].is_null()
-                                 ? std::string("no limit")
-                                 : fmt::format("{:.0f} rows/s", p["rows_per_second"].get<double>());
+    const std::string rate = p["paused"].is_string()
+                                 ? "paused: " + p["paused"].get<std::string>()
+                                 : rate_text(p["rows_per_second"].is_null() ? std::numeric_limits<double>::infinity()
+                                                                            : p["rows_per_second"].get<double>());
     std::printf("  pace of %s: %s (%s); probe %.1f ms, baseline %.1f ms\n",
                 log::printable(p["worker"].get<std::string>()).c_str(), log::printable(rate).c_str(),
                 log::printable(p["reason"].get<std::string>()).c_str(), p["probe_ms"].get<double>(),

@@ -8,30 +8,30 @@
 namespace rekey {
 namespace {
 
-constexpr double kBudgetUsed = 0.8;  // rekey uses its budget when it reads at least this share of it
-constexpr double kDecrease = 0.5;    // the multiplicative decrease
-constexpr double kStep = 0.1;        // the additive increase: this share of the rate before the last decrease
-constexpr double kSlowStartEnds = 1.25;
-constexpr double kSlowStartLimit =
-    8;  // x the starting rate: doubling stops there  // x baseline: the probe slows down, doubling stops
-constexpr std::size_t kMinEvidence = 3;
-constexpr double kSaturatingSessions = 2;  // busy sessions on average that can saturate a server  // probes since the
-                                           // last change before their latency counts
+constexpr double kBudgetUsed = 0.8;        // rekey uses its budget when it reads at least this share of it
+constexpr double kDecrease = 0.5;          // the multiplicative decrease
+constexpr double kStep = 0.1;              // the additive increase: this share of the rate before the last decrease
+constexpr double kSlowStartEnds = 1.25;    // x baseline: the probe slows down, doubling stops
+constexpr double kSlowStartLimit = 8;      // x the starting rate: doubling stops there too
+constexpr std::size_t kMinEvidence = 3;    // probes since the last change before their latency counts
+constexpr double kSaturatingSessions = 2;  // busy sessions on average that can saturate a server
 
 double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-}  // namespace
-
-const char* to_string(PaceMode mode) { return mode == PaceMode::kAuto ? "auto" : "max"; }
-
-namespace {
 double nearest_rank(std::vector<double> values, double q) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
   const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size())));
   return values[std::max<std::size_t>(rank, 1) - 1];
 }
+
 }  // namespace
+
+const char* to_string(PaceMode mode) { return mode == PaceMode::kAuto ? "auto" : "max"; }
+
+std::string rate_text(double rows_per_s) {
+  return std::isinf(rows_per_s) ? std::string("no limit") : fmt::format("{:.0f} rows/s", rows_per_s);
+}
 
 bool is_idle(const HealthSample& s) { return s.sessions_visible && s.app_sessions == 0 && s.waiting_sessions == 0; }
 
@@ -199,11 +199,11 @@ double PaceController::start_rate() const {
   return settings_.ceiling > 0 ? std::min(settings_.start_rate, settings_.ceiling) : settings_.start_rate;
 }
 
-void PaceController::blind(const std::string& why, std::chrono::steady_clock::time_point now) {
+void PaceController::blind(const std::string& why, std::chrono::steady_clock::time_point now, std::int64_t rows_read) {
   pace_.paused.reset();
   const double rate = std::min(pace_.rate, start_rate());
   change(rate, "the health probe fails (" + why + "): pacing blind", previous_.value_or(HealthSample{}), now,
-         rows_at_change_);
+         rows_read);
 }
 
 void PaceController::change(double rate, std::string reason, const HealthSample& s,

@@ -36,7 +36,7 @@ struct HealthSample {
   double wal_bytes = 0;                 // pg_current_wal_lsn() as a byte position
   std::int64_t forced_checkpoints = 0;  // pg_stat_bgwriter.checkpoints_req, cumulative
   double replica_lag_s = 0;             // the largest replay lag among the standbys (0: none)
-  double replica_lag_bytes = 0;
+  double replica_lag_bytes = 0;         // the same lag in WAL bytes not yet replayed
   std::optional<std::string> wraparound_vacuum;  // the target table an anti-wraparound autovacuum works on
 };
 
@@ -76,10 +76,13 @@ struct PaceReport {
   double baseline_ms = 0;
   double p95_ms = 0;
   double wal_bytes_per_s = 0;
+  double replica_lag_bytes = 0;     // as last sampled
   std::vector<PaceChange> changes;  // the first kMaxChanges, then the last
   static constexpr std::size_t kMaxChanges = 2000;
 };
 const char* to_string(PaceMode mode);
+// "12345 rows/s", or "no limit" for infinity.
+std::string rate_text(double rows_per_s);
 
 class PaceController {
  public:
@@ -102,7 +105,7 @@ class PaceController {
   const Pace& pace() const { return pace_; }
   // The health cannot be read (the probe keeps failing): no pause, and a rate
   // no higher than the starting one, until samples come again.
-  void blind(const std::string& why, std::chrono::steady_clock::time_point now);
+  void blind(const std::string& why, std::chrono::steady_clock::time_point now, std::int64_t rows_read);
 
  private:
   // Why the database is under strain now, or nullopt: strain() everything,

@@ -176,7 +176,7 @@ TEST_CASE("pace: blind when the probe fails: no pause, no more than the starting
   HealthSample vacuum = quiet_sample();
   vacuum.wraparound_vacuum = "public.t";
   d.feed(vacuum, 1);
-  d.pace.blind("connection refused", d.now);
+  d.pace.blind("connection refused", d.now, d.rows);
   CHECK_FALSE(d.pace.pace().paused);
   CHECK(d.pace.pace().rate <= PaceSettings{}.start_rate);
   CHECK(d.pace.pace().reason.find("connection refused") != std::string::npos);
