@@ -78,22 +78,25 @@ void Throttle::set_pace(double rate, std::optional<std::string> paused) {
   pace_paused_ = std::move(paused);
 }
 
-double Throttle::turn_seconds() const {
-  const std::lock_guard<std::mutex> lock(pace_mutex_);
-  const bool paced = !std::isinf(pace_rate_) && (settings_.max_rate <= 0 || pace_rate_ < settings_.max_rate);
-  return paced ? kPacedBatchSeconds : kCappedBatchSeconds;
-}
-
 double Throttle::rate_now() const {
   const std::lock_guard<std::mutex> lock(pace_mutex_);
   return settings_.max_rate > 0 ? std::min(settings_.max_rate, pace_rate_) : pace_rate_;
 }
 
-std::size_t Throttle::batch_size() const {
-  const double rate = rate_now();
-  const std::size_t steered = batch_size_.load();
-  if (std::isinf(rate)) return steered;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(rate * turn_seconds()), 1, steered);
+std::size_t Throttle::slot_rows(std::size_t wanted) const {
+  const std::lock_guard<std::mutex> lock(pace_mutex_);
+  const bool capped = settings_.max_rate > 0 && settings_.max_rate <= pace_rate_;
+  if (!capped && std::isinf(pace_rate_)) return wanted;
+  const double slot = capped ? settings_.max_rate * kCappedBatchSeconds : pace_rate_ * kPacedBatchSeconds;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(slot), 1, wanted);
+}
+
+std::size_t Throttle::batch_size() const { return slot_rows(batch_size_.load()); }
+
+double Throttle::seconds_paused() const {
+  double total = 0;
+  for (const auto& [cause, seconds] : seconds_paused_by()) total += seconds;
+  return total;
 }
 
 std::map<std::string, double> Throttle::seconds_paused_by() const {
@@ -131,12 +134,12 @@ void Throttle::wait_while_paused(StopControl& stop) {
       std::this_thread::sleep_for(kPoll);
       next = pause_reason(stop);
     } while (next == reason && !stop.should_stop());
-    paused_ns_ += ns_since(t);
+    const double paused = static_cast<double>(ns_since(t)) / 1e9;
     {
       const std::lock_guard<std::mutex> lock(pace_mutex_);
-      paused_by_[reason->cause] += static_cast<double>(ns_since(t)) / 1e9;
+      paused_by_[reason->cause] += paused;
     }
-    if (!next) log::info("resumed after {:.1f}s", static_cast<double>(ns_since(t)) / 1e9);
+    if (!next) log::info("resumed after {:.1f}s", paused);
     reason = std::move(next);
     credit_s_ = 0;
   }
@@ -149,8 +152,8 @@ std::size_t Throttle::wait_for_turn(StopControl& stop, std::size_t rows) {
   if (stop.should_stop()) return 0;
   // No more than a slot's worth at the rate now (it may have dropped since
   // the reader sized its batch).
+  rows = slot_rows(rows);
   const double rate = rate_now();
-  if (!std::isinf(rate)) rows = std::clamp<std::size_t>(static_cast<std::size_t>(rate * turn_seconds()), 1, rows);
   last_turn_ = std::chrono::steady_clock::now();
   last_rows_ = static_cast<double>(rows);
   last_rate_ = rate;

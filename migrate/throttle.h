@@ -50,9 +50,8 @@ class Throttle {
   Throttle(ThrottleSettings settings, std::size_t initial_batch, std::function<ReplicaLag()> replica_lag);
 
   // Blocks until the next batch may be read, and returns how many of the
-  // `rows` wanted it may read now (at most a twentieth of a second at the pace
-  // then, a tenth under --max-rate alone, at least one), counted as read so that lanes waiting meanwhile see
-  // them. Honours the rate cap and the pace, the pause file, the pace's pauses
+  // `rows` wanted it may read now (slot_rows() at the rate then), counted as
+  // read so that lanes waiting meanwhile see them. Honours the rate cap and the pace, the pause file, the pace's pauses
   // and the lag limit (while the lag is unknown it waits too, and after
   // replica_lag_unknown_for asks `stop` to stop). Returns 0 once `stop` asks.
   // Logs why it pauses. Lanes take their turns one at a time (turn_mutex_).
@@ -69,10 +68,9 @@ class Throttle {
   // Rows counted as read so far, by every lane.
   std::int64_t rows_read() const { return rows_read_.load(); }
 
-  // The steered batch size, no larger than a twentieth of a second at the
-  // pace now (a tenth under --max-rate alone).
+  // The steered batch size, no larger than slot_rows() allows now.
   std::size_t batch_size() const;
-  double seconds_paused() const { return paused_ns_.load() / 1e9; }
+  double seconds_paused() const;  // in all, the sum of seconds_paused_by()
   // Seconds paused by cause: "pause file", "replica lag", "pace".
   std::map<std::string, double> seconds_paused_by() const;
   double seconds_throttled() const { return throttled_ns_.load() / 1e9; }
@@ -88,8 +86,11 @@ class Throttle {
   void wait_while_paused(StopControl& stop);
   // Waits until the last batch fits under the rate, following its changes.
   void wait_for_rate(StopControl& stop);
-  double rate_now() const;      // the cap and the pace together; infinity: none
-  double turn_seconds() const;  // a turn's share of a second: smaller under the pace
+  double rate_now() const;  // the cap and the pace together; infinity: none
+  // Of `wanted` rows, those a turn may take at the rate now: a twentieth of a
+  // second's worth where the pace sets it, a tenth where --max-rate does, all
+  // without a rate; at least one.
+  std::size_t slot_rows(std::size_t wanted) const;
   // Why the standbys hold the reader back now (read about once a second), or nullopt.
   std::optional<std::string> replicas_hold_back(StopControl& stop);
   ThrottleSettings settings_;
@@ -108,7 +109,6 @@ class Throttle {
   std::optional<std::string> pace_paused_;
   std::map<std::string, double> paused_by_;
   std::atomic<std::size_t> batch_size_;
-  std::atomic<std::int64_t> paused_ns_{0};
   std::atomic<std::int64_t> throttled_ns_{0};
 };
 
