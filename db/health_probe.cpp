@@ -71,7 +71,8 @@ HealthProbe::HealthProbe(std::string conninfo, std::string state_schema, std::in
       state_schema_(std::move(state_schema)),
       run_id_(run_id),
       worker_(std::move(worker)),
-      targets_(std::move(targets)) {
+      targets_(std::move(targets)),
+      keys_(targets_.size()) {
   std::vector<std::string> names;
   for (const auto& t : targets_) names.push_back(quote_ident(t.schema) + "." + quote_ident(t.table));
   target_names_ = text_array(names);
@@ -87,30 +88,31 @@ pqxx::connection& HealthProbe::open() {
     conn_->set_variable("statement_timeout", "'2s'");
     conn_->set_variable("lock_timeout", "'1s'");
   }
-  if (keys_.size() != targets_.size()) sample_keys(*conn_);
   return *conn_;
 }
 
-void HealthProbe::sample_keys(pqxx::connection& conn) {
-  ChunkPlanSettings few;
-  few.rows_per_chunk = std::numeric_limits<std::size_t>::max();
-  few.min_chunks = kKeysPerTarget;
-  few.min_rows_per_chunk = 1;
-  std::vector<std::vector<KeyValues>> keys;  // all of them or none: a failure samples again next time
-  for (const auto& t : targets_) keys.push_back(plan_chunk_bounds(conn, t, KeyRange{}, few));
-  keys_ = std::move(keys);
+const std::vector<KeyValues>& HealthProbe::keys_of(pqxx::connection& conn, std::size_t target) {
+  if (!keys_[target]) {
+    ChunkPlanSettings few;
+    few.rows_per_chunk = std::numeric_limits<std::size_t>::max();
+    few.min_chunks = kKeysPerTarget;
+    few.min_rows_per_chunk = 1;
+    keys_[target] = plan_chunk_bounds(conn, targets_[target], KeyRange{}, few);
+  }
+  return *keys_[target];
 }
 
 void HealthProbe::read_a_row(pqxx::connection& conn) {
   if (targets_.empty()) return;
   const std::size_t i = rng_() % targets_.size();
   const TableShape& t = targets_[i];
+  const std::vector<KeyValues>& keys = keys_of(conn, i);
   pqxx::read_transaction tx(conn);
-  if (keys_[i].empty()) {  // a small table, or one without a primary key
+  if (keys.empty()) {  // a small table, or one without a primary key
     tx.exec("SELECT 1 FROM " + only_relation(t) + " AS t LIMIT 1");
     return;
   }
-  const KeyValues& key = keys_[i][rng_() % keys_[i].size()];
+  const KeyValues& key = keys[rng_() % keys.size()];
   // Only the key is named: a role granted SELECT on some columns may run it.
   tx.exec_params("SELECT 1 FROM " + only_relation(t) + " AS t" + join_keys(t, "t", 1),
                  pqxx::prepare::make_dynamic_params(key_arrays(t, {key})));

@@ -32,8 +32,9 @@ class HealthProbe {
 
  private:
   pqxx::connection& open();
-  // Keys of rows of each target (a few, from a sample of its pages), once.
-  void sample_keys(pqxx::connection& conn);
+  // Keys of rows of target number `target` (a few, from a sample of its
+  // pages), sampled the first time that target is probed.
+  const std::vector<KeyValues>& keys_of(pqxx::connection& conn, std::size_t target);
   // The probe's read: a random sampled key of a random target.
   void read_a_row(pqxx::connection& conn);
   void write_pace(pqxx::connection& conn, const Pace& pace, double probe_ms, double baseline_ms);
@@ -44,8 +45,8 @@ class HealthProbe {
   std::int64_t run_id_;
   std::string worker_;
   std::vector<TableShape> targets_;
-  std::vector<std::vector<KeyValues>> keys_;  // by target; empty before sample_keys()
-  std::string target_names_;                  // a text[] literal of the targets' qualified names
+  std::vector<std::optional<std::vector<KeyValues>>> keys_;  // by target; nullopt until keys_of() samples them
+  std::string target_names_;                                 // a text[] literal of the targets' qualified names
   std::mt19937_64 rng_{std::random_device{}()};
   double last_probe_ms_ = 0;
   std::unique_ptr<pqxx::connection> conn_;
