@@ -30,3 +30,15 @@ SELECT phone_enc, account_enc FROM accounts WHERE id = :id;
 UPDATE accounts SET phone_enc = phone_enc WHERE id = :id AND :w = 1;
 SQL
 }
+# Beside an application: a work directory WORK (mktemp with prefix $1,
+# writable by pgbench's logs), removed with the throwaway durable PostgreSQL
+# on exit; a table $2 of $3 rows made by Python's cryptography, and the
+# application's pgbench script in $WORK/app.sql.
+bench_beside_app() {
+  WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 777 "$WORK"
+  trap 'pg_stop; rm -rf "$WORK"' EXIT
+  PG_DURABLE=1 pg_start
+  /usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" "$2" "$3" >&2
+  bench_app_sql "$WORK/app.sql" "$3"
+}

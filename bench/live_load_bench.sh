@@ -13,13 +13,7 @@ ROWS=${1:-1000000}
 TPS=${TPS:-400}
 CLIENTS=${CLIENTS:-4}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
-WORK=$(mktemp -d /tmp/rekey-live.XXXXXX)
-chmod 777 "$WORK"
-trap 'pg_stop; rm -rf "$WORK"' EXIT
-PG_DURABLE=1 pg_start
-/usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" accounts "$ROWS" >&2
-
-bench_app_sql "$WORK/app.sql" "$ROWS"
+bench_beside_app rekey-live accounts "$ROWS"
 
 load() {  # $1: label; pgbench writes per-transaction latencies (µs) to $WORK/$1.*
   (cd "$WORK" && pgbench -n "$REKEY_TEST_DB" -f app.sql -c "$CLIENTS" -j 2 -R "$TPS" -T "$LOAD_SECONDS" \

@@ -23,12 +23,7 @@ ROWS=${ROWS:-1000000}
 RUNS=${RUNS:-3}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
 STEP_AT=${STEP_AT:-4}
-WORK=$(mktemp -d /tmp/rekey-pace.XXXXXX)
-chmod 777 "$WORK"
-trap 'pg_stop; rm -rf "$WORK"' EXIT
-PG_DURABLE=1 pg_start
-/usr/bin/python3 "$REKEY_ROOT/bench/make_table.py" "$REKEY_TEST_DB" bench_src "$ROWS" >&2
-bench_app_sql "$WORK/app.sql" "$ROWS"
+bench_beside_app rekey-pace bench_src "$ROWS"
 
 fresh_accounts() { bench_psql -c "DROP SCHEMA IF EXISTS rekey CASCADE" >/dev/null 2>&1; copy_of accounts >/dev/null; }
 # pgbench for $2 seconds at $3 tps (0: unthrottled), log prefix $1 (per-transaction lines, epoch seconds in field 5).
