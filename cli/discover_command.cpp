@@ -194,8 +194,8 @@ void add_discover_command(CLI::App& root, int& exit_code) {
       "values decrypt with.\n");
   cmd->callback([o, cmd, &exit_code] {
     const char* env = std::getenv(o->keys.new_key_env.c_str());
-    const bool keys_given =
-        !o->keys.new_key_file.empty() || cmd->count("--new-key-env") > 0 || (env != nullptr && *env != '\0');
+    const bool keys_given = !o->keys.new_key_file.empty() || !o->keys.new_key_command.empty() ||
+                            cmd->count("--new-key-env") > 0 || (env != nullptr && *env != '\0');
     exit_code = run_discover(*o, keys_given);
   });
 }

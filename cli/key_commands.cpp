@@ -81,15 +81,26 @@ int run_keygen(const KeygenOptions& o) {
 struct CheckKeyOptions {
   std::string key_env = "ENCRYPTION_KEY";
   std::string key_file;
+  std::string key_command;
+  std::string key_command_timeout = "30s";
   ReadableKeyFile readable = ReadableKeyFile::kRefuse;
   KeyKind kind = KeyKind::kEncryption;
   crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
   crypto::KdfParams kdf;
 };
 
+KeyText read_checked_key(const CheckKeyOptions& o) {
+  if (!o.key_file.empty() && !o.key_command.empty()) throw UsageError("--key-file and --key-command: give one");
+  if (!o.key_file.empty()) return read_key_from_file(o.key_file, "ENCRYPTION_KEY", o.readable);
+  if (o.key_command.empty()) return read_key_from_env(o.key_env);
+  KeyOptions command_options;
+  command_options.new_key_env = o.key_env;
+  command_options.key_command_timeout = o.key_command_timeout;
+  return read_key_from_command(o.key_command, command_options);
+}
+
 int run_check_key(const CheckKeyOptions& o) {
-  const KeyText text =
-      o.key_file.empty() ? read_key_from_env(o.key_env) : read_key_from_file(o.key_file, "ENCRYPTION_KEY", o.readable);
+  const KeyText text = read_checked_key(o);
   const std::size_t min_chars =
       o.kind == KeyKind::kSecret ? crypto::kMinSecretKeyChars : crypto::kMinEncryptionKeyChars;
   if (o.kind == KeyKind::kSecret) {
@@ -136,6 +147,9 @@ void add_check_key_command(CLI::App& root, int& exit_code) {
                           "Example: ENCRYPTION_KEY=... rekey check-key --kind encryption");
   cmd->add_option("--key-env", o->key_env, "Environment variable holding the key")->capture_default_str();
   cmd->add_option("--key-file", o->key_file, "File holding the key (instead of --key-env)");
+  cmd->add_option("--key-command", o->key_command, "Command printing the key, e.g. a secret store's CLI");
+  cmd->add_option("--key-command-timeout", o->key_command_timeout, "Time the key command may take")
+      ->capture_default_str();
   add_readable_key_file_flag(*cmd, o->readable);
   cmd->add_option("--kind", o->kind, "encryption (ENCRYPTION_KEY, >= 32 chars) or secret (SECRET_KEY, >= 64 chars)")
       ->transform(

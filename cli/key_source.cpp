@@ -9,12 +9,15 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string_view>
 #include <system_error>
 
 #include "cli/cli_choices.h"
+#include "cli/key_command.h"
+#include "common/duration.h"
 #include "common/errors.h"
 #include "common/log.h"
 
@@ -26,6 +29,11 @@ void add_key_options(CLI::App& app, KeyOptions& o) {
   app.add_option("--old-key-env", o.old_key_envs,
                  "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
   app.add_option("--old-key-file", o.old_key_files, "File holding an old key (repeatable)");
+  app.add_option("--new-key-command", o.new_key_command,
+                 "Command printing the new key, e.g. a secret store's CLI (no shell unless you write sh -c)");
+  app.add_option("--old-key-command", o.old_key_commands, "Command printing an old key (repeatable, in order)");
+  app.add_option("--key-command-timeout", o.key_command_timeout, "Time a key command may take (e.g. 30s)")
+      ->capture_default_str();
   app.add_option("--key-name", o.key_name, "The variable a key file in .env form is read by")->capture_default_str();
   add_readable_key_file_flag(app, o.readable_files);
   app.add_option("--key-format", o.format, "passphrase (PBKDF2, as the service) or fernet (Fernet.generate_key())")
@@ -171,6 +179,19 @@ KeyText read_key_from_file(const std::string& path, const std::string& key_name,
   return key;
 }
 
+KeyText read_key_from_command(const std::string& command, const KeyOptions& o) {
+  KeyCommandLimits limits;
+  limits.timeout = parse_duration(o.key_command_timeout, "--key-command-timeout");
+  // Whatever names keys and passwords are read from, read or not: a secret
+  // store's CLI needs its own credentials, never these.
+  limits.hidden_env = {"NEW_ENCRYPTION_KEY", "OLD_ENCRYPTION_KEY", "ENCRYPTION_KEY", "SECRET_KEY",
+                       "PGPASSWORD",         "DATABASE_URL",       o.new_key_env};
+  limits.hidden_env.insert(limits.hidden_env.end(), o.old_key_envs.begin(), o.old_key_envs.end());
+  KeyText key{"key command `" + log::printable(command) + "`", {}};
+  key.text = run_key_command(command, limits);
+  return key;
+}
+
 crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format, const crypto::KdfParams& kdf,
                                std::size_t min_chars) {
   if (format == crypto::KeyFormat::kFernet) {
@@ -190,6 +211,39 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
   return crypto::derive_passphrase_key(key.text, kdf);
 }
 
+namespace {
+
+// The new key's text, from the one source `o` names.
+KeyText read_new_key(const KeyOptions& o, const std::function<KeyText(const std::string&)>& from_env) {
+  if (!o.new_key_file.empty() && !o.new_key_command.empty()) {
+    throw UsageError("--new-key-file and --new-key-command both name the new key: give one");
+  }
+  if (!o.new_key_command.empty()) return read_key_from_command(o.new_key_command, o);
+  if (!o.new_key_file.empty()) return read_key_from_file(o.new_key_file, o.key_name, o.readable_files);
+  return from_env(o.new_key_env);
+}
+
+// The old keys' texts: variables, files, then commands, each in order;
+// OLD_ENCRYPTION_KEY when none is named.
+std::vector<KeyText> read_old_keys(const KeyOptions& o, OldKeyPolicy policy,
+                                   const std::function<KeyText(const std::string&)>& from_env) {
+  std::vector<KeyText> texts;
+  for (const auto& env : o.old_key_envs) texts.push_back(from_env(env));
+  for (const auto& file : o.old_key_files) texts.push_back(read_key_from_file(file, o.key_name, o.readable_files));
+  for (const auto& command : o.old_key_commands) texts.push_back(read_key_from_command(command, o));
+  if (!texts.empty()) return texts;
+  const char* fallback = std::getenv("OLD_ENCRYPTION_KEY");
+  if (fallback != nullptr && *fallback != '\0') {
+    texts.push_back(from_env("OLD_ENCRYPTION_KEY"));
+  } else if (policy == OldKeyPolicy::kRequired) {
+    throw UsageError(
+        "no old key: set OLD_ENCRYPTION_KEY, or name one with --old-key-env, --old-key-file or --old-key-command");
+  }
+  return texts;
+}
+
+}  // namespace
+
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy) {
   // A variable is read once (reading wipes it); a name given twice gets the same text.
   std::map<std::string, KeyText> read_envs;
@@ -198,26 +252,11 @@ std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy 
     if (it == read_envs.end()) it = read_envs.emplace(name, read_key_from_env(name)).first;
     return it->second;
   };
-  const KeyText new_text = o.new_key_file.empty() ? from_env(o.new_key_env)
-                                                  : read_key_from_file(o.new_key_file, o.key_name, o.readable_files);
+  const KeyText new_text = read_new_key(o, from_env);
   const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
 
-  std::vector<KeyText> old_texts;
-  for (const auto& env : o.old_key_envs) old_texts.push_back(from_env(env));
-  for (const auto& file : o.old_key_files) {
-    old_texts.push_back(read_key_from_file(file, o.key_name, o.readable_files));
-  }
-  if (o.old_key_envs.empty() && o.old_key_files.empty()) {
-    const char* fallback = std::getenv("OLD_ENCRYPTION_KEY");
-    if (fallback != nullptr && *fallback != '\0') {
-      old_texts.push_back(from_env("OLD_ENCRYPTION_KEY"));
-    } else if (policy == OldKeyPolicy::kRequired) {
-      throw UsageError("no old key: set OLD_ENCRYPTION_KEY, or name one with --old-key-env or --old-key-file");
-    }
-  }
-
   std::vector<std::unique_ptr<const crypto::Fernet>> old_keys;
-  for (const auto& text : old_texts) {
+  for (const auto& text : read_old_keys(o, policy, from_env)) {
     const crypto::SecretBytes raw = derive_key(text, KeyRole::kOld, o.format, o.kdf);
     if (crypto::ByteView(raw).equals(crypto::ByteView(new_raw))) {
       throw UsageError(text.label + " is the same key as the new key (" + new_text.label + ")");

@@ -28,15 +28,19 @@ struct KeyOptions {
   std::string new_key_file;
   std::vector<std::string> old_key_envs;
   std::vector<std::string> old_key_files;
+  std::string new_key_command;                // a secret store's CLI printing the new key (key_command.h)
+  std::vector<std::string> old_key_commands;  // likewise for old keys, in order
+  std::string key_command_timeout = "30s";
   std::string key_name = "ENCRYPTION_KEY";  // the variable a key file in .env form is read by
   ReadableKeyFile readable_files = ReadableKeyFile::kRefuse;
   crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
   crypto::KdfParams kdf;
 };
 
-// Registers --new-key-env, --new-key-file, --old-key-env, --old-key-file,
-// --key-name, --allow-readable-key-file, --key-format, --kdf-iterations and
-// --kdf-salt on `app`.
+// Registers --new-key-env, --new-key-file, --new-key-command, --old-key-env,
+// --old-key-file, --old-key-command, --key-command-timeout, --key-name,
+// --allow-readable-key-file, --key-format, --kdf-iterations and --kdf-salt on
+// `app`.
 void add_key_options(CLI::App& app, KeyOptions& options);
 
 // True if `name` can name an environment variable: letters, digits and _,
@@ -70,6 +74,11 @@ crypto::SecretBytes key_in_file_text(const crypto::SecretBytes& text, const std:
 KeyText read_key_from_env(const std::string& name);
 KeyText read_key_from_file(const std::string& path, const std::string& key_name, ReadableKeyFile readable);
 
+// Runs a key command (key_command.h) within `options`' --key-command-timeout.
+// Its process inherits none of the variables keys or database passwords are
+// read from. Throws UsageError.
+KeyText read_key_from_command(const std::string& command, const KeyOptions& options);
+
 enum class KeyRole { kNew, kOld };
 
 // Derives (passphrase) or decodes (fernet) one key. A new key that is short or
@@ -77,8 +86,10 @@ enum class KeyRole { kNew, kOld };
 crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format, const crypto::KdfParams& kdf,
                                std::size_t min_chars = crypto::kMinEncryptionKeyChars);
 
-// Loads the new key and the old keys. Old keys default to OLD_ENCRYPTION_KEY
-// when none is named. Throws UsageError if an old key equals the new key, or
+// Loads the new key and the old keys: variables first (each then removed from
+// the environment), then files, then commands, so no command inherits a key.
+// Old keys are in that order too, each source's in the order given. Old keys
+// default to OLD_ENCRYPTION_KEY when none is named. Throws UsageError if an old key equals the new key, or
 // if an old key is required but none is set.
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& options, OldKeyPolicy policy);
 

@@ -1,0 +1,46 @@
+// Keys from a secret store's command-line tool (--new-key-command,
+// --old-key-command): `aws ssm get-parameter …`, `vault kv get -field=…`,
+// `op read …`. The command's text is not secret and may be logged; its
+// output is a key: held in wiped storage only, never printed, never logged.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/secret_bytes.h"
+
+namespace rekey {
+
+// The words of `command` as a POSIX shell splits a simple command, with no
+// expansion at all: blanks separate words; '…' keeps its text verbatim;
+// "…" keeps its text but for the escapes \" \\ \$ \` (and a backslash before a
+// newline, which joins lines); a backslash outside quotes keeps the next
+// character. A shell runs only when the operator writes one (`sh -c '…'`).
+// Throws UsageError on an unterminated quote or an empty command. Pure.
+std::vector<std::string> command_words(std::string_view command);
+
+// How a key command runs: its time limit and the environment variables its
+// process must not inherit (the names keys and passwords are read from).
+struct KeyCommandLimits {
+  std::chrono::milliseconds timeout{30000};
+  std::vector<std::string> hidden_env;
+};
+
+// The largest output a key command may print: a key is short; more is a
+// mistake (a whole secret listing, a JSON document) and is refused.
+constexpr std::size_t kMaxKeyCommandOutput = 64 * 1024;
+
+// Runs `command` (its command_words, found on PATH; no shell) with standard
+// input from /dev/null, standard error passed through, in a process group of
+// its own, and returns its standard output minus one trailing newline ("\n"
+// or "\r\n"), read straight into wiped storage.
+// Throws UsageError (exit 2) naming the command, never its output, when it
+// cannot start, exits non-zero or by a signal, prints nothing, prints more
+// than one line or more than kMaxKeyCommandOutput bytes, or is not done within
+// `limits.timeout`, or when rekey is interrupted while it runs; in every such
+// case its whole process group is killed first.
+crypto::SecretBytes run_key_command(const std::string& command, const KeyCommandLimits& limits);
+
+}  // namespace rekey

@@ -1,0 +1,158 @@
+// Key commands (cli/key_command.h): words split as a shell would, no shell
+// run; the output is the key, and every failure names the command, never
+// the output, and leaves no process behind.
+#include "cli/key_command.h"
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/errors.h"
+#include "tests/support/it_support.h"
+
+using namespace rekey::it;
+
+namespace {
+
+// `word` quoted for a POSIX shell by one of three styles picked by `style`.
+std::string shell_quoted(const std::string& word, unsigned style) {
+  std::string out;
+  if (style % 3 == 0) {  // single quotes, a quote itself as '\''
+    out = "'";
+    for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+  }
+  if (style % 3 == 1) {  // double quotes, escaping what is special inside them
+    out = "\"";
+    for (char c : word) out += std::string(c == '"' || c == '\\' || c == '$' || c == '`' ? "\\" : "") + c;
+    return out + "\"";
+  }
+  // every character escaped, but a newline (a backslash before one joins lines)
+  for (char c : word) out += c == '\n' ? std::string("'\n'") : std::string("\\") + c;
+  return word.empty() ? "''" : out;
+}
+
+std::string text(const rekey::crypto::SecretBytes& b) { return std::string(b.begin(), b.end()); }
+
+rekey::KeyCommandLimits limits(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  rekey::KeyCommandLimits l;
+  l.timeout = timeout;
+  l.hidden_env = {"REKEY_TEST_HIDDEN"};
+  return l;
+}
+
+// A stand-in tool: an executable sh script in `dir`.
+std::string tool(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir.file(name);
+  write_file(path, "#!/bin/sh\n" + body);
+  REQUIRE(::chmod(path.c_str(), 0700) == 0);
+  return path;
+}
+
+// The message of the UsageError `command` throws.
+std::string failure(const std::string& command, const rekey::KeyCommandLimits& l = limits()) {
+  try {
+    rekey::run_key_command(command, l);
+  } catch (const rekey::UsageError& e) {
+    return e.what();
+  }
+  FAIL("the key command succeeded: " << command);
+  return {};
+}
+
+}  // namespace
+
+TEST_SUITE("cli.key_command") {
+  TEST_CASE("random words, quoted any way a shell allows, split back into the same words") {
+    std::mt19937 rng(20261130);
+    const std::string alphabet = "ab Z09 \t'\"\\$`*?;|&<>(){}#~=%\n-_./:";
+    for (int round = 0; round < 2000; ++round) {
+      std::vector<std::string> words(1 + rng() % 5);
+      std::string command;
+      for (auto& w : words) {
+        const std::size_t length = rng() % 8;
+        for (std::size_t i = 0; i < length; ++i) w += alphabet[rng() % alphabet.size()];
+        command += (command.empty() ? "" : std::string(1 + rng() % 2, rng() % 2 ? ' ' : '\t')) + shell_quoted(w, rng());
+      }
+      if (words.size() == 1 && words[0].empty()) continue;
+      REQUIRE_MESSAGE(rekey::command_words(command) == words, command);
+    }
+  }
+
+  TEST_CASE("words: nothing is expanded, and a bad quote or an empty command is refused") {
+    using V = std::vector<std::string>;
+    CHECK(rekey::command_words("aws ssm get-parameter --name /prod/KEY --query Parameter.Value") ==
+          V{"aws", "ssm", "get-parameter", "--name", "/prod/KEY", "--query", "Parameter.Value"});
+    CHECK(rekey::command_words("sh -c 'vault kv get -field=key secret/app | tr -d x'") ==
+          V{"sh", "-c", "vault kv get -field=key secret/app | tr -d x"});
+    CHECK(rekey::command_words("echo $HOME ~ *.key \"a\\nb\" a\\\nb") ==
+          V{"echo", "$HOME", "~", "*.key", "a\\nb", "ab"});
+    CHECK_THROWS_WITH_AS(rekey::command_words("op read 'op://vault/item"), doctest::Contains("unterminated '"),
+                         rekey::UsageError);
+    CHECK_THROWS_WITH_AS(rekey::command_words("op read \"x"), doctest::Contains("unterminated \""), rekey::UsageError);
+    CHECK_THROWS_WITH_AS(rekey::command_words(" \t "), doctest::Contains("empty"), rekey::UsageError);
+  }
+
+  TEST_CASE("the output is the key: one trailing newline or CRLF trimmed, nothing else") {
+    TempDir dir;
+    CHECK(text(rekey::run_key_command(tool(dir, "lf", "printf 'k e y \\n'"), limits())) == "k e y ");
+    CHECK(text(rekey::run_key_command(tool(dir, "crlf", "printf 'key\\r\\n'"), limits())) == "key");
+    CHECK(text(rekey::run_key_command(tool(dir, "bare", "printf key"), limits())) == "key");
+    // stdin is /dev/null: a tool that reads it ends at once.
+    CHECK(text(rekey::run_key_command(tool(dir, "stdin", "cat; printf key"), limits())) == "key");
+  }
+
+  TEST_CASE("a failing, silent, chatty or absent command is refused, naming it and never showing its output") {
+    TempDir dir;
+    const std::string secret = "SECRETSECRETSECRET";
+    std::string m = failure(tool(dir, "fails", "printf " + secret + "; echo 'denied' >&2; exit 3"));
+    CHECK(contains(m, "fails`"));
+    CHECK(contains(m, "exit 3"));
+    CHECK_FALSE(contains(m, secret));
+    CHECK(contains(failure(tool(dir, "silent", "exit 0")), "printed nothing"));
+    CHECK(contains(failure(tool(dir, "newline", "echo")), "printed nothing"));
+    m = failure(tool(dir, "lines", "printf '" + secret + "\\nsecond\\n'"));
+    CHECK(contains(m, "several lines"));
+    CHECK_FALSE(contains(m, secret));
+    CHECK(contains(failure(tool(dir, "blank", "printf 'key\\n\\n'")), "several lines"));
+    CHECK(contains(failure(tool(dir, "huge", "head -c 70000 /dev/zero | tr '\\0' k")), "more than 65536 bytes"));
+    CHECK(contains(failure(tool(dir, "killed", "kill -9 $$")), "killed by signal 9"));
+    CHECK(contains(failure(dir.file("absent")), "cannot be run"));
+  }
+
+  TEST_CASE("a hanging command is killed with every process it started, at the timeout") {
+    TempDir dir;
+    const std::string pids = dir.file("pids");
+    // The tool starts a child that would outlive it, then hangs itself.
+    const std::string hang = tool(dir, "hang", "sleep 60 & echo $! >" + pids + "; echo $$ >>" + pids + "; sleep 60\n");
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(contains(failure(hang, limits(std::chrono::milliseconds(500))), "did not finish within 0.5s"));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+    std::istringstream in(read_file(pids));
+    int count = 0;
+    for (pid_t pid = 0; in >> pid; ++count) {
+      CHECK_MESSAGE(wait_until([pid] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5)), "pid ", pid);
+    }
+    CHECK(count == 2);
+    // Output, then a command that does not exit: killed at the timeout too.
+    const std::string lingers = tool(dir, "lingers", "printf key; exec >&-; sleep 60\n");
+    CHECK(contains(failure(lingers, limits(std::chrono::milliseconds(500))), "did not exit within"));
+  }
+
+  TEST_CASE("the command inherits the environment but for the hidden names") {
+    TempDir dir;
+    REQUIRE(::setenv("REKEY_TEST_HIDDEN", "hidden-value", 1) == 0);
+    REQUIRE(::setenv("REKEY_TEST_SHOWN", "shown", 1) == 0);
+    const std::string env = tool(dir, "env", "printf '%s/%s' \"${REKEY_TEST_HIDDEN:-unset}\" \"$REKEY_TEST_SHOWN\"");
+    CHECK(text(rekey::run_key_command(env, limits())) == "unset/shown");
+    ::unsetenv("REKEY_TEST_HIDDEN");
+    ::unsetenv("REKEY_TEST_SHOWN");
+  }
+}
