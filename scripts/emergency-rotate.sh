@@ -4,11 +4,14 @@
 #   export DATABASE_URL=<conninfo or postgresql:// URI>   # or PGHOST/PGDATABASE/PGSERVICE, ~/.pgpass
 #   ENCRYPTION_KEY=<current key> scripts/emergency-rotate.sh --state-dir DIR
 #       [--column [SCHEMA.]TABLE.COLUMN ...] [--exclude SCHEMA.TABLE[.COLUMN] ...] [--deploy-hook CMD]
-#       [--rekey PATH] [--rotate-arg ARG ...]
+#       [--store-new-key-command CMD] [--rekey PATH] [--rotate-arg ARG ...]
 #
 #   1. DIR/NEW_ENCRYPTION_KEY: a new key from `rekey keygen`, saved (mode 600, fsynced, never
 #      overwritten) BEFORE any data is touched; an existing one is reused, so rerunning the script
-#      after an interruption continues the same rotation with the same key.
+#      after an interruption continues the same rotation with the same key. With
+#      --store-new-key-command, CMD then gets the key on its standard input (e.g. `aws ssm
+#      put-parameter … --value file:///dev/stdin`) and must succeed before any data is touched; a
+#      rerun does not store the same key with the same command again (DIR/NEW_ENCRYPTION_KEY.stored).
 #   2. `rekey check-key` on both keys, `rekey rotate` old -> new (resumable; exit 75: rerun this
 #      script), then the gate: `rekey verify --discover --require-new`, over the whole database
 #      (and the named columns), whatever was rotated.
@@ -37,6 +40,11 @@ usage: DATABASE_URL=<conninfo> ENCRYPTION_KEY=<current key> emergency-rotate.sh 
   --exclude SPEC       SCHEMA.TABLE[.COLUMN] to leave out of discovery and the gate (repeatable),
                        for data you re-encrypt by other means
   --deploy-hook CMD    run CMD (bash -c) after verification passed, with REKEY_NEW_KEY_FILE set
+  --store-new-key-command CMD
+                       store the new key in your secret store before any data is touched: CMD runs
+                       (bash -c) with the key alone on its standard input (no newline) and must exit
+                       0, e.g. 'aws ssm put-parameter --name /prod/app/ENCRYPTION_KEY --type
+                       SecureString --overwrite --value file:///dev/stdin'. Once per key and command.
   --rekey PATH         the rekey binary (default: $REKEY_BUILD_DIR/rekey, build/rekey, the installed
                        one next to this script, then rekey on PATH)
   --rotate-arg ARG     pass ARG on to `rekey rotate` (repeatable), e.g. --rotate-arg=--max-rate=5000;
@@ -59,7 +67,7 @@ usage_error() {
 
 # ---------------------------------------------------------------- arguments
 
-db="" state_dir="" deploy_hook="" rekey_bin=""
+db="" state_dir="" deploy_hook="" store_command="" rekey_bin=""
 columns=() rotate_args=() excludes=()
 need_value() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -74,6 +82,8 @@ while [ $# -gt 0 ]; do
     --exclude=*) excludes+=(--exclude "${1#*=}"); shift ;;
     --deploy-hook) need_value "$1" $#; deploy_hook=$2; shift 2 ;;
     --deploy-hook=*) deploy_hook=${1#*=}; shift ;;
+    --store-new-key-command) need_value "$1" $#; store_command=$2; shift 2 ;;
+    --store-new-key-command=*) store_command=${1#*=}; shift ;;
     --rekey) need_value "$1" $#; rekey_bin=$2; shift 2 ;;
     --rekey=*) rekey_bin=${1#*=}; shift ;;
     --rotate-arg) need_value "$1" $#; rotate_args+=("$2"); shift 2 ;;
@@ -222,8 +232,37 @@ if (((8#$key_mode & 8#077) != 0)); then
 fi
 
 say "checking the new key ($key_file)"
-run_rekey check-key --key-file "$key_file"
+check_out=$("$rekey_bin" check-key --key-file "$key_file") && rc=0 || rc=$?
 [ "$rc" -eq 0 ] || { say "the new key in $key_file is not usable (see above); nothing was changed"; exit 2; }
+say "${check_out}"
+new_fingerprint=${check_out##*fingerprint }
+
+# ---------------------------------------------------------------- 1b. the new key, stored
+
+# The key alone (no newline: a stored newline would be part of the key) on CMD's standard input,
+# never on a command line. CMD inherits neither the old key nor the database's password. Done again
+# only for another key or another command: DIR/NEW_ENCRYPTION_KEY.stored holds the fingerprint and a
+# hash of the command (not the command, which may hold a token).
+if [ -n "$store_command" ]; then
+  stored_mark="$state_dir/NEW_ENCRYPTION_KEY.stored"
+  mark="fingerprint $new_fingerprint command-sha256 $(printf '%s' "$store_command" | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stored_mark" ] && grep -qxF -- "$mark" "$stored_mark"; then
+    say "the new key ($new_fingerprint) was stored by an earlier run with this --store-new-key-command: not again"
+  else
+    say "storing the new key ($new_fingerprint) with --store-new-key-command"
+    store_rc=0
+    tr -d '\n' <"$key_file" | env -u ENCRYPTION_KEY -u DATABASE_URL -u PGPASSWORD bash -c "$store_command" \
+      || store_rc=$?
+    if [ "$store_rc" -ne 0 ]; then
+      say "--store-new-key-command failed (exit $store_rc): no data was touched. The new key is in $key_file;"
+      say "fix the command (or the store) and rerun with the same --state-dir: the same key is stored then."
+      exit 1
+    fi
+    printf '%s\n' "$mark" >>"$stored_mark"
+    sync -- "$stored_mark"
+    say "the new key ($new_fingerprint) is stored; $key_file keeps a copy"
+  fi
+fi
 
 # ---------------------------------------------------------------- 2. rotate, then verify
 
@@ -285,10 +324,12 @@ if [ -n "$deploy_hook" ]; then
   fi
 fi
 
+where_kept="Copy it into your secret store now; this script never prints it."
+[ -z "$store_command" ] || where_kept="It is also in your secret store (--store-new-key-command)."
 cat <<EOF
 
 Emergency rotation done: every encrypted value is under the new key (verified).
-The new key is in $key_file (mode 600). Copy it into your secret store now; this script never prints it.
+The new key is in $key_file (mode 600). $where_kept
 
 Next steps:
   1. Deploy the service with the new key first and the old key second (new key for encryption,

@@ -300,8 +300,8 @@ TEST_SUITE("integration.faults") {
     // About 4 s at the capped rate, writers busy throughout. --pace max: under
     // the pace, rekey would yield to these writers with batches too small to
     // meet them, and the compare-and-swap is what this test must exercise.
-    const auto args = rotate_args(
-        db, {"--pace", "max", "--batch-size", "100", "--max-rate", "1500", "--report", tmp.file("r.json")});
+    const auto args =
+        rotate_args(db, {"--pace", "max", "--batch-size", "100", "--max-rate", "1500", "--report", tmp.file("r.json")});
     auto p = start_rekey(args, key_env());
     REQUIRE(wait_until([&] { return latest_rows_seen(db) > 0 || !p->running(); }, 30s));
     const long long writes_before = writes;

@@ -65,11 +65,10 @@ json fake_store() {
 // The environment of a run that takes its keys from the stand-ins only.
 Env store_env(const TempDir& dir) {
   write_file(dir.file("store.json"), fake_store().dump());
-  const char* path = std::getenv("PATH");
-  return Env{{"NEW_ENCRYPTION_KEY", std::nullopt},
-             {"OLD_ENCRYPTION_KEY", std::nullopt},
-             {"REKEY_FAKE_STORE", dir.file("store.json")},
-             {"PATH", source_path("tests/stand_ins") + ":" + (path != nullptr ? path : "/usr/bin:/bin")}};
+  Env env = stand_in_env(dir.file("store.json"));
+  env["NEW_ENCRYPTION_KEY"] = std::nullopt;
+  env["OLD_ENCRYPTION_KEY"] = std::nullopt;
+  return env;
 }
 
 std::string fingerprint_in(const ProcessResult& r) {

@@ -441,6 +441,64 @@ TEST_SUITE("integration.scripts") {
     REQUIRE_DATA_OK(check_rotated(db, manifest, strip_newlines(read_file(state + "/NEW_ENCRYPTION_KEY"))));
   }
 
+  TEST_CASE("emergency-rotate.sh --store-new-key-command: the key stored before any data is touched, once") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_store");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(200), manifest, seed_env());
+    const std::string before = db.checksum("users", "id");
+    const std::string state = dir.file("state");
+    const std::string key_path = state + "/NEW_ENCRYPTION_KEY";
+    const std::string store = dir.file("store.json");
+    write_file(store, "{}");
+    Env env = script_env(db);
+    for (const auto& [name, value] : stand_in_env(store)) env[name] = value;
+    const std::string put =
+        "aws ssm put-parameter --name /prod/app/ENCRYPTION_KEY --type SecureString --overwrite --value "
+        "file:///dev/stdin";
+    const std::string get =
+        "aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY --with-decryption --query Parameter.Value --output text";
+
+    // The store refuses: exit 1, the key saved but no data touched; the command saw no old key.
+    const ProcessResult refused = run(
+        script_argv(state, {"--store-new-key-command",
+                            "cat >/dev/null; [ -z \"${ENCRYPTION_KEY:-}${DATABASE_URL:-}\" ] || echo INHERITED >&2; "
+                            "echo AccessDeniedException >&2; exit 254"}),
+        env, 120s);
+    CHECK_MESSAGE(refused.exit_code == 1, refused.describe());
+    CHECK(contains(refused.err, "--store-new-key-command failed (exit 254)"));
+    CHECK_FALSE(contains(refused.err, "INHERITED"));
+    CHECK(db.checksum("users", "id") == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+    const std::string key_text = read_file(key_path);
+    const std::string new_key = strip_newlines(key_text);
+
+    // Rerun with a working store: the same key, stored exactly (no newline), then rotated and verified.
+    const ProcessResult stored = run(script_argv(state, {"--store-new-key-command", put}), env, 120s);
+    CHECK_MESSAGE(stored.exit_code == 0, stored.describe());
+    CHECK(read_file(key_path) == key_text);
+    json held = json::parse(read_file(store));
+    CHECK(held.at("aws /prod/app/ENCRYPTION_KEY") == new_key);
+    CHECK(held.at("writes") == 1);
+    CHECK(contains(stored.out, "It is also in your secret store"));
+    check_no_key_in(stored, new_key);
+    REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
+    // What the store holds is the key rekey rotated to.
+    const ProcessResult from_store = run_rekey({"check-key", "--key-command", get}, env);
+    const ProcessResult from_file = run_rekey({"check-key", "--key-file", key_path}, env);
+    REQUIRE_MESSAGE(from_store.exit_code == 0, from_store.describe());
+    CHECK(from_store.out.substr(from_store.out.find("fingerprint")) ==
+          from_file.out.substr(from_file.out.find("fingerprint")));
+
+    // Rerun again (as step 2 of the next steps says): the key is not stored a second time.
+    const ProcessResult again = run(script_argv(state, {"--store-new-key-command", put}), env, 120s);
+    CHECK_MESSAGE(again.exit_code == 0, again.describe());
+    CHECK(contains(again.err, "stored by an earlier run"));
+    CHECK(json::parse(read_file(store)).at("writes") == 1);
+    CHECK(read_file(key_path) == key_text);
+  }
+
   TEST_CASE("demo.sh runs end to end") {
     REKEY_IT_REQUIRE_DB();  // demo.sh starts a server of its own, but needs the same setup (root, PostgreSQL)
     const std::string build_dir = std::filesystem::path(REKEY_BINARY).parent_path().string();

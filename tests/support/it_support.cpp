@@ -230,6 +230,12 @@ ProcessResult run_python(const std::string& script, const std::vector<std::strin
 
 std::string source_path(const std::string& relative) { return std::string(REKEY_SOURCE_DIR) + "/" + relative; }
 
+Env stand_in_env(const std::string& store_file) {
+  const char* path = std::getenv("PATH");
+  return Env{{"REKEY_FAKE_STORE", store_file},
+             {"PATH", source_path("tests/stand_ins") + ":" + (path != nullptr ? path : "/usr/bin:/bin")}};
+}
+
 // ---------------------------------------------------------------- keys
 
 Env key_env(const std::string& new_passphrase, const std::string& old_passphrase, const Env& extra) {

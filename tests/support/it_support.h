@@ -101,6 +101,10 @@ ProcessResult run_python(const std::string& script, const std::vector<std::strin
 
 std::string source_path(const std::string& relative);  // REKEY_SOURCE_DIR + "/" + relative
 
+// PATH with the secret stores' stand-ins first (tests/stand_ins: aws, az,
+// gcloud, vault, op) and REKEY_FAKE_STORE, the JSON file they serve from.
+Env stand_in_env(const std::string& store_file);
+
 // ---------------------------------------------------------------- keys
 
 // Test passphrases (>= 32 characters) and their environment.
