@@ -11,6 +11,7 @@ namespace rekey {
 
 void register_commands(CLI::App& root, int& exit_code) {
   add_rotate_command(root, exit_code);
+  add_rollback_command(root, exit_code);
   add_discover_command(root, exit_code);
   add_verify_command(root, exit_code);
   add_status_command(root, exit_code);

@@ -244,7 +244,7 @@ std::vector<KeyText> read_old_keys(const KeyOptions& o, OldKeyPolicy policy,
 
 }  // namespace
 
-std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy) {
+std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy, KeyOrder order) {
   // A variable is read once (reading wipes it); a name given twice gets the same text.
   std::map<std::string, KeyText> read_envs;
   const auto from_env = [&read_envs](const std::string& name) {
@@ -263,7 +263,9 @@ std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy 
     }
     old_keys.push_back(crypto::Fernet::create(raw));
   }
-  return std::make_unique<crypto::Keyring>(crypto::Fernet::create(new_raw), std::move(old_keys));
+  auto new_key = crypto::Fernet::create(new_raw);
+  if (order == KeyOrder::kRollback && !old_keys.empty()) std::swap(new_key, old_keys.front());
+  return std::make_unique<crypto::Keyring>(std::move(new_key), std::move(old_keys));
 }
 
 }  // namespace rekey

@@ -86,11 +86,18 @@ enum class KeyRole { kNew, kOld };
 crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyFormat format, const crypto::KdfParams& kdf,
                                std::size_t min_chars = crypto::kMinEncryptionKeyChars);
 
+// kRollback: the keys of `rekey rollback --run N` as the operator names them
+// (the new key is run N's new key, the first old key run N's first old key),
+// in the keyring swapped: run N's first old key is the one to rotate to, and
+// run N's new key the first to decrypt with.
+enum class KeyOrder { kAsGiven, kRollback };
+
 // Loads the new key and the old keys: variables first (each then removed from
 // the environment), then files, then commands, so no command inherits a key.
 // Old keys are in that order too, each source's in the order given. Old keys
 // default to OLD_ENCRYPTION_KEY when none is named. Throws UsageError if an old key equals the new key, or
 // if an old key is required but none is set.
-std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& options, OldKeyPolicy policy);
+std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& options, OldKeyPolicy policy,
+                                              KeyOrder order = KeyOrder::kAsGiven);
 
 }  // namespace rekey

@@ -61,15 +61,20 @@ void add_worker_options(CLI::App& cmd, RotateSettings& s, DurationTexts& d) {
       "Leave (exit 75) once nothing is left to claim, instead of waiting for the other workers to finish the run");
 }
 
-// What to rotate, with which keys, and what rotate writes besides the data.
-void add_scope_options(CLI::App& cmd, RotateSettings& s) {
-  add_db_option(cmd, s.db);
+// What to rotate (rotate only: a rollback's is the run's it takes back).
+void add_target_options(CLI::App& cmd, RotateSettings& s) {
   cmd.add_option("--column", s.columns, "[SCHEMA.]TABLE.COLUMN to rotate (repeatable; SQL identifier rules)");
   cmd.add_flag("--discover", s.discover,
                "Rotate every column holding a token anywhere in the database (every value is searched); columns "
                "it cannot rewrite are counted at the end and make it exit 3");
   cmd.add_option("--exclude", s.exclude,
                  "SCHEMA.TABLE[.COLUMN] to leave out of --discover (repeatable); the report lists it");
+  cmd.add_flag("--restart", s.restart, "Start a new run instead of resuming the last one over these columns");
+}
+
+// The database, the keys, and what rotate writes besides the data.
+void add_scope_options(CLI::App& cmd, RotateSettings& s) {
+  add_db_option(cmd, s.db);
   add_key_options(cmd, s.keys);
   cmd.add_flag("--dry-run", s.dry_run, "Read, decrypt, re-encrypt and check in memory; write nothing at all");
   cmd.add_flag("--disable-triggers", s.disable_triggers,
@@ -107,7 +112,6 @@ CLI::Option* add_pacing_options(CLI::App& cmd, RotateSettings& s, DurationTexts&
 // The run's state, its records, and waiting on the database.
 void add_run_options(CLI::App& cmd, RotateSettings& s, DurationTexts& d) {
   cmd.add_option("--report", s.report, "Write a JSON report to this file");
-  cmd.add_flag("--restart", s.restart, "Start a new run instead of resuming the last one over these columns");
   add_state_schema_option(cmd, s.writer.state_schema, "Schema for rekey's own state tables");
   cmd.add_option("--lock-timeout", d.lock_timeout, "Longest wait for a row lock per batch")->capture_default_str();
   cmd.add_option("--statement-timeout", d.statement_timeout, "Longest statement; 0: none")->capture_default_str();
@@ -117,23 +121,21 @@ void add_run_options(CLI::App& cmd, RotateSettings& s, DurationTexts& d) {
       ->capture_default_str();
 }
 
-}  // namespace
-
-void add_rotate_command(CLI::App& root, int& exit_code) {
-  auto s = std::make_shared<RotateSettings>();
+// The options rotate and rollback share; the callback checks and runs them.
+CLI::App* add_rotation_command(CLI::App& root, const std::string& name, const std::string& description,
+                               const std::shared_ptr<RotateSettings>& s, int& exit_code) {
   auto d = std::make_shared<DurationTexts>();
   s->engine.threads = std::max(1u, std::thread::hardware_concurrency());
-  CLI::App* cmd = root.add_subcommand("rotate",
-                                      "Re-encrypt every value of the target columns under the new key; resumable.\n"
-                                      "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate "
-                                      "--column public.users.phone_enc --report rotate.json");
-  cmd->set_config("--config", "", "Read options from a TOML/INI file (CLI11 format)");
+  CLI::App* cmd = root.add_subcommand(name, description);
+  cmd->set_config("--config", "", "Read options from a TOML file");
   add_scope_options(*cmd, *s);
   const CLI::Option* batch_size = add_pacing_options(*cmd, *s, *d);
   add_run_options(*cmd, *s, *d);
   add_worker_options(*cmd, *s, *d);
-  cmd->callback([s, d, batch_size, &exit_code] {
-    if (s->columns.empty() && !s->discover) throw UsageError("rotate: name at least one --column, or use --discover");
+  cmd->callback([s, d, batch_size, name, &exit_code] {
+    if (name == "rotate" && s->columns.empty() && !s->discover) {
+      throw UsageError("rotate: name at least one --column, or use --discover");
+    }
     s->throttle.adaptive_batch = batch_size->count() == 0;
     parse_durations(*d, *s);
     if (s->restart && s->workers.share == db::LockShare::kJoin) {
@@ -141,6 +143,35 @@ void add_rotate_command(CLI::App& root, int& exit_code) {
     }
     exit_code = run_rotate(*s);
   });
+  return cmd;
+}
+
+}  // namespace
+
+void add_rotate_command(CLI::App& root, int& exit_code) {
+  auto s = std::make_shared<RotateSettings>();
+  CLI::App* cmd = add_rotation_command(root, "rotate",
+                                       "Re-encrypt every value of the target columns under the new key; resumable.\n"
+                                       "Example: NEW_ENCRYPTION_KEY=... OLD_ENCRYPTION_KEY=... rekey rotate "
+                                       "--column public.users.phone_enc --report rotate.json",
+                                       s, exit_code);
+  add_target_options(*cmd, *s);
+}
+
+void add_rollback_command(CLI::App& root, int& exit_code) {
+  auto s = std::make_shared<RotateSettings>();
+  CLI::App* cmd = add_rotation_command(
+      root, "rollback",
+      "Take run N's values back to the key they were under before: the same engine as rotate (resumable, "
+      "compare-and-swap), recorded as a new run linked to N.\n"
+      "The keys are named as when run N ran: the new key is the one N rotated to, the first old key the one it "
+      "rotated from.\n"
+      "Example: NEW_ENCRYPTION_KEY=<N's new key> OLD_ENCRYPTION_KEY=<N's old key> rekey rollback --run 7",
+      s, exit_code);
+  cmd->add_option_function<std::int64_t>(
+         "--run", [s](std::int64_t id) { s->rollback_of = id; }, "The run to take back (rekey status lists them)")
+      ->required()
+      ->check(CLI::PositiveNumber);
 }
 
 }  // namespace rekey

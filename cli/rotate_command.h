@@ -1,4 +1,5 @@
-// `rekey rotate`: re-encrypt target columns under the new key, resumably.
+// `rekey rotate`: re-encrypt target columns under the new key, resumably;
+// `rekey rollback --run N`: take run N's values back to its old key.
 #pragma once
 
 namespace CLI {
@@ -8,5 +9,6 @@ class App;
 namespace rekey {
 
 void add_rotate_command(CLI::App& root, int& exit_code);
+void add_rollback_command(CLI::App& root, int& exit_code);
 
 }  // namespace rekey

@@ -12,6 +12,7 @@
 #include "cli/metrics_file.h"
 #include "cli/progress.h"
 #include "cli/relation_census.h"
+#include "cli/rollback.h"
 #include "cli/rotate_checks.h"
 #include "cli/rotate_settings.h"
 #include "cli/rotation_units.h"
@@ -50,7 +51,7 @@ class RotateRun {
         lag_probe_(conninfo_),
         throttle_(s.throttle, s.engine.batch_size, [this] { return lag_probe_.read(); }) {
     install_signal_handlers(stop_);  // before key derivation: a signal at any point stops cleanly
-    keyring_ = load_keyring(s.keys, OldKeyPolicy::kRequired);
+    keyring_ = load_keyring(s.keys, OldKeyPolicy::kRequired, s.rollback_of ? KeyOrder::kRollback : KeyOrder::kAsGiven);
   }
 
   int run() {
@@ -80,12 +81,16 @@ class RotateRun {
     writer_settings_ = s_.writer;
     writer_settings_.triggers = trigger_mode(s_.disable_triggers, conninfo_);
     if (!s_.dry_run) refuse_read_only_server(conninfo_);
-    resolved_ = resolve_targets(conninfo_, s_.columns, s_.discover, s_.writer.state_schema, s_.exclude);
+    if (s_.rollback_of) rolled_back_ = check_rollback(conninfo_, s_.writer.state_schema, *s_.rollback_of, *keyring_);
+    scope_ = s_.rollback_of ? rolled_back_.scope : db::RunScope{s_.columns, s_.discover, s_.exclude};
+    resolved_ = resolve_targets(conninfo_, scope_.columns, scope_.discover, s_.writer.state_schema, scope_.exclude);
     refuse_missing_privileges(conninfo_, resolved_.shapes);
     if (s_.throttle.max_replica_lag) {
       if (auto unreadable = lag_probe_.start()) throw UsageError("--max-replica-lag: " + *unreadable);
     }
     targets_id_ = targets_key(resolved_.shapes);
+    report_.rollback_of = s_.rollback_of;
+    if (s_.rollback_of) warn_rollback_targets(rolled_back_, targets_id_);
     report_.dry_run = s_.dry_run;
     report_.status = db::RunStatus::kRunning;
     report_.new_key_fingerprint = keyring_->new_key().fingerprint();
@@ -96,8 +101,9 @@ class RotateRun {
     report_.excluded = resolved_.excluded;
     refuse_unwritable_report(s_.report);
     if (!s_.dry_run) open_state();
-    audit_.record("run_start", {{"command", "rotate"},
+    audit_.record("run_start", {{"command", command_name()},
                                 {"run_id", report_.run_id},
+                                {"rollback_of", s_.rollback_of.value_or(0)},
                                 {"dry_run", s_.dry_run},
                                 {"targets", targets_id_},
                                 {"new_key_fingerprint", report_.new_key_fingerprint},
@@ -121,7 +127,8 @@ class RotateRun {
       return locks_->still_held();
     };
     locks_->lock_run_opening(s_.writer.state_schema);
-    report_.run_id = open_run(*store_, targets_id_, *keyring_, s_.restart, s_.workers.share);
+    report_.run_id =
+        open_run(*store_, targets_id_, *keyring_, RunOpening{s_.restart, s_.workers.share, scope_, s_.rollback_of});
     writer_settings_.run_id = report_.run_id;
   }
 
@@ -258,22 +265,14 @@ class RotateRun {
   }
 
   void publish() {
-    if (store_) {
-      try {
-        for (const auto& f : store_->failures(report_.run_id, 1000)) {
-          report_.failures.push_back(failure_json(f.table_name, f.column_name, f.primary_key, f.reason));
-        }
-      } catch (const std::exception& e) {
-        log::warn("could not list the run's failures for the report: {}", db::error_summary(e));
-      }
-    }
+    if (store_) add_recorded_failures(report_, *store_);
     publish_files(report_.status == db::RunStatus::kStopped ? "run_stop" : "run_finish", nlohmann::json::object());
     print_rotate_summary(report_, s_.dry_run);
   }
 
   void publish_files(const std::string& event, const nlohmann::json& extra) {
     metrics_.update(report_, true);
-    nlohmann::json fields = {{"command", "rotate"},
+    nlohmann::json fields = {{"command", command_name()},
                              {"run_id", report_.run_id},
                              {"dry_run", s_.dry_run},
                              {"status", db::to_string(report_.status)},
@@ -316,6 +315,8 @@ class RotateRun {
     }
   }
 
+  const char* command_name() const { return s_.rollback_of ? "rollback" : "rotate"; }
+
   const RotateSettings& s_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   StopControl stop_;
@@ -328,6 +329,8 @@ class RotateRun {
   std::unique_ptr<PaceKeeper> pace_;  // --pace auto, while the lanes work
   EngineSettings settings_;
   db::WriterSettings writer_settings_;
+  RolledBackRun rolled_back_;  // rollback: the run it takes back
+  db::RunScope scope_;         // what to resolve: the options', or the rolled-back run's
   RotationTargets resolved_;
   std::string targets_id_;
   std::unique_ptr<db::StateStore> store_;

@@ -47,9 +47,12 @@ struct RotateSettings {
   PaceMode pace = PaceMode::kAuto;  // --pace
   db::WriterSettings writer;        // --state-schema, --lock-timeout, --statement-timeout
   WorkerSettings workers;
+  // `rekey rollback --run N`: N's scope (not columns, discover, exclude) and
+  // N's keys swapped (KeyOrder::kRollback); the run is linked to N.
+  std::optional<std::int64_t> rollback_of;
 };
 
-// Runs a rotation and returns its exit code (see common/errors.h). Throws
+// Runs a rotation (or a rollback) and returns its exit code (see common/errors.h). Throws
 // UsageError for bad keys or targets; other errors propagate.
 int run_rotate(const RotateSettings& settings);
 

@@ -30,6 +30,16 @@ nlohmann::json failure_json(const std::string& table, const std::string& column,
   return {{"table", table}, {"column", column}, {"primary_key", log::json_text(primary_key)}, {"reason", reason}};
 }
 
+void add_recorded_failures(RunReport& report, db::StateStore& store, std::size_t limit) {
+  try {
+    for (const auto& f : store.failures(report.run_id, limit)) {
+      report.failures.push_back(failure_json(f.table_name, f.column_name, f.primary_key, f.reason));
+    }
+  } catch (const std::exception& e) {
+    log::warn("could not list the run's failures for the report: {}", db::error_summary(e));
+  }
+}
+
 namespace {
 
 nlohmann::json rate_json(double rate) { return std::isinf(rate) ? nlohmann::json(nullptr) : nlohmann::json(rate); }
@@ -92,6 +102,7 @@ nlohmann::json to_json(const RunReport& r) {
                    {"unchecked", r.unchecked},
                    {"excluded", r.excluded}};
   if (!r.error.empty()) j["error"] = r.error;
+  if (r.rollback_of) j["rollback_of"] = *r.rollback_of;
   nlohmann::json uncovered = nlohmann::json::array();
   for (const auto& u : r.uncovered) {
     uncovered.push_back({{"column", u.column}, {"why", u.why}, {"values", u.values}, {"not_new", u.not_new}});

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/exit_code.h"
 #include "db/run_status.h"
+#include "db/state_store.h"
 #include "migrate/pace.h"
 #include "migrate/stop_control.h"
 #include "migrate/table_port.h"
@@ -40,6 +42,7 @@ struct UncoveredColumn {
 struct RunReport {
   std::int64_t run_id = 0;  // 0 for a dry run
   bool dry_run = false;
+  std::optional<std::int64_t> rollback_of;  // the run a rollback takes back
   int exit_code = 0;
   db::RunStatus status = db::RunStatus::kRunning;
   std::string stop_reason;
@@ -64,6 +67,10 @@ nlohmann::json to_json(const RunReport& report);
 // its primary key as text (bytes that are not UTF-8 escaped, log::json_text).
 nlohmann::json failure_json(const std::string& table, const std::string& column, const std::string& primary_key,
                             const std::string& reason);
+
+// Adds the first `limit` failures `store` recorded for report.run_id to the
+// report; a failure to list them is only a warning (the run's outcome stands).
+void add_recorded_failures(RunReport& report, db::StateStore& store, std::size_t limit = 1000);
 
 // What a rotate run ended with, for its exit code. `recorded_failures`: the
 // failures the state holds for the run, wherever they were found (first read,

@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <set>
 #include <sstream>
 #include <vector>
 
 #include "cli/db_options.h"
+#include "cli/targets.h"
 #include "common/errors.h"
 #include "common/log.h"
 
@@ -18,18 +18,6 @@ std::string join_fingerprints(const crypto::Keyring& keyring) {
   for (std::size_t i = 0; i < keyring.old_key_count(); ++i)
     out += (i > 0 ? "," : "") + keyring.old_key(i).fingerprint();
   return out;
-}
-
-// The schema.table.column lines two targets keys (targets_key) share.
-bool overlaps(const std::string& a, const std::string& b) {
-  std::set<std::string> lines;
-  std::istringstream in(a);
-  for (std::string line; std::getline(in, line);) lines.insert(line);
-  std::istringstream other(b);
-  for (std::string line; std::getline(other, line);) {
-    if (lines.count(line) > 0) return true;
-  }
-  return false;
 }
 
 // A worker joins a run only with every old key the run's workers use: values
@@ -48,20 +36,21 @@ void refuse_missing_old_keys(const db::RunRecord& run, const crypto::Keyring& ke
 
 }  // namespace
 
-std::int64_t open_run(db::StateStore& store, const std::string& targets, const crypto::Keyring& keyring, bool restart,
-                      db::LockShare share) {
+std::int64_t open_run(db::StateStore& store, const std::string& targets, const crypto::Keyring& keyring,
+                      const RunOpening& opening) {
   const std::string& new_fp = keyring.new_key().fingerprint();
+  const bool supersede_others = opening.restart || opening.rollback_of.has_value();
   std::vector<std::int64_t> overlapping;
   for (const auto& other : store.unfinished_runs()) {
-    if (!overlaps(other.targets, targets)) continue;
-    overlapping.push_back(other.id);
-    if (share == db::LockShare::kJoin && other.targets != targets && other.status == db::RunStatus::kRunning) {
+    if (!targets_overlap(other.targets, targets)) continue;
+    if (opening.share == db::LockShare::kJoin && other.targets != targets && other.status == db::RunStatus::kRunning) {
       throw UsageError(fmt::format(
           "run {} is running over other targets that share some of these columns: join it with its own targets "
           "(see rekey status), or wait for it to end",
           other.id));
     }
-    if (other.new_key_fingerprint != new_fp && !restart) {
+    overlapping.push_back(other.id);
+    if (other.new_key_fingerprint != new_fp && !supersede_others) {
       throw UsageError(fmt::format(
           "run {} is {} with new key {}, not {}, over some of these columns: finish it with that key, or pass "
           "--restart to start over with this one (values already under the new key are never rewritten)",
@@ -69,8 +58,9 @@ std::int64_t open_run(db::StateStore& store, const std::string& targets, const c
     }
   }
   const auto last = store.latest_run(targets);
-  if (last && last->status != db::RunStatus::kFinished && !last->superseded_by && !restart) {
-    if (share == db::LockShare::kJoin && last->status == db::RunStatus::kRunning) {
+  if (last && last->status != db::RunStatus::kFinished && !last->superseded_by && !opening.restart &&
+      last->new_key_fingerprint == new_fp) {
+    if (opening.share == db::LockShare::kJoin && last->status == db::RunStatus::kRunning) {
       refuse_missing_old_keys(*last, keyring);
       log::info("joining run {} (new key {})", last->id, new_fp);
       return last->id;
@@ -79,8 +69,8 @@ std::int64_t open_run(db::StateStore& store, const std::string& targets, const c
     log::info("resuming run {} (new key {})", last->id, new_fp);
     return last->id;
   }
-  const std::int64_t id =
-      store.create_run(targets, new_fp, join_fingerprints(keyring), command_line(), runner_identity());
+  const std::int64_t id = store.create_run({targets, new_fp, join_fingerprints(keyring), command_line(),
+                                            runner_identity(), opening.scope, opening.rollback_of});
   for (std::int64_t other : overlapping) store.supersede(other, id);
   log::info("started run {} (new key {})", id, new_fp);
   return id;

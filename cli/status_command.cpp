@@ -149,6 +149,11 @@ nlohmann::json describe(db::StateStore& store, const std::string& conninfo, cons
                    {"failure_count", store.failure_count(run.id)},
                    {"failures", failures}};
   j["resume_command"] = resumable ? nlohmann::json(resume_command(run.command)) : nlohmann::json(nullptr);
+  j["rollback_of"] = run.rollback_of ? nlohmann::json(*run.rollback_of) : nlohmann::json(nullptr);
+  j["rolled_back_by"] = nlohmann::json::array();
+  for (const auto& later : store.runs_after(run.id)) {
+    if (later.rollback_of == run.id) j["rolled_back_by"].push_back(later.id);
+  }
   return j;
 }
 
@@ -163,6 +168,13 @@ void print_run(const nlohmann::json& r) {
               log::printable(r["runner"].get<std::string>()).c_str(), r["finished_at"].is_null() ? "updated" : "ended",
               (r["finished_at"].is_null() ? r["updated_at"] : r["finished_at"]).get<std::string>().c_str());
   if (!r["exit_code"].is_null()) std::printf("  exit code %d\n", r["exit_code"].get<int>());
+  if (!r["rollback_of"].is_null()) {
+    std::printf("  a rollback of run %lld (its values back to its old key)\n",
+                static_cast<long long>(r["rollback_of"].get<std::int64_t>()));
+  }
+  for (const auto& by : r["rolled_back_by"]) {
+    std::printf("  rolled back by run %lld\n", static_cast<long long>(by.get<std::int64_t>()));
+  }
   std::printf("  targets:");
   for (const auto& t : r["targets"]) std::printf(" %s", log::printable(t.get<std::string>()).c_str());
   std::printf("\n");

@@ -1,6 +1,7 @@
 #include "cli/targets.h"
 
 #include <algorithm>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/errors.h"
@@ -51,6 +52,23 @@ std::string targets_key(const std::vector<TableTarget>& targets) {
   std::string key;
   for (const auto& l : lines) key += l + "\n";
   return key;
+}
+
+std::set<std::string> target_lines(const std::string& targets) {
+  std::set<std::string> out;
+  std::istringstream in(targets);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.insert(line);
+  }
+  return out;
+}
+
+bool targets_overlap(const std::string& a, const std::string& b) {
+  const std::set<std::string> mine = target_lines(a);
+  for (const auto& line : target_lines(b)) {
+    if (mine.count(line) > 0) return true;
+  }
+  return false;
 }
 
 }  // namespace rekey

@@ -1,6 +1,7 @@
 // Operator-named target columns, grouped by table.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,9 @@ std::vector<TableTarget> group_targets(const std::vector<std::string>& specs);
 std::string targets_key(const std::vector<TableTarget>& targets);
 // The same for resolved tables (their schema, table and columns).
 std::string targets_key(const std::vector<TableShape>& shapes);
+
+// The schema.table.column lines of a targets_key, and whether two share one.
+std::set<std::string> target_lines(const std::string& targets);
+bool targets_overlap(const std::string& a, const std::string& b);
 
 }  // namespace rekey

@@ -7,7 +7,7 @@
 #include "common/identifier.h"
 #include "db/connection.h"
 #include "db/sql_text.h"
-#include "db/state_schema_sql.h"
+#include "db/state_schema_ddl.h"
 #include "db/table_lock.h"
 
 namespace rekey::db {
@@ -16,7 +16,26 @@ namespace {
 constexpr const char* kRunColumns =
     "id, targets, new_key_fingerprint, old_key_fingerprints, status, command, runner, "
     "to_char(started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
-    "COALESCE(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), ''), exit_code, superseded_by";
+    "COALESCE(to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), ''), exit_code, "
+    // The columns later versions added, read through to_jsonb: a schema an
+    // older rekey made (status reads it as it is) may lack them.
+    "(pg_catalog.to_jsonb(r) ->> 'superseded_by')::bigint, (pg_catalog.to_jsonb(r) ->> 'rollback_of')::bigint, "
+    "(pg_catalog.to_jsonb(r) -> 'scope')::text";
+
+nlohmann::json scope_json(const RunScope& scope) {
+  return {{"columns", scope.columns}, {"discover", scope.discover}, {"exclude", scope.exclude}};
+}
+
+std::optional<RunScope> scope_from(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  const auto j = nlohmann::json::parse(f.c_str());
+  if (!j.is_object()) return std::nullopt;
+  RunScope scope;
+  scope.columns = j.value("columns", std::vector<std::string>{});
+  scope.discover = j.value("discover", false);
+  scope.exclude = j.value("exclude", std::vector<std::string>{});
+  return scope;
+}
 
 RunRecord to_run(const pqxx::row& r) {
   RunRecord run;
@@ -32,6 +51,8 @@ RunRecord to_run(const pqxx::row& r) {
   run.finished_at = r[9].as<std::string>();
   if (!r[10].is_null()) run.exit_code = r[10].as<int>();
   if (!r[11].is_null()) run.superseded_by = r[11].as<std::int64_t>();
+  if (!r[12].is_null()) run.rollback_of = r[12].as<std::int64_t>();
+  run.scope = scope_from(r[13]);
   return run;
 }
 
@@ -79,49 +100,6 @@ TableProgress to_progress(const pqxx::row& r) {
   return p;
 }
 
-// `sql` without its "--" comments (the DDL has no "--" inside a string).
-std::string without_comments(const std::string& sql) {
-  std::string out;
-  std::size_t from = 0;
-  while (from < sql.size()) {
-    std::size_t end = sql.find('\n', from);
-    if (end == std::string::npos) end = sql.size();
-    const std::string_view line(sql.data() + from, end - from);
-    out.append(line.substr(0, line.find("--")));
-    out += '\n';
-    from = end + 1;
-  }
-  return out;
-}
-
-// Columns later versions added to the state tables, for a schema an older
-// rekey created.
-struct AddedColumn {
-  const char* table;
-  const char* column;
-  const char* type;
-};
-constexpr AddedColumn kAddedColumns[] = {{"runs", "superseded_by", "bigint"},
-                                         {"pending", "not_found_at", "timestamptz"}};
-
-// Adds each missing column; looks first, so that a schema that has them all
-// takes no lock beyond what reading the catalog takes.
-void add_missing_columns(pqxx::work& tx, const std::string& schema) {
-  for (const auto& added : kAddedColumns) {
-    const std::string table = quote_ident(schema) + "." + quote_ident(added.table);
-    const bool present = !tx.exec_params(
-                                "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-                                "pg_catalog.to_regclass($1) AND attname = $2 AND NOT attisdropped",
-                                table, added.column)
-                              .empty();
-    if (!present) tx.exec("ALTER TABLE " + table + " ADD COLUMN " + quote_ident(added.column) + " " + added.type);
-  }
-}
-
-bool schema_exists_in(pqxx::transaction_base& tx, const std::string& schema) {
-  return !tx.exec_params("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", schema).empty();
-}
-
 }  // namespace
 
 const std::vector<std::string>& StateStore::table_names() {
@@ -134,39 +112,10 @@ StateStore::StateStore(const std::string& conninfo, std::string schema)
 
 StateStore::~StateStore() = default;
 
-namespace {
-// True when every table of the state schema exists in `schema`.
-bool all_tables_exist(pqxx::transaction_base& tx, const std::string& schema) {
-  const auto present = tx.exec_params1(
-                             "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
-                             "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY ($2::pg_catalog.text[])",
-                             schema, text_array(StateStore::table_names()))[0]
-                           .as<std::size_t>();
-  return present == StateStore::table_names().size();
-}
-}  // namespace
-
 void StateStore::ensure_schema() {
   return session_.run([&](pqxx::connection& conn) {
-    // The name goes into the DDL only outside comments (a comment is where a
-    // newline in it would end the quoting), and it never holds a control
-    // character: it cannot leave its quotes.
-    check_no_control_characters(schema_, "--state-schema");
-    std::string ddl = without_comments(kStateSchemaSql);
-    const std::string quoted = quote_ident(schema_);
-    for (std::size_t pos = ddl.find("__SCHEMA__"); pos != std::string::npos; pos = ddl.find("__SCHEMA__", pos)) {
-      ddl.replace(pos, 10, quoted);
-      pos += quoted.size();
-    }
     pqxx::work tx(conn);
-    // Two runners creating the schema at once would race on CREATE ... IF NOT EXISTS.
-    tx.exec("SELECT pg_advisory_xact_lock(hashtext('rekey state schema'))");
-    // CREATE ... IF NOT EXISTS checks the CREATE privilege before it looks:
-    // a schema an administrator created for rekey's role (sql/grants.sql)
-    // must not need CREATE on the database, nor tables all present CREATE on it.
-    if (!schema_exists_in(tx, schema_)) tx.exec("CREATE SCHEMA " + quoted);
-    if (!all_tables_exist(tx, schema_)) tx.exec(ddl);
-    add_missing_columns(tx, schema_);
+    create_or_upgrade_state_schema(tx, schema_, table_names());
     tx.commit();
   });
 }
@@ -182,7 +131,7 @@ std::optional<RunRecord> StateStore::latest_run(const std::string& targets) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                                      ".runs WHERE targets = $1 ORDER BY id DESC LIMIT 1",
+                                      ".runs r WHERE targets = $1 ORDER BY id DESC LIMIT 1",
                                   targets);
     return r.empty() ? std::optional<RunRecord>() : std::optional<RunRecord>(to_run(r[0]));
   });
@@ -192,7 +141,7 @@ std::optional<RunRecord> StateStore::run(std::int64_t id) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     const auto r = tx.exec_params(
-        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs WHERE id = $1", id);
+        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs r WHERE id = $1", id);
     return r.empty() ? std::optional<RunRecord>() : std::optional<RunRecord>(to_run(r[0]));
   });
 }
@@ -201,7 +150,7 @@ std::vector<RunRecord> StateStore::runs(std::size_t limit) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     const auto r = tx.exec_params(
-        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs ORDER BY id DESC LIMIT $1",
+        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs r ORDER BY id DESC LIMIT $1",
         static_cast<std::int64_t>(limit));
     std::vector<RunRecord> out;
     for (const auto& row : r) out.push_back(to_run(row));
@@ -213,7 +162,7 @@ std::vector<RunRecord> StateStore::unfinished_runs() {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
     const auto r = tx.exec(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                           ".runs WHERE status <> 'finished' AND superseded_by IS NULL ORDER BY id DESC");
+                           ".runs r WHERE status <> 'finished' AND superseded_by IS NULL ORDER BY id DESC");
     std::vector<RunRecord> out;
     for (const auto& row : r) out.push_back(to_run(row));
     return out;
@@ -231,17 +180,29 @@ void StateStore::supersede(std::int64_t run_id, std::int64_t by) {
   });
 }
 
-std::int64_t StateStore::create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
-                                    const std::string& command, const std::string& runner) {
+std::int64_t StateStore::create_run(const NewRun& run) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
-    const auto r =
-        tx.exec_params1("INSERT INTO " + quote_ident(schema_) +
-                            ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner) "
-                            "VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id",
-                        targets, new_fp, old_fps, command, runner);
+    const auto r = tx.exec_params1(
+        "INSERT INTO " + quote_ident(schema_) +
+            ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner, scope, rollback_of) "
+            "VALUES ($1, $2, $3, 'running', $4, $5, $6::jsonb, NULLIF($7::bigint, 0)) RETURNING id",
+        run.targets, run.new_fp, run.old_fps, run.command, run.runner, scope_json(run.scope).dump(),
+        run.rollback_of.value_or(0));
     tx.commit();
     return r[0].as<std::int64_t>();
+  });
+}
+
+std::vector<RunRecord> StateStore::runs_after(std::int64_t id) {
+  return session_.run([&](pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
+                                      ".runs r WHERE id > $1 ORDER BY id DESC",
+                                  id);
+    std::vector<RunRecord> out;
+    for (const auto& row : r) out.push_back(to_run(row));
+    return out;
   });
 }
 

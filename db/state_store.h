@@ -14,6 +14,14 @@
 
 namespace rekey::db {
 
+// What a run was asked to rotate (--column, --discover, --exclude): what a
+// rollback resolves again.
+struct RunScope {
+  std::vector<std::string> columns;
+  bool discover = false;
+  std::vector<std::string> exclude;
+};
+
 struct RunRecord {
   std::int64_t id = 0;
   std::string targets;
@@ -27,6 +35,19 @@ struct RunRecord {
   std::string finished_at;
   std::optional<int> exit_code;
   std::optional<std::int64_t> superseded_by;  // the run that replaced it (rotate --restart)
+  std::optional<std::int64_t> rollback_of;    // the run it takes back (rekey rollback)
+  std::optional<RunScope> scope;              // absent for a run an older rekey made
+};
+
+// A new run's row: what it rotates, with which keys, and how to resume it.
+struct NewRun {
+  std::string targets;  // targets_key of its resolved tables
+  std::string new_fp;
+  std::string old_fps;  // comma-separated, in order
+  std::string command;  // the command line that resumes it
+  std::string runner;
+  RunScope scope;
+  std::optional<std::int64_t> rollback_of;
 };
 
 struct TableProgress {
@@ -66,8 +87,9 @@ class StateStore {
   // Runs not finished and not superseded, newest first.
   std::vector<RunRecord> unfinished_runs();
 
-  std::int64_t create_run(const std::string& targets, const std::string& new_fp, const std::string& old_fps,
-                          const std::string& command, const std::string& runner);
+  std::int64_t create_run(const NewRun& run);
+  // The runs after `id` (newest first), any status.
+  std::vector<RunRecord> runs_after(std::int64_t id);
   void set_runner(std::int64_t run_id, const std::string& runner, const std::string& old_fps);
   // Marks `run_id` replaced by `by` (stopped, never resumed).
   void supersede(std::int64_t run_id, std::int64_t by);

@@ -53,10 +53,13 @@ WorkUnit unit_of(const pqxx::row& r) {
 
 // The units a worker may claim now: not done; to do, or held under a lease
 // that ran out or by a session that is gone; a finish only once its table's
-// ranges are done, the run's only once everything else is.
+// ranges are done, the run's only once everything else is. (superseded_by is
+// read through to_jsonb: `status` tallies units in a schema an older rekey
+// made, which may lack it.)
 constexpr const char* kClaimable =
     "k.run_id = $1 AND k.status <> 'done' "
-    "AND NOT EXISTS (SELECT 1 FROM %3$s r WHERE r.id = k.run_id AND r.superseded_by IS NOT NULL) "
+    "AND NOT EXISTS (SELECT 1 FROM %3$s r WHERE r.id = k.run_id "
+    "                AND pg_catalog.to_jsonb(r) ->> 'superseded_by' IS NOT NULL) "
     "AND (k.status = 'todo' OR k.lease_until < pg_catalog.now() "
     "     OR NOT %2$s) "
     "AND (k.kind = 'range' OR NOT EXISTS (SELECT 1 FROM %1$s r WHERE r.run_id = k.run_id AND r.status <> 'done' "
@@ -272,7 +275,8 @@ UnitTally WorkUnits::tally() {
       (status == "todo" ? t.todo : status == "running" ? t.running : t.done) += n;
     }
     t.superseded =
-        !tx.exec_params("SELECT 1 FROM " + quote_ident(schema_) + ".runs WHERE id = $1 AND superseded_by IS NOT NULL",
+        !tx.exec_params("SELECT 1 FROM " + quote_ident(schema_) +
+                            ".runs r WHERE id = $1 AND pg_catalog.to_jsonb(r) ->> 'superseded_by' IS NOT NULL",
                         run_id_)
              .empty();
     return t;

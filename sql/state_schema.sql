@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.runs (
   updated_at           timestamptz NOT NULL DEFAULT now(),
   finished_at          timestamptz,
   exit_code            integer,
-  superseded_by        bigint       -- the run that `rotate --restart` put in its place: never resumed
+  superseded_by        bigint,      -- the run that `rotate --restart` put in its place: never resumed
+  rollback_of          bigint,      -- the run this one takes back (`rekey rollback --run N`)
+  scope                jsonb        -- what was asked: {"columns": [...], "discover": bool, "exclude": [...]}
 );
 CREATE INDEX IF NOT EXISTS runs_targets ON __SCHEMA__.runs (targets, id);
 

@@ -151,7 +151,7 @@ TEST_SUITE("integration.hardening") {
   TEST_CASE("a state schema made by an older rekey gains the new columns and tables; a current one is left unlocked") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("state_upgrade");
-    // The DDL as the first version had it: no superseded_by, no not_found_at.
+    // The DDL as the first version had it: no superseded_by, not_found_at, rollback_of or scope.
     std::string ddl = read_file(source_path("sql/state_schema.sql"));
     std::string old_ddl;
     for (std::size_t from = 0; from < ddl.size();) {
@@ -159,7 +159,10 @@ TEST_SUITE("integration.hardening") {
       if (end == std::string::npos) end = ddl.size();
       const std::string line = ddl.substr(from, end - from);
       from = end + 1;
-      if (contains(line, "superseded_by") || contains(line, "not_found_at")) continue;
+      if (contains(line, "superseded_by") || contains(line, "not_found_at") || contains(line, "rollback_of") ||
+          contains(line, "  scope ")) {
+        continue;
+      }
       old_ddl += line + "\n";
     }
     const std::size_t comma = old_ddl.find("exit_code            integer,");
@@ -173,6 +176,13 @@ TEST_SUITE("integration.hardening") {
     db.exec("DROP TABLE rekey.pace");  // nor the pace of --pace auto
     CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.runs'::regclass AND "
                    "attname = 'superseded_by'") == 0);
+    // status reads an old schema as it is (it is read-only: it upgrades nothing).
+    db.exec(
+        "INSERT INTO rekey.runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner) "
+        "VALUES ('public.t.v\n', 'aaaaaaaa', 'bbbbbbbb', 'finished', 'rekey rotate', 'old@host 1')");
+    const auto old_status = run_rekey({"status", "--db", db.conninfo()}, {});
+    CHECK_MESSAGE(old_status.exit_code == 0, old_status.describe());
+    CHECK(contains(old_status.out, "run 1: finished"));
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)");
     const auto r = run_rekey({"rotate", "--db", db.conninfo(), "--column", "t.v"}, key_env());
     CHECK_MESSAGE(r.exit_code == 0, r.describe());
@@ -180,6 +190,8 @@ TEST_SUITE("integration.hardening") {
                    "attname = 'superseded_by'") == 1);
     CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.pending'::regclass AND "
                    "attname = 'not_found_at'") == 1);
+    CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.runs'::regclass AND "
+                   "attname IN ('rollback_of', 'scope')") == 2);
     CHECK(db.count("SELECT count(*) FROM rekey.pace") == 1);  // created, and written by the health probe
     CHECK_FALSE(contains(r.err, "health probe failed"));
   }

@@ -44,6 +44,8 @@ OPTIONS:
   "final": "NEW_ENCRYPTION_KEY",         # the key every token must end under
   "dead": ["OLD_ENCRYPTION_KEY"],        # keys that must no longer decrypt a rewritten value
   "mode": "final",                       # final: every token rotated; partial: rotated or untouched;
+                                         # back: as final, but a cell seeded under the final key may
+                                         # have been rewritten too (rotated away and back: a rollback);
                                          # untouched: every cell exactly as seeded
   "state_schema": "rekey",               # where to look for failures; null: do not look
   "skip": [["public.users", ["5"]]]      # rows (display name, key texts) the test checks itself
@@ -270,6 +272,9 @@ def check(conninfo: str, manifest_path: str, options_path: str) -> dict:
     final = fernet_from_env(final_env)
     dead = [fernet_from_env(e) for e in opts.get("dead", [])]
     mode = opts.get("mode", "final")
+    back = mode == "back"
+    if back:
+        mode = "final"
     state_schema = opts.get("state_schema", "rekey")
     skip = {(d, tuple(k)) for d, k in opts.get("skip", [])}
     errors = []
@@ -357,7 +362,7 @@ def check(conninfo: str, manifest_path: str, options_path: str) -> dict:
                     if env != final_env and mode == "final":
                         err(f"{where} {name}: still as seeded under {env}")
                     continue
-                if env == final_env:
+                if env == final_env and not back:
                     err(f"{where} {name}: value under the final key was rewritten")
                     continue
                 if mode == "untouched":
