@@ -1,195 +1,142 @@
 #include "cli/config_file.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <regex>
+#include <set>
+#include <utility>
 
 #include "common/errors.h"
+#include "common/log.h"
 
 namespace rekey {
 namespace {
 
-class Parser {
- public:
-  Parser(std::string_view text, const std::string& origin) : s_(text), origin_(origin) {}
+// A TOML parse error as rekey reports it: the file, the line, what is wrong.
+[[noreturn]] void fail(const std::string& origin, const toml::source_region& where, const std::string& why) {
+  throw UsageError(fmt::format("config file {}, line {}: {}", origin, where.begin.line, why));
+}
 
-  std::vector<ConfigEntry> entries() {
-    std::vector<ConfigEntry> out;
-    while (true) {
-      skip_blank();
-      if (at_end()) return out;
-      if (peek() == '[') fail("sections ([...]) are not supported");
-      ConfigEntry e;
-      e.line = line_;
-      e.key = key();
-      skip_spaces();
-      if (peek() != '=') fail("expected '=' after " + e.key);
-      ++i_;
-      skip_spaces();
-      e.values = value();
-      end_of_line();
-      out.push_back(std::move(e));
-    }
-  }
+// A scalar's text as the option takes it on the command line.
+std::optional<std::string> scalar_text(const toml::node& node) {
+  if (const auto* s = node.as_string()) return s->get();
+  if (const auto* i = node.as_integer()) return std::to_string(i->get());
+  if (const auto* f = node.as_floating_point()) return fmt::format("{}", f->get());
+  if (const auto* b = node.as_boolean()) return std::string(b->get() ? "true" : "false");
+  return std::nullopt;
+}
 
- private:
-  [[noreturn]] void fail(const std::string& why) const {
-    throw UsageError(fmt::format("config file {}, line {}: {}", origin_, line_, why));
+// The values of `key`: a scalar, or an array of scalars.
+std::vector<std::string> values_of(const std::string& key, const toml::node& node, const std::string& origin) {
+  if (auto text = scalar_text(node)) return {*text};
+  const auto* array = node.as_array();
+  if (array == nullptr)
+    fail(origin, node.source(), key + " takes a value or an array of values, not a table or a date");
+  std::vector<std::string> out;
+  for (const auto& element : *array) {
+    auto text = scalar_text(element);
+    if (!text) fail(origin, element.source(), key + ": an array of values only (no nested arrays or tables)");
+    out.push_back(std::move(*text));
   }
-  bool at_end() const { return i_ >= s_.size(); }
-  char peek() const { return at_end() ? '\0' : s_[i_]; }
-  void skip_spaces() {
-    while (peek() == ' ' || peek() == '\t') ++i_;
-  }
-  void skip_comment() {
-    if (peek() == '#') {
-      while (!at_end() && s_[i_] != '\n') ++i_;
-    }
-  }
-  // Spaces, comments and line breaks (between entries and inside arrays).
-  void skip_blank() {
-    while (true) {
-      skip_spaces();
-      skip_comment();
-      if (peek() == '\r') {
-        ++i_;
-      } else if (peek() == '\n') {
-        ++i_;
-        ++line_;
-      } else {
-        return;
+  return out;
+}
+
+// [[table]] entries (or `table = [{ … }]`): a table's columns, each becoming
+// a `column` entry "NAME.COLUMN" (both in SQL identifier form).
+void add_table_entries(const toml::node& node, const std::string& origin, std::vector<ConfigEntry>& out) {
+  const auto* tables = node.as_array();
+  if (tables == nullptr) fail(origin, node.source(), "table: use [[table]] sections, or table = [{ ... }]");
+  for (const auto& element : *tables) {
+    const auto* t = element.as_table();
+    if (t == nullptr) fail(origin, element.source(), "table: each entry is a table with name and columns");
+    ConfigEntry e{"column", {}, static_cast<int>(element.source().begin.line)};
+    const auto name = (*t)["name"].value<std::string>();
+    if (!name) fail(origin, element.source(), "table: an entry without name = '[SCHEMA.]TABLE'");
+    for (const auto& [k, v] : *t) {
+      if (k.str() == "columns") {
+        for (const auto& column : values_of("columns", v, origin)) e.values.push_back(*name + "." + column);
+      } else if (k.str() != "name") {
+        fail(origin, v.source(), "table: unknown setting " + std::string(k.str()) + " (name, columns)");
       }
     }
+    if (e.values.empty()) fail(origin, element.source(), "table " + *name + ": no columns = [...]");
+    out.push_back(std::move(e));
   }
-  void end_of_line() {
-    skip_spaces();
-    skip_comment();
-    if (peek() == '\r') ++i_;
-    if (at_end()) return;
-    if (peek() != '\n') fail("unexpected text after the value");
-    ++i_;
-    ++line_;
+}
+
+// What an older rekey (and CLI11's own format) read and TOML does not: a
+// bare word as a value (`pace = max`). `text` with each such value quoted,
+// and the lines changed; the rest untouched.
+std::pair<std::string, std::vector<int>> with_bare_words_quoted(std::string_view text) {
+  static const std::regex assignment(R"(^(\s*[A-Za-z0-9_-]+\s*=\s*)([A-Za-z_][A-Za-z0-9_./:@+-]*)(\s*(#.*)?)$)");
+  std::string out;
+  std::vector<int> changed;
+  int line_number = 0;
+  for (std::size_t from = 0; from <= text.size();) {
+    std::size_t end = text.find('\n', from);
+    if (end == std::string_view::npos) end = text.size();
+    std::string line(text.substr(from, end - from));
+    ++line_number;
+    std::smatch m;
+    if (std::regex_match(line, m, assignment) && m[2] != "true" && m[2] != "false" && m[2] != "inf" && m[2] != "nan") {
+      line = m[1].str() + "'" + m[2].str() + "'" + m[3].str();
+      changed.push_back(line_number);
+    }
+    out += line;
+    if (end < text.size()) out += '\n';
+    from = end + 1;
   }
-  static bool bare_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  return {out, changed};
+}
+
+// `text` parsed by TOML's rules; a file an older rekey read (bare words)
+// still reads, with a warning naming the lines to quote.
+toml::table parse_toml(std::string_view text, const std::string& origin) {
+  try {
+    return toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    const auto [quoted, lines] = with_bare_words_quoted(text);
+    if (lines.empty()) fail(origin, e.source(), std::string(e.description()));
+    try {
+      toml::table root = toml::parse(quoted, origin);
+      for (int line : lines) {
+        log::warn(
+            "config file {}, line {}: a bare word, read as a string as before; quote it ('...'): TOML needs "
+            "quotes",
+            origin, line);
+      }
+      return root;
+    } catch (const toml::parse_error&) {
+      fail(origin, e.source(), std::string(e.description()));
+    }
   }
-  std::string key() {
-    if (peek() == '"') return basic();
-    if (peek() == '\'') return literal();
-    const std::size_t start = i_;
-    while (bare_char(peek())) ++i_;
-    if (i_ == start) fail("expected an option name");
-    return std::string(s_.substr(start, i_ - start));
-  }
-  static void append_utf8(std::string& out, unsigned long cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
+}
+
+}  // namespace
+
+std::vector<ConfigEntry> parse_config_text(std::string_view text, const std::string& origin) {
+  const toml::table root = parse_toml(text, origin);
+  std::vector<ConfigEntry> out;
+  for (const auto& [k, v] : root) {
+    const std::string key(k.str());
+    if (key == "table") {
+      add_table_entries(v, origin, out);
     } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
+      out.push_back({key, values_of(key, v, origin), static_cast<int>(v.source().begin.line)});
     }
   }
-  std::string basic() {
-    ++i_;
-    std::string out;
-    while (true) {
-      if (at_end() || peek() == '\n') fail("unterminated string");
-      const char c = s_[i_++];
-      if (c == '"') return out;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      const char e = peek();
-      ++i_;
-      switch (e) {
-        case 'b':
-          out += '\b';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case 'u':
-        case 'U': {
-          const std::size_t n = e == 'u' ? 4 : 8;
-          if (i_ + n > s_.size()) fail("bad \\" + std::string(1, e) + " escape");
-          const std::string hex(s_.substr(i_, n));
-          if (hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) fail("bad \\u escape");
-          append_utf8(out, std::stoul(hex, nullptr, 16));
-          i_ += n;
-          break;
-        }
-        default:
-          fail("unknown escape \\" + std::string(1, e) + " in a \"...\" string");
-      }
-    }
-  }
-  std::string literal() {
-    const std::size_t end = s_.find_first_of("'\n", i_ + 1);
-    if (end == std::string_view::npos || s_[end] != '\'') fail("unterminated string");
-    std::string out(s_.substr(i_ + 1, end - i_ - 1));
-    i_ = end + 1;
-    return out;
-  }
-  std::string scalar() {
-    if (peek() == '"') return basic();
-    if (peek() == '\'') return literal();
-    if (peek() == '[') fail("nested arrays are not supported");
-    const std::size_t start = i_;
-    while (!at_end() && std::string_view(" \t\r\n,]#").find(peek()) == std::string_view::npos) ++i_;
-    if (i_ == start) fail("expected a value");
-    return std::string(s_.substr(start, i_ - start));
-  }
-  std::vector<std::string> value() {
-    if (peek() != '[') return {scalar()};
-    ++i_;
-    std::vector<std::string> out;
-    while (true) {
-      skip_blank();
-      if (peek() == ']') break;
-      out.push_back(scalar());
-      skip_blank();
-      if (peek() == ',') {
-        ++i_;
-      } else if (peek() != ']') {
-        fail("expected ',' or ']' in an array");
-      }
-    }
-    ++i_;
-    return out;
-  }
+  // In the file's order (a TOML table's keys come sorted).
+  std::stable_sort(out.begin(), out.end(), [](const ConfigEntry& a, const ConfigEntry& b) { return a.line < b.line; });
+  return out;
+}
 
-  std::string_view s_;
-  const std::string& origin_;
-  std::size_t i_ = 0;
-  int line_ = 1;
-};
+namespace {
 
 void apply_config_file(CLI::App& cmd) {
   CLI::Option* config = cmd.get_config_ptr();
@@ -198,13 +145,19 @@ void apply_config_file(CLI::App& cmd) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("config file " + path + " cannot be read");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (const ConfigEntry& e : parse_config_text(text, path)) {
-    CLI::Option* op = cmd.get_option_no_throw("--" + e.key);
+  const std::vector<ConfigEntry> entries = parse_config_text(text, path);
+  std::set<const CLI::Option*> on_command_line;
+  for (const ConfigEntry& e : entries) {
+    const CLI::Option* op = cmd.get_option_no_throw("--" + e.key);
     if (op == nullptr || op == config || !op->get_configurable()) {
       throw UsageError(
           fmt::format("config file {}, line {}: {} has no option --{}", path, e.line, cmd.get_name(), e.key));
     }
-    if (op->count() > 0) continue;  // the command line wins
+    if (op->count() > 0) on_command_line.insert(op);
+  }
+  for (const ConfigEntry& e : entries) {
+    CLI::Option* op = cmd.get_option_no_throw("--" + e.key);
+    if (on_command_line.count(op) > 0) continue;  // the command line wins
     if (op->get_expected_min() == 0) {
       for (const auto& v : e.values) op->add_result(op->get_flag_value(e.key, v));
     } else {
@@ -215,10 +168,6 @@ void apply_config_file(CLI::App& cmd) {
 }
 
 }  // namespace
-
-std::vector<ConfigEntry> parse_config_text(std::string_view text, const std::string& origin) {
-  return Parser(text, origin).entries();
-}
 
 std::string config_string(std::string_view value) {
   bool literal = value.find('\'') == std::string_view::npos;

@@ -1,12 +1,11 @@
 // `--config FILE` for subcommands (e.g. `rekey rotate --config rotate.toml`).
 //
-// CLI11 2.1.2 never reads a subcommand's set_config() file, and its own
-// reader strips one more layer of quotes from values (so '"Vault Data".t.c'
-// would lose its first quote). This reads the TOML subset a CLI11 config
-// holds, by TOML's rules: `key = value` lines, where a value is a basic
-// string ("..." with backslash escapes), a literal string ('...', verbatim),
-// a bare word or number, or an array of those (over several lines if need
-// be); '#' starts a comment outside strings. Sections are refused.
+// CLI11 2.1.2 never reads a subcommand's set_config() file; rekey reads it
+// with toml++, so a config file is any TOML: each top-level key is an option
+// (a string, number or boolean, or an array of them for a repeatable one),
+// and `[[table]]` entries (or `table = [{ name = '…', columns = ['…'] }]`)
+// give a table's columns. A bare word as a value (`pace = max`), which an
+// older rekey read, still reads, with a warning.
 #pragma once
 
 #include <string>
@@ -26,11 +25,14 @@ struct ConfigEntry {
 };
 
 // Parses `text`; throws UsageError naming `origin` and the line on a syntax
-// error. Pure.
+// error or a value of the wrong shape. Top-level keys come in key order;
+// each [[table]] gives a "column" entry of its "NAME.COLUMN"s. Pure but for
+// the warning about bare words.
 std::vector<ConfigEntry> parse_config_text(std::string_view text, const std::string& origin);
 
 // `value` as a TOML string that parse_config_text reads back unchanged: a
 // literal string when it can be one, a basic string with escapes otherwise.
+// Pure.
 std::string config_string(std::string_view value);
 
 // Makes every subcommand of `root` that has a config option (set_config) read

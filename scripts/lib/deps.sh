@@ -1,7 +1,7 @@
 # Installs the Debian packages rekey needs, if any is missing. Sourced.
 # Re-running is quick: dpkg-query answers without touching the network.
 REKEY_PACKAGES=(build-essential cmake pkg-config libpqxx-dev libssl-dev libcli11-dev libfmt-dev libtbb-dev
-  doctest-dev nlohmann-json3-dev postgresql python3-cryptography python3-psycopg2
+  doctest-dev nlohmann-json3-dev libtomlplusplus-dev postgresql python3-cryptography python3-psycopg2
   python3-cryptography-vectors time)
 
 rekey_install_deps() { rekey_install_packages "${REKEY_PACKAGES[@]}" "$@"; }

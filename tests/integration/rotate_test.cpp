@@ -500,6 +500,29 @@ TEST_SUITE("integration.rotate") {
     check_report_counts(read_report(tmp.file("r.json")), result.at("counts"));
   }
 
+  TEST_CASE("--config FILE: [[table]] entries give each table's columns; the command line wins over the file") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("config_tables");
+    SeededFixture seeded(db, spec(json::array({table("public", "users", 200, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("phone_enc", "text", "plain")})),
+                                               table("public", "cards", 100, json::array({pk("id", "bigint", "int")}),
+                                                     json::array({col("number_enc", "text", "wrapped")}))})));
+    const TempDir tmp;
+    write_file(tmp.file("rekey.toml"), "pace = 'max'\nbatch-size = 1000000\nreport = '" + tmp.file("ignored.json") +
+                                           "'\n\n[[table]]\nname = 'public.users'\ncolumns = ['phone_enc']\n\n"
+                                           "[[table]]\nname = 'cards'\ncolumns = ['number_enc']\n");
+    const ProcessResult r = run_rekey({"rotate", "--db", db.conninfo(), "--config", tmp.file("rekey.toml"),
+                                       "--batch-size", "30", "--report", tmp.file("r.json")},
+                                      key_env());
+    INFO(r.describe());
+    CHECK(r.exit_code == 3);
+    const json result = seeded.check();
+    REQUIRE_DATA_OK(result);
+    const json report = read_report(tmp.file("r.json"));
+    check_report_counts(report, result.at("counts"));
+    CHECK(regular_file_mode(tmp.file("ignored.json")) == -1);  // --report on the command line won
+  }
+
   TEST_CASE("keys never appear in output, report, audit log, metrics or state tables") {
     REKEY_IT_REQUIRE_DB();
     TestDatabase db("secrets");
