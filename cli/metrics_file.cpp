@@ -48,6 +48,34 @@ void pace_metrics(std::string& out, const std::string& base, const RunReport& r)
   out += fmt::format("rekey_probe_p95_seconds{{{}}} {:.6f}\n", base, p.p95_ms / 1000);
 }
 
+// Per table: its values by column and outcome, its rows read and estimated.
+void table_metrics(std::string& out, const std::string& base, const RunReport& r) {
+  family(out, "rekey_values", "gauge", "Values by table, column and outcome in this run.");
+  for (const auto& t : r.tables) {
+    for (std::size_t c = 0; c < t.columns.size(); ++c) {
+      const ColumnCounts& k = t.counts.at(c);
+      const std::pair<const char*, std::int64_t> outcomes[] = {{"rotated", k.rotated},
+                                                               {"already_new", k.already_new},
+                                                               {"null", k.null},
+                                                               {"undecryptable", k.undecryptable},
+                                                               {"changed_concurrently", k.changed_concurrently}};
+      for (const auto& [outcome, n] : outcomes) {
+        out += fmt::format("rekey_values{{{},table=\"{}\",column=\"{}\",outcome=\"{}\"}} {}\n", base,
+                           label_value(t.table), label_value(t.columns[c]), outcome, n);
+      }
+    }
+  }
+  family(out, "rekey_table_rows_seen", "gauge", "Rows read, by table (progress: over rekey_table_rows_estimated).");
+  for (const auto& t : r.tables) {
+    out += fmt::format("rekey_table_rows_seen{{{},table=\"{}\"}} {}\n", base, label_value(t.table), t.rows_seen);
+  }
+  family(out, "rekey_table_rows_estimated", "gauge", "Rows in the table, as the planner estimated them.");
+  for (const auto& t : r.tables) {
+    out +=
+        fmt::format("rekey_table_rows_estimated{{{},table=\"{}\"}} {}\n", base, label_value(t.table), t.estimated_rows);
+  }
+}
+
 }  // namespace
 
 MetricsFile::MetricsFile(std::string path, std::string command)
@@ -62,7 +90,7 @@ std::string render_metrics(const RunReport& r, const std::string& command, doubl
   family(out, "rekey_run_info", "gauge", "The run, its status and its keys (fingerprints).");
   out += fmt::format("rekey_run_info{{{},old_keys=\"{}\",status=\"{}\",dry_run=\"{}\"}} 1\n", base,
                      label_value(old_keys), label_value(db::to_string(r.status)), r.dry_run ? "true" : "false");
-  family(out, "rekey_values", "gauge", "Values by table, column and outcome in this run.");
+  table_metrics(out, base, r);
   std::int64_t rows = 0;
   std::int64_t batches = 0;
   std::int64_t retries = 0;
@@ -70,18 +98,6 @@ std::string render_metrics(const RunReport& r, const std::string& command, doubl
     rows += t.rows_seen;
     batches += t.batches;
     retries += t.retries;
-    for (std::size_t c = 0; c < t.columns.size(); ++c) {
-      const ColumnCounts& k = t.counts.at(c);
-      const std::pair<const char*, std::int64_t> outcomes[] = {{"rotated", k.rotated},
-                                                               {"already_new", k.already_new},
-                                                               {"null", k.null},
-                                                               {"undecryptable", k.undecryptable},
-                                                               {"changed_concurrently", k.changed_concurrently}};
-      for (const auto& [outcome, n] : outcomes) {
-        out += fmt::format("rekey_values{{{},table=\"{}\",column=\"{}\",outcome=\"{}\"}} {}\n", base,
-                           label_value(t.table), label_value(t.columns[c]), outcome, n);
-      }
-    }
   }
   family(out, "rekey_rows_seen", "gauge", "Rows read in this invocation.");
   out += fmt::format("rekey_rows_seen{{{}}} {}\n", base, rows);

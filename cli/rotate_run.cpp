@@ -47,7 +47,7 @@ class RotateRun {
       : s_(s),
         conninfo_(resolve_conninfo(s.db)),
         audit_(s.audit_log),
-        metrics_(s.metrics_file, "rotate"),
+        metrics_(s.metrics_file, s.rollback_of ? "rollback" : "rotate"),
         lag_probe_(conninfo_),
         throttle_(s.throttle, s.engine.batch_size, [this] { return lag_probe_.read(); }) {
     install_signal_handlers(stop_);  // before key derivation: a signal at any point stops cleanly
@@ -217,7 +217,7 @@ class RotateRun {
 
   // --dry-run: one table read, re-encrypted and checked in memory; no state, no lanes.
   void dry_run_one(const TableShape& shape) {
-    report_.tables.push_back({shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())});
+    report_.tables.push_back(table_report(shape));
     TableReport& table = report_.tables.back();
     DryRunWriter writer(shape.display_name(), shape.columns, report_.failures);
     if (stop_.should_stop()) {

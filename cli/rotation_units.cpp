@@ -84,7 +84,7 @@ std::optional<nlohmann::json> RotationUnits::rotate(const db::WorkUnit& unit, st
 void RotationUnits::account(const TableShape& shape, const TableOutcome& outcome, std::size_t lane) {
   const std::lock_guard<std::mutex> lock(mutex_);
   TableReport& t = tables_[shape.display_name()];
-  if (t.table.empty()) t = {shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())};
+  if (t.table.empty()) t = table_report(shape);
   for (std::size_t c = 0; c < t.counts.size() && c < outcome.counts.size(); ++c) t.counts[c] += outcome.counts[c];
   t.rows_seen += outcome.rows_seen;
   t.retries += outcome.retries;

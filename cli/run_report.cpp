@@ -30,6 +30,12 @@ nlohmann::json failure_json(const std::string& table, const std::string& column,
   return {{"table", table}, {"column", column}, {"primary_key", log::json_text(primary_key)}, {"reason", reason}};
 }
 
+TableReport table_report(const TableShape& shape) {
+  TableReport t{shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())};
+  t.estimated_rows = static_cast<std::int64_t>(shape.estimated_rows);
+  return t;
+}
+
 void add_recorded_failures(RunReport& report, db::StateStore& store, std::size_t limit) {
   try {
     for (const auto& f : store.failures(report.run_id, limit)) {

@@ -23,12 +23,16 @@ struct TableReport {
   std::vector<std::string> columns;
   std::vector<ColumnCounts> counts;  // run totals, one per column
   std::int64_t rows_seen = 0;        // in this invocation
+  std::int64_t estimated_rows = 0;   // the planner's estimate when resolved
   std::int64_t retries = 0;
   std::int64_t batches = 0;
   std::int64_t pending_not_found = 0;  // rows gone when read again after losing a compare-and-swap
   std::int64_t swept = 0;              // rows the final sweep found under an old key and rotated
   bool completed = false;
 };
+
+// A table's report before anything is counted.
+TableReport table_report(const TableShape& shape);
 
 // A column rotate found holding tokens but cannot rewrite, as the final
 // census counted it.

@@ -93,7 +93,7 @@ void load_tables(db::StateStore& store, db::WorkUnits& units, std::int64_t run_i
   report.tables.clear();
   all_completed = true;
   for (const auto& shape : shapes) {
-    TableReport t{shape.display_name(), shape.columns, std::vector<ColumnCounts>(shape.columns.size())};
+    TableReport t = table_report(shape);
     const db::TableProgress& p = progress[t.table];
     t.rows_seen = p.rows_seen;
     for (const auto& [column, counts] : p.counts) {
