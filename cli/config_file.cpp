@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -138,6 +139,26 @@ std::vector<ConfigEntry> parse_config_text(std::string_view text, const std::str
 
 namespace {
 
+// Keys a subcommand's config file may hold but it does not take
+// (ignore_config_keys), and why. Written while the commands are registered,
+// before any parse; read-only after.
+struct IgnoredKeys {
+  std::set<std::string> keys;
+  std::string why;
+};
+std::map<const CLI::App*, IgnoredKeys>& ignored_keys() {
+  static std::map<const CLI::App*, IgnoredKeys> ignored;
+  return ignored;
+}
+
+// True (after a warning) when `cmd` ignores `key` in its config file.
+bool ignored(const CLI::App& cmd, const ConfigEntry& e, const std::string& path) {
+  const auto it = ignored_keys().find(&cmd);
+  if (it == ignored_keys().end() || it->second.keys.count(e.key) == 0) return false;
+  log::warn("config file {}, line {}: {} ignored: {}", path, e.line, e.key, it->second.why);
+  return true;
+}
+
 void apply_config_file(CLI::App& cmd) {
   CLI::Option* config = cmd.get_config_ptr();
   if (config == nullptr || config->count() == 0) return;
@@ -145,7 +166,10 @@ void apply_config_file(CLI::App& cmd) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError("config file " + path + " cannot be read");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::vector<ConfigEntry> entries = parse_config_text(text, path);
+  std::vector<ConfigEntry> entries = parse_config_text(text, path);
+  entries.erase(
+      std::remove_if(entries.begin(), entries.end(), [&](const ConfigEntry& e) { return ignored(cmd, e, path); }),
+      entries.end());
   std::set<const CLI::Option*> on_command_line;
   for (const ConfigEntry& e : entries) {
     const CLI::Option* op = cmd.get_option_no_throw("--" + e.key);
@@ -200,6 +224,10 @@ std::string config_string(std::string_view value) {
     }
   }
   return out + "\"";
+}
+
+void ignore_config_keys(const CLI::App& cmd, const std::set<std::string>& keys, const std::string& why) {
+  ignored_keys()[&cmd] = {keys, why};
 }
 
 void enable_subcommand_configs(CLI::App& root) {

@@ -8,6 +8,7 @@
 // older rekey read, still reads, with a warning.
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,11 @@ std::vector<ConfigEntry> parse_config_text(std::string_view text, const std::str
 // literal string when it can be one, a basic string with escapes otherwise.
 // Pure.
 std::string config_string(std::string_view value);
+
+// Makes `cmd` skip the config file's `keys`, with a warning saying `why`,
+// instead of refusing them as unknown: a rollback reads a rotate's file but
+// takes its columns from the run it rolls back. Call before parsing.
+void ignore_config_keys(const CLI::App& cmd, const std::set<std::string>& keys, const std::string& why);
 
 // Makes every subcommand of `root` that has a config option (set_config) read
 // its file once its own arguments are parsed, before its callback. Options

@@ -257,7 +257,9 @@ std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy 
 
   std::vector<std::unique_ptr<const crypto::Fernet>> old_keys;
   for (const auto& text : read_old_keys(o, policy, from_env)) {
-    const crypto::SecretBytes raw = derive_key(text, KeyRole::kOld, o.format, o.kdf);
+    // A rollback makes the first old key the one values are written under: judged as a new key.
+    const KeyRole role = order == KeyOrder::kRollback && old_keys.empty() ? KeyRole::kNew : KeyRole::kOld;
+    const crypto::SecretBytes raw = derive_key(text, role, o.format, o.kdf);
     if (crypto::ByteView(raw).equals(crypto::ByteView(new_raw))) {
       throw UsageError(text.label + " is the same key as the new key (" + new_text.label + ")");
     }

@@ -88,8 +88,8 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
 
 // kRollback: the keys of `rekey rollback --run N` as the operator names them
 // (the new key is run N's new key, the first old key run N's first old key),
-// in the keyring swapped: run N's first old key is the one to rotate to, and
-// run N's new key the first to decrypt with.
+// in the keyring swapped: run N's first old key is the one to rotate to (held
+// to a new key's strength), and run N's new key the first to decrypt with.
 enum class KeyOrder { kAsGiven, kRollback };
 
 // Loads the new key and the old keys: variables first (each then removed from

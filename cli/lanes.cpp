@@ -41,7 +41,8 @@ class Lane {
       db::UnitTally tally;
       retry("reading the run's work units", [&] { tally = units_.tally(); });
       if (tally.superseded) {
-        log::error("the run was superseded (rotate --restart): this worker stops; its work stands");
+        log::error(
+            "the run was superseded (by rotate --restart, or a rollback of it): this worker stops; its work stands");
         stop_.request(StopReason::kLockLost);
         return;
       }

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <set>
-#include <sstream>
 #include <vector>
 
 #include "cli/status_command.h"
@@ -14,45 +13,55 @@
 namespace rekey {
 namespace {
 
-std::string first_old_fingerprint(const db::RunRecord& run) {
-  return run.old_key_fingerprints.substr(0, run.old_key_fingerprints.find(','));
-}
-
 // Refuses a key that is not run N's: the new key must be the one N rotated
-// to, the first old key the one N rotated from.
+// to, the first old key the one N first rotated from.
 void check_keys(const db::RunRecord& run, const crypto::Keyring& keyring) {
   const std::string& given_new = keyring.old_key(0).fingerprint();
   const std::string& given_old = keyring.new_key().fingerprint();
   if (given_new != run.new_key_fingerprint) {
     throw UsageError(fmt::format(
-        "rollback: the new key given has fingerprint {}, but run {} rotated to {}: give the key run {} rotated TO "
-        "as the new key (--new-key-*), as when it ran",
+        "rollback: the new key given has fingerprint {}, but run {} rotated to {}: give as the new key (--new-key-*) "
+        "the key run {} rotated TO (its new key in rekey status)",
         given_new, run.id, run.new_key_fingerprint, run.id));
   }
-  const std::string theirs = first_old_fingerprint(run);
-  if (given_old != theirs) {
+  if (given_old != run.first_old_key) {
     throw UsageError(fmt::format(
-        "rollback: the first old key given has fingerprint {}, but run {} rotated from {}: give the key run {} "
-        "rotated FROM as the first old key (--old-key-*), as when it ran",
-        given_old, run.id, theirs.empty() ? "(none recorded)" : theirs, run.id));
+        "rollback: the first old key given has fingerprint {}, but run {} rotated from {}: give as the first old key "
+        "(--old-key-*) the key run {} rotated FROM (the first of its old keys when it began)",
+        given_old, run.id, run.first_old_key.empty() ? "(none recorded)" : run.first_old_key, run.id));
   }
 }
 
-// Refuses while N runs, and when a later run (not a rollback of N) covers
-// some of N's columns: the data may be under that run's key now.
-void check_runs(db::StateStore& store, const db::RunRecord& run) {
-  if (run.status == db::RunStatus::kRunning && !store.locked_tables(target_tables(run.targets)).empty()) {
-    throw UsageError(fmt::format(
-        "rollback: run {} is still running; stop it first (SIGTERM or Ctrl-C: it stops after the batch in flight), "
-        "then roll it back",
-        run.id));
+// A later run over N's columns that still stands: not a rollback of N, not a
+// rerun of N's own rotation (same new key, same first old key: rolled back
+// along), and not undone by a finished rollback of its own after it. nullopt
+// when there is none.
+std::optional<db::RunRecord> standing_later_run(db::StateStore& store, const db::RunRecord& n) {
+  std::vector<db::RunRecord> later;
+  for (auto& run : store.runs_after(n.id)) {
+    if (!targets_overlap(run.targets, n.targets) || run.rollback_of == n.id) continue;
+    if (run.new_key_fingerprint == n.new_key_fingerprint && run.first_old_key == n.first_old_key) continue;
+    later.push_back(std::move(run));
   }
-  for (const auto& later : store.runs_after(run.id)) {
-    if (later.rollback_of == run.id || later.superseded_by || !targets_overlap(later.targets, run.targets)) continue;
+  std::set<std::int64_t> undone;
+  for (const auto& run : later) {
+    if (run.rollback_of && run.status == db::RunStatus::kFinished) {
+      undone.insert(run.id);
+      undone.insert(*run.rollback_of);
+    }
+  }
+  for (auto it = later.rbegin(); it != later.rend(); ++it) {  // oldest first
+    if (undone.count(it->id) == 0) return *it;
+  }
+  return std::nullopt;
+}
+
+void refuse_standing_later_run(db::StateStore& store, const db::RunRecord& n) {
+  if (const auto later = standing_later_run(store, n)) {
     throw UsageError(fmt::format(
-        "rollback: run {} (new key {}, {}) came after run {} over some of its columns: the data may be under its key; "
-        "roll back run {} first",
-        later.id, later.new_key_fingerprint, db::to_string(later.status), run.id, later.id));
+        "rollback: run {} (new key {}, {}) came after run {} over some of its columns, and still stands: the data "
+        "may be under its key; roll back run {} first",
+        later->id, later->new_key_fingerprint, db::to_string(later->status), n.id, later->id));
   }
 }
 
@@ -65,34 +74,63 @@ RolledBackRun check_rollback(const std::string& conninfo, const std::string& sta
   const auto run = store.run(run_id);
   if (!run) throw UsageError(fmt::format("rollback: there is no run {} (rekey status lists the runs)", run_id));
   check_keys(*run, keyring);
-  check_runs(store, *run);
+  if (run->status == db::RunStatus::kRunning && !store.locked_tables(target_tables(run->targets)).empty()) {
+    throw UsageError(fmt::format(
+        "rollback: run {} is still running, or another run holds its tables; stop it first (SIGTERM or Ctrl-C: it "
+        "stops after the batch in flight), then roll it back",
+        run_id));
+  }
+  refuse_standing_later_run(store, *run);
+  const std::string& to = keyring.new_key().fingerprint();
   log::warn(
       "rollback of run {}: every value of its columns under key {} goes back to key {}, including values the "
-      "application wrote under {} since run {}: the whole column goes to one key. Deploy the application with key {} "
-      "for writing (and {} still for reading) before you roll back.",
-      run_id, run->new_key_fingerprint, keyring.new_key().fingerprint(), run->new_key_fingerprint, run_id,
-      keyring.new_key().fingerprint(), run->new_key_fingerprint);
-  RolledBackRun rolled{run_id, run->scope.value_or(db::RunScope{}), run->targets};
-  // A run an older rekey made recorded only the columns it resolved.
+      "application wrote under {} since: the whole column goes to one key. Deploy the application with key {} for "
+      "writing (and {} still for reading) before you roll back.",
+      run_id, run->new_key_fingerprint, to, run->new_key_fingerprint, to, run->new_key_fingerprint);
+  RolledBackRun rolled{*run, run->scope.value_or(db::RunScope{})};
   if (!run->scope) {
     for (const auto& line : target_lines(run->targets)) rolled.scope.columns.push_back(line);
   }
   return rolled;
 }
 
-void warn_rollback_targets(const RolledBackRun& run, const std::string& ours) {
-  const std::int64_t run_id = run.id;
-  const std::set<std::string> before = target_lines(run.targets);
-  const std::set<std::string> now = target_lines(ours);
-  for (const auto& line : before) {
-    if (now.count(line) == 0) log::warn("rollback: column {} of run {} is not among the targets now", line, run_id);
+void recheck_rollback(db::StateStore& store, const RolledBackRun& rolled_back, db::LockShare share) {
+  refuse_standing_later_run(store, rolled_back.run);
+  if (share != db::LockShare::kJoin) return;
+  for (const auto& run : store.unfinished_runs()) {
+    if (run.rollback_of == rolled_back.run.id) return;
   }
-  for (const auto& line : now) {
-    if (before.count(line) == 0) {
-      log::warn("rollback: column {} was not among run {}'s targets; it holds tokens now and goes back too", line,
-                run_id);
+  throw UsageError(fmt::format(
+      "rollback --join: no rollback of run {} has begun; start it without --join, then let other workers join it",
+      rolled_back.run.id));
+}
+
+void keep_rolled_back_columns(RotationTargets& targets, const RolledBackRun& rolled_back) {
+  const std::set<std::string> theirs = target_lines(rolled_back.run.targets);
+  std::set<std::string> kept;
+  std::vector<TableShape> shapes;
+  for (const auto& shape : targets.shapes) {
+    TableShape narrowed = shape;
+    narrowed.columns.clear();
+    narrowed.kinds.clear();
+    narrowed.policies.clear();
+    for (std::size_t c = 0; c < shape.columns.size(); ++c) {
+      const std::string line = target_line(shape.schema, shape.table, shape.columns[c]);
+      if (theirs.count(line) == 0) continue;
+      kept.insert(line);
+      narrowed.columns.push_back(shape.columns[c]);
+      narrowed.kinds.push_back(shape.kinds.at(c));
+      narrowed.policies.push_back(rolled_back.run.scope ? shape.policy(c) : ValuePolicy::kValuesWithToken);
     }
+    if (!narrowed.columns.empty()) shapes.push_back(std::move(narrowed));
   }
+  for (const auto& line : theirs) {
+    if (kept.count(line) == 0) log::warn("rollback: column {} of run {} is not there now", line, rolled_back.run.id);
+  }
+  if (shapes.empty()) {
+    throw UsageError(fmt::format("rollback: none of run {}'s columns is there now", rolled_back.run.id));
+  }
+  targets.shapes = std::move(shapes);
 }
 
 }  // namespace rekey

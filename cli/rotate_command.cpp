@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/cli_choices.h"
+#include "cli/config_file.h"
 #include "cli/db_options.h"
 #include "cli/rotate_settings.h"
 #include "common/duration.h"
@@ -172,6 +173,8 @@ void add_rollback_command(CLI::App& root, int& exit_code) {
          "--run", [s](std::int64_t id) { s->rollback_of = id; }, "The run to take back (rekey status lists them)")
       ->required()
       ->check(CLI::PositiveNumber);
+  ignore_config_keys(*cmd, {"column", "table", "discover", "exclude", "restart"},
+                     "a rollback covers the columns of the run it takes back");
 }
 
 }  // namespace rekey

@@ -84,13 +84,13 @@ class RotateRun {
     if (s_.rollback_of) rolled_back_ = check_rollback(conninfo_, s_.writer.state_schema, *s_.rollback_of, *keyring_);
     scope_ = s_.rollback_of ? rolled_back_.scope : db::RunScope{s_.columns, s_.discover, s_.exclude};
     resolved_ = resolve_targets(conninfo_, scope_.columns, scope_.discover, s_.writer.state_schema, scope_.exclude);
+    if (s_.rollback_of) keep_rolled_back_columns(resolved_, rolled_back_);
     refuse_missing_privileges(conninfo_, resolved_.shapes);
     if (s_.throttle.max_replica_lag) {
       if (auto unreadable = lag_probe_.start()) throw UsageError("--max-replica-lag: " + *unreadable);
     }
     targets_id_ = targets_key(resolved_.shapes);
     report_.rollback_of = s_.rollback_of;
-    if (s_.rollback_of) warn_rollback_targets(rolled_back_, targets_id_);
     report_.dry_run = s_.dry_run;
     report_.status = db::RunStatus::kRunning;
     report_.new_key_fingerprint = keyring_->new_key().fingerprint();
@@ -127,6 +127,7 @@ class RotateRun {
       return locks_->still_held();
     };
     locks_->lock_run_opening(s_.writer.state_schema);
+    if (s_.rollback_of) recheck_rollback(*store_, rolled_back_, s_.workers.share);
     report_.run_id =
         open_run(*store_, targets_id_, *keyring_, RunOpening{s_.restart, s_.workers.share, scope_, s_.rollback_of});
     writer_settings_.run_id = report_.run_id;

@@ -43,8 +43,7 @@ std::string targets_key(const std::vector<TableTarget>& targets) {
   std::vector<std::string> lines;
   for (const auto& t : targets) {
     for (const auto& c : t.columns) {
-      // Escaped: a newline in a name must not split its line in two.
-      lines.push_back(log::printable(display_name(t.schema, t.table, c)));
+      lines.push_back(target_line(t.schema, t.table, c));
     }
   }
   std::sort(lines.begin(), lines.end());
@@ -52,6 +51,11 @@ std::string targets_key(const std::vector<TableTarget>& targets) {
   std::string key;
   for (const auto& l : lines) key += l + "\n";
   return key;
+}
+
+std::string target_line(const std::string& schema, const std::string& table, const std::string& column) {
+  // Escaped: a newline in a name must not split its line in two.
+  return log::printable(display_name(schema, table, column));
 }
 
 std::set<std::string> target_lines(const std::string& targets) {

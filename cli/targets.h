@@ -29,6 +29,9 @@ std::string targets_key(const std::vector<TableTarget>& targets);
 // The same for resolved tables (their schema, table and columns).
 std::string targets_key(const std::vector<TableShape>& shapes);
 
+// One line of a targets_key: schema.table.column in display form, escaped.
+std::string target_line(const std::string& schema, const std::string& table, const std::string& column);
+
 // The schema.table.column lines of a targets_key, and whether two share one.
 std::set<std::string> target_lines(const std::string& targets);
 bool targets_overlap(const std::string& a, const std::string& b);

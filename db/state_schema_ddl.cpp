@@ -35,7 +35,8 @@ struct AddedColumn {
 constexpr AddedColumn kAddedColumns[] = {{"runs", "superseded_by", "bigint"},
                                          {"pending", "not_found_at", "timestamptz"},
                                          {"runs", "rollback_of", "bigint"},
-                                         {"runs", "scope", "jsonb"}};
+                                         {"runs", "scope", "jsonb"},
+                                         {"runs", "first_old_key", "text"}};
 
 // Adds each missing column; looks first, so that a schema that has them all
 // takes no lock beyond what reading the catalog takes.

@@ -20,7 +20,8 @@ constexpr const char* kRunColumns =
     // The columns later versions added, read through to_jsonb: a schema an
     // older rekey made (status reads it as it is) may lack them.
     "(pg_catalog.to_jsonb(r) ->> 'superseded_by')::bigint, (pg_catalog.to_jsonb(r) ->> 'rollback_of')::bigint, "
-    "(pg_catalog.to_jsonb(r) -> 'scope')::text";
+    "(pg_catalog.to_jsonb(r) -> 'scope')::text, "
+    "COALESCE(pg_catalog.to_jsonb(r) ->> 'first_old_key', pg_catalog.split_part(old_key_fingerprints, ',', 1))";
 
 nlohmann::json scope_json(const RunScope& scope) {
   return {{"columns", scope.columns}, {"discover", scope.discover}, {"exclude", scope.exclude}};
@@ -53,6 +54,7 @@ RunRecord to_run(const pqxx::row& r) {
   if (!r[11].is_null()) run.superseded_by = r[11].as<std::int64_t>();
   if (!r[12].is_null()) run.rollback_of = r[12].as<std::int64_t>();
   run.scope = scope_from(r[13]);
+  run.first_old_key = r[14].as<std::string>();
   return run;
 }
 
@@ -185,8 +187,9 @@ std::int64_t StateStore::create_run(const NewRun& run) {
     pqxx::work tx(conn);
     const auto r = tx.exec_params1(
         "INSERT INTO " + quote_ident(schema_) +
-            ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner, scope, rollback_of) "
-            "VALUES ($1, $2, $3, 'running', $4, $5, $6::jsonb, NULLIF($7::bigint, 0)) RETURNING id",
+            ".runs (targets, new_key_fingerprint, old_key_fingerprints, status, command, runner, scope, rollback_of, "
+            "first_old_key) VALUES ($1, $2, $3, 'running', $4, $5, $6::jsonb, NULLIF($7::bigint, 0), "
+            "pg_catalog.split_part($3, ',', 1)) RETURNING id",
         run.targets, run.new_fp, run.old_fps, run.command, run.runner, scope_json(run.scope).dump(),
         run.rollback_of.value_or(0));
     tx.commit();

@@ -37,6 +37,10 @@ struct RunRecord {
   std::optional<std::int64_t> superseded_by;  // the run that replaced it (rotate --restart)
   std::optional<std::int64_t> rollback_of;    // the run it takes back (rekey rollback)
   std::optional<RunScope> scope;              // absent for a run an older rekey made
+  // The first old key's fingerprint when the run began (old_key_fingerprints
+  // is the last invocation's); for a run an older rekey made, the first of
+  // old_key_fingerprints.
+  std::string first_old_key;
 };
 
 // A new run's row: what it rotates, with which keys, and how to resume it.

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.runs (
   exit_code            integer,
   superseded_by        bigint,      -- the run that `rotate --restart` put in its place: never resumed
   rollback_of          bigint,      -- the run this one takes back (`rekey rollback --run N`)
+  first_old_key        text,        -- the first old key when the run began (a resume never changes it): what a rollback goes back to
   scope                jsonb        -- what was asked: {"columns": [...], "discover": bool, "exclude": [...]}
 );
 CREATE INDEX IF NOT EXISTS runs_targets ON __SCHEMA__.runs (targets, id);

@@ -160,7 +160,7 @@ TEST_SUITE("integration.hardening") {
       const std::string line = ddl.substr(from, end - from);
       from = end + 1;
       if (contains(line, "superseded_by") || contains(line, "not_found_at") || contains(line, "rollback_of") ||
-          contains(line, "  scope ")) {
+          contains(line, "  scope ") || contains(line, "first_old_key")) {
         continue;
       }
       old_ddl += line + "\n";
@@ -191,7 +191,7 @@ TEST_SUITE("integration.hardening") {
     CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.pending'::regclass AND "
                    "attname = 'not_found_at'") == 1);
     CHECK(db.count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'rekey.runs'::regclass AND "
-                   "attname IN ('rollback_of', 'scope')") == 2);
+                   "attname IN ('rollback_of', 'scope', 'first_old_key')") == 3);
     CHECK(db.count("SELECT count(*) FROM rekey.pace") == 1);  // created, and written by the health probe
     CHECK_FALSE(contains(r.err, "health probe failed"));
   }
