@@ -73,6 +73,9 @@ int run_cli(int argc, char** argv) {
   } catch (const UsageError& e) {
     log::error("{}", e.what());
     return to_int(ExitCode::kUsage);
+  } catch (const Interrupted& e) {
+    log::error("{}", e.what());
+    return to_int(ExitCode::kStopped);
   } catch (const std::exception& e) {
     log::error("{}", db::error_summary(e));
     return to_int(ExitCode::kFailure);

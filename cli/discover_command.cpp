@@ -196,6 +196,7 @@ void add_discover_command(CLI::App& root, int& exit_code) {
     const char* env = std::getenv(o->keys.new_key_env.c_str());
     const bool keys_given = !o->keys.new_key_file.empty() || !o->keys.new_key_command.empty() ||
                             cmd->count("--new-key-env") > 0 || (env != nullptr && *env != '\0');
+    o->keys.hidden_env.push_back(o->db.env);
     exit_code = run_discover(*o, keys_given);
   });
 }

@@ -10,6 +10,7 @@ ExitCode exit_code_for(const RunOutcome& outcome) {
 }
 
 ExitCode exit_code_for(const std::exception& error) {
+  if (dynamic_cast<const Interrupted*>(&error) != nullptr) return ExitCode::kStopped;
   return dynamic_cast<const UsageError*>(&error) != nullptr ? ExitCode::kUsage : ExitCode::kFailure;
 }
 

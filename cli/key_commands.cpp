@@ -90,7 +90,9 @@ struct CheckKeyOptions {
 };
 
 KeyText read_checked_key(const CheckKeyOptions& o) {
-  if (!o.key_file.empty() && !o.key_command.empty()) throw UsageError("--key-file and --key-command: give one");
+  const int sources =
+      (o.key_file.empty() ? 0 : 1) + (o.key_command.empty() ? 0 : 1) + (o.key_env != "ENCRYPTION_KEY" ? 1 : 0);
+  if (sources > 1) throw UsageError("--key-env, --key-file and --key-command each name the key: give one");
   if (!o.key_file.empty()) return read_key_from_file(o.key_file, "ENCRYPTION_KEY", o.readable);
   if (o.key_command.empty()) return read_key_from_env(o.key_env);
   KeyOptions command_options;

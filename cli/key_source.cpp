@@ -187,6 +187,7 @@ KeyText read_key_from_command(const std::string& command, const KeyOptions& o) {
   limits.hidden_env = {"NEW_ENCRYPTION_KEY", "OLD_ENCRYPTION_KEY", "ENCRYPTION_KEY", "SECRET_KEY",
                        "PGPASSWORD",         "DATABASE_URL",       o.new_key_env};
   limits.hidden_env.insert(limits.hidden_env.end(), o.old_key_envs.begin(), o.old_key_envs.end());
+  limits.hidden_env.insert(limits.hidden_env.end(), o.hidden_env.begin(), o.hidden_env.end());
   KeyText key{"key command `" + log::printable(command) + "`", {}};
   key.text = run_key_command(command, limits);
   return key;
@@ -217,6 +218,9 @@ namespace {
 KeyText read_new_key(const KeyOptions& o, const std::function<KeyText(const std::string&)>& from_env) {
   if (!o.new_key_file.empty() && !o.new_key_command.empty()) {
     throw UsageError("--new-key-file and --new-key-command both name the new key: give one");
+  }
+  if (o.new_key_env != "NEW_ENCRYPTION_KEY" && (!o.new_key_file.empty() || !o.new_key_command.empty())) {
+    throw UsageError("--new-key-env and --new-key-file or --new-key-command both name the new key: give one");
   }
   if (!o.new_key_command.empty()) return read_key_from_command(o.new_key_command, o);
   if (!o.new_key_file.empty()) return read_key_from_file(o.new_key_file, o.key_name, o.readable_files);

@@ -31,6 +31,9 @@ struct KeyOptions {
   std::string new_key_command;                // a secret store's CLI printing the new key (key_command.h)
   std::vector<std::string> old_key_commands;  // likewise for old keys, in order
   std::string key_command_timeout = "30s";
+  // More variables no key command may inherit: the one --db-env names (set
+  // by the commands that take --db).
+  std::vector<std::string> hidden_env;
   std::string key_name = "ENCRYPTION_KEY";  // the variable a key file in .env form is read by
   ReadableKeyFile readable_files = ReadableKeyFile::kRefuse;
   crypto::KeyFormat format = crypto::KeyFormat::kPassphrase;
@@ -92,10 +95,11 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
 // to a new key's strength), and run N's new key the first to decrypt with.
 enum class KeyOrder { kAsGiven, kRollback };
 
-// Loads the new key and the old keys: variables first (each then removed from
-// the environment), then files, then commands, so no command inherits a key.
-// Old keys are in that order too, each source's in the order given. Old keys
-// default to OLD_ENCRYPTION_KEY when none is named. Throws UsageError if an old key equals the new key, or
+// Loads the new key, then the old keys: variables (each then wiped and
+// removed from the environment), files, then commands, each source's in the
+// order given. A key command inherits none of the variables keys or database
+// passwords are read from (read_key_from_command). Old keys default to
+// OLD_ENCRYPTION_KEY when none is named. Throws UsageError if an old key equals the new key, or
 // if an old key is required but none is set.
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& options, OldKeyPolicy policy,
                                               KeyOrder order = KeyOrder::kAsGiven);

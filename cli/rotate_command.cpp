@@ -139,6 +139,7 @@ CLI::App* add_rotation_command(CLI::App& root, const std::string& name, const st
     }
     s->throttle.adaptive_batch = batch_size->count() == 0;
     parse_durations(*d, *s);
+    s->keys.hidden_env.push_back(s->db.env);
     if (s->restart && s->workers.share == db::LockShare::kJoin) {
       throw UsageError("rotate: --join continues the run in progress; --restart starts another: choose one");
     }

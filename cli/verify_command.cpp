@@ -184,6 +184,7 @@ void add_verify_command(CLI::App& root, int& exit_code) {
   cmd->add_option("--threads", o->threads, "Decryption threads")->check(CLI::Range(1, 256))->capture_default_str();
   cmd->callback([o, &exit_code] {
     if (o->columns.empty() && !o->discover) throw UsageError("verify: name at least one --column, or use --discover");
+    o->keys.hidden_env.push_back(o->db.env);
     exit_code = run_verify(*o);
   });
 }

@@ -24,4 +24,11 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Stopped by a signal before anything was changed (a key command running,
+// say): exit 75, like any stop; rerunning does it all.
+class Interrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace rekey

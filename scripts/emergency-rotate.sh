@@ -4,14 +4,15 @@
 #   export DATABASE_URL=<conninfo or postgresql:// URI>   # or PGHOST/PGDATABASE/PGSERVICE, ~/.pgpass
 #   ENCRYPTION_KEY=<current key> scripts/emergency-rotate.sh --state-dir DIR
 #       [--column [SCHEMA.]TABLE.COLUMN ...] [--exclude SCHEMA.TABLE[.COLUMN] ...] [--deploy-hook CMD]
-#       [--store-new-key-command CMD] [--rekey PATH] [--rotate-arg ARG ...]
+#       [--store-new-key-command CMD [--read-new-key-command CMD]] [--rekey PATH] [--rotate-arg ARG ...]
 #
 #   1. DIR/NEW_ENCRYPTION_KEY: a new key from `rekey keygen`, saved (mode 600, fsynced, never
 #      overwritten) BEFORE any data is touched; an existing one is reused, so rerunning the script
 #      after an interruption continues the same rotation with the same key. With
 #      --store-new-key-command, CMD then gets the key on its standard input (e.g. `aws ssm
-#      put-parameter … --value file:///dev/stdin`) and must succeed before any data is touched; a
-#      rerun does not store the same key with the same command again (DIR/NEW_ENCRYPTION_KEY.stored).
+#      put-parameter … --value file:///dev/stdin`) and must succeed before any data is touched; with
+#      --read-new-key-command the store is read back (stored only if it lacks the key, checked after),
+#      without it a rerun does not store the same key with the same command again.
 #   2. `rekey check-key` on both keys, `rekey rotate` old -> new (resumable; exit 75: rerun this
 #      script), then the gate: `rekey verify --discover --require-new`, over the whole database
 #      (and the named columns), whatever was rotated.
@@ -42,9 +43,16 @@ usage: DATABASE_URL=<conninfo> ENCRYPTION_KEY=<current key> emergency-rotate.sh 
   --deploy-hook CMD    run CMD (bash -c) after verification passed, with REKEY_NEW_KEY_FILE set
   --store-new-key-command CMD
                        store the new key in your secret store before any data is touched: CMD runs
-                       (bash -c) with the key alone on its standard input (no newline) and must exit
-                       0, e.g. 'aws ssm put-parameter --name /prod/app/ENCRYPTION_KEY --type
-                       SecureString --overwrite --value file:///dev/stdin'. Once per key and command.
+                       (bash -c, at most 2 minutes, its output discarded) with the key alone on its
+                       standard input (no newline) and must exit 0, e.g. 'aws ssm put-parameter
+                       --name /prod/app/ENCRYPTION_KEY --type SecureString --overwrite --value
+                       file:///dev/stdin'
+  --read-new-key-command CMD
+                       read the key back from the store (as rekey --new-key-command: no shell), e.g.
+                       'aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY --with-decryption
+                       --query Parameter.Value --output text': stored only when the store does not
+                       hold it, and checked after; without --store-new-key-command, the store must
+                       already hold it. Without it, a rerun does not store the same key twice.
   --rekey PATH         the rekey binary (default: $REKEY_BUILD_DIR/rekey, build/rekey, the installed
                        one next to this script, then rekey on PATH)
   --rotate-arg ARG     pass ARG on to `rekey rotate` (repeatable), e.g. --rotate-arg=--max-rate=5000;
@@ -67,7 +75,7 @@ usage_error() {
 
 # ---------------------------------------------------------------- arguments
 
-db="" state_dir="" deploy_hook="" store_command="" rekey_bin=""
+db="" state_dir="" deploy_hook="" store_command="" read_command="" rekey_bin=""
 columns=() rotate_args=() excludes=()
 need_value() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -84,6 +92,8 @@ while [ $# -gt 0 ]; do
     --deploy-hook=*) deploy_hook=${1#*=}; shift ;;
     --store-new-key-command) need_value "$1" $#; store_command=$2; shift 2 ;;
     --store-new-key-command=*) store_command=${1#*=}; shift ;;
+    --read-new-key-command) need_value "$1" $#; read_command=$2; shift 2 ;;
+    --read-new-key-command=*) read_command=${1#*=}; shift ;;
     --rekey) need_value "$1" $#; rekey_bin=$2; shift 2 ;;
     --rekey=*) rekey_bin=${1#*=}; shift ;;
     --rotate-arg) need_value "$1" $#; rotate_args+=("$2"); shift 2 ;;
@@ -239,28 +249,64 @@ new_fingerprint=${check_out##*fingerprint }
 
 # ---------------------------------------------------------------- 1b. the new key, stored
 
-# The key alone (no newline: a stored newline would be part of the key) on CMD's standard input,
-# never on a command line. CMD inherits neither the old key nor the database's password. Done again
-# only for another key or another command: DIR/NEW_ENCRYPTION_KEY.stored holds the fingerprint and a
-# hash of the command (not the command, which may hold a token).
-if [ -n "$store_command" ]; then
+# The fingerprint of the key --read-new-key-command reads from the store (rekey check-key runs it:
+# no shell, output in wiped memory), or "" when it cannot read one.
+stored_fingerprint() {
+  local out
+  out=$("$rekey_bin" check-key --key-command "$read_command") || return 0
+  printf '%s' "${out##*fingerprint }"
+}
+
+# Hands the key alone (no newline: a stored newline would be part of the key) to CMD on its standard
+# input, from a private temporary file, never on a command line. CMD runs with bash -c, at most
+# 2 minutes, inheriting neither a key nor the database's password; its output is discarded (a store
+# may echo what it stored).
+store_key() {
+  local tmp rc=0
+  tmp=$(mktemp -- "$state_dir/.store.XXXXXX")
+  printf '%s' "$(<"$key_file")" >"$tmp"
+  env -u ENCRYPTION_KEY -u NEW_ENCRYPTION_KEY -u OLD_ENCRYPTION_KEY -u SECRET_KEY -u DATABASE_URL -u PGPASSWORD \
+    timeout -k 5 120 bash -c "$store_command" <"$tmp" >/dev/null || rc=$?
+  rm -f -- "$tmp"
+  return "$rc"
+}
+
+# With --read-new-key-command, the store is read back: stored only when it does not already hold the
+# new key, and checked after. Without, DIR/NEW_ENCRYPTION_KEY.stored (the key's fingerprint and a hash
+# of the command, never the command: it may hold a token) keeps a rerun from storing it again.
+if [ -n "$store_command" ] || [ -n "$read_command" ]; then
   stored_mark="$state_dir/NEW_ENCRYPTION_KEY.stored"
   mark="fingerprint $new_fingerprint command-sha256 $(printf '%s' "$store_command" | sha256sum | cut -d' ' -f1)"
-  if [ -f "$stored_mark" ] && grep -qxF -- "$mark" "$stored_mark"; then
+  if [ -n "$read_command" ] && [ "$(stored_fingerprint)" = "$new_fingerprint" ]; then
+    say "the secret store holds the new key ($new_fingerprint, read back with --read-new-key-command)"
+  elif [ -n "$store_command" ] && [ -z "$read_command" ] && [ -f "$stored_mark" ] &&
+    grep -qxF -- "$mark" "$stored_mark"; then
     say "the new key ($new_fingerprint) was stored by an earlier run with this --store-new-key-command: not again"
+    say "(not read back: pass --read-new-key-command to check what the store holds)"
+  elif [ -z "$store_command" ]; then
+    say "the secret store does not hold the new key ($new_fingerprint): --read-new-key-command read" \
+      "'$(stored_fingerprint)'. No data was touched; store it, or pass --store-new-key-command."
+    exit 1
   else
     say "storing the new key ($new_fingerprint) with --store-new-key-command"
     store_rc=0
-    tr -d '\n' <"$key_file" | env -u ENCRYPTION_KEY -u DATABASE_URL -u PGPASSWORD bash -c "$store_command" \
-      || store_rc=$?
+    store_key || store_rc=$?
     if [ "$store_rc" -ne 0 ]; then
       say "--store-new-key-command failed (exit $store_rc): no data was touched. The new key is in $key_file;"
       say "fix the command (or the store) and rerun with the same --state-dir: the same key is stored then."
       exit 1
     fi
+    if [ -n "$read_command" ]; then
+      read_back=$(stored_fingerprint)
+      if [ "$read_back" != "$new_fingerprint" ]; then
+        say "the store does not hold the new key after --store-new-key-command: read back '$read_back', not" \
+          "$new_fingerprint. No data was touched; fix the commands and rerun with the same --state-dir."
+        exit 1
+      fi
+    fi
     printf '%s\n' "$mark" >>"$stored_mark"
-    sync -- "$stored_mark"
-    say "the new key ($new_fingerprint) is stored; $key_file keeps a copy"
+    sync -- "$stored_mark" "$state_dir"
+    say "the new key ($new_fingerprint) is stored${read_command:+ and read back}; $key_file keeps a copy"
   fi
 fi
 
@@ -324,8 +370,14 @@ if [ -n "$deploy_hook" ]; then
   fi
 fi
 
+if [ -n "$read_command" ] && [ "$(stored_fingerprint)" != "$new_fingerprint" ]; then
+  say "WARNING: the secret store no longer holds the new key ($new_fingerprint): do NOT deploy from it."
+  say "The data IS rotated and verified; the new key is in $key_file. Store it again, then rerun this script."
+  exit 1
+fi
 where_kept="Copy it into your secret store now; this script never prints it."
-[ -z "$store_command" ] || where_kept="It is also in your secret store (--store-new-key-command)."
+[ -z "$store_command" ] || where_kept="It was stored with --store-new-key-command (not read back: check the store)."
+[ -z "$read_command" ] || where_kept="It is also in your secret store (read back with --read-new-key-command)."
 cat <<EOF
 
 Emergency rotation done: every encrypted value is under the new key (verified).

@@ -155,5 +155,17 @@ TEST_SUITE("integration.key_commands") {
 
     CHECK(db.checksum("t", "id") == before);
     CHECK_FALSE(db.schema_exists("rekey"));
+
+    // The variable --db-env names (the database's password may be in it) is not the command's to see.
+    write_file(dir.file("sees_db"), "#!/bin/sh\n[ -z \"${APP_DB:-}\" ] || echo DB-VISIBLE >&2\nprintf '%s' '" +
+                                        std::string(kNewPassphrase) + "'\n");
+    run({"/bin/chmod", "700", dir.file("sees_db")});
+    Env with_db = env;
+    with_db["APP_DB"] = db.conninfo();
+    const ProcessResult gate = run_rekey({"verify", "--db-env", "APP_DB", "--column", "t.a_enc", "--new-key-command",
+                                          dir.file("sees_db"), "--old-key-command", old_command},
+                                         with_db);
+    CHECK_MESSAGE(gate.exit_code == 0, gate.describe());
+    CHECK_FALSE(contains(gate.err, "DB-VISIBLE"));
   }
 }

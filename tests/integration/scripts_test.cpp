@@ -459,43 +459,54 @@ TEST_SUITE("integration.scripts") {
         "file:///dev/stdin";
     const std::string get =
         "aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY --with-decryption --query Parameter.Value --output text";
+    const auto store_writes = [&] { return json::parse(read_file(store)).value("writes", 0); };
+    // The script with --store-new-key-command `put_command`, read back with `get` unless `read_back` is false.
+    const auto storing = [&](const std::string& put_command, bool read_back = true) {
+      std::vector<std::string> more{"--store-new-key-command", put_command};
+      if (read_back) more.insert(more.end(), {"--read-new-key-command", get});
+      return run(script_argv(state, more), env, 120s);
+    };
 
-    // The store refuses: exit 1, the key saved but no data touched; the command saw no old key.
-    const ProcessResult refused = run(
-        script_argv(state, {"--store-new-key-command",
-                            "cat >/dev/null; [ -z \"${ENCRYPTION_KEY:-}${DATABASE_URL:-}\" ] || echo INHERITED >&2; "
-                            "echo AccessDeniedException >&2; exit 254"}),
-        env, 120s);
+    // The store refuses: exit 1, the key saved but no data touched; the command saw no key nor the database.
+    const ProcessResult refused = storing(
+        "cat >/dev/null; [ -z \"${ENCRYPTION_KEY:-}${SECRET_KEY:-}${DATABASE_URL:-}\" ] || echo INHERITED >&2; "
+        "echo AccessDeniedException >&2; exit 254");
     CHECK_MESSAGE(refused.exit_code == 1, refused.describe());
     CHECK(contains(refused.err, "--store-new-key-command failed (exit 254)"));
+    CHECK(contains(refused.err, "AccessDeniedException"));
     CHECK_FALSE(contains(refused.err, "INHERITED"));
-    CHECK(db.checksum("users", "id") == before);
-    CHECK_FALSE(db.schema_exists("rekey"));
     const std::string key_text = read_file(key_path);
     const std::string new_key = strip_newlines(key_text);
 
-    // Rerun with a working store: the same key, stored exactly (no newline), then rotated and verified.
-    const ProcessResult stored = run(script_argv(state, {"--store-new-key-command", put}), env, 120s);
+    // A store command that exits 0 but stores something else: the read-back catches it.
+    const ProcessResult wrong = storing(
+        "aws ssm put-parameter --name /prod/app/ENCRYPTION_KEY --type SecureString --overwrite --value "
+        "file:///dev/null");
+    CHECK_MESSAGE(wrong.exit_code == 1, wrong.describe());
+    CHECK(contains(wrong.err, "the store does not hold the new key after --store-new-key-command"));
+    CHECK(db.checksum("users", "id") == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+    CHECK(store_writes() == 1);
+
+    // A store that echoes what it stored (as some CLIs do): never shown. Read back, then rotated and verified.
+    const std::string echoing = put + " && " + get;
+    const ProcessResult stored = storing(echoing);
     CHECK_MESSAGE(stored.exit_code == 0, stored.describe());
     CHECK(read_file(key_path) == key_text);
-    json held = json::parse(read_file(store));
-    CHECK(held.at("aws /prod/app/ENCRYPTION_KEY") == new_key);
-    CHECK(held.at("writes") == 1);
-    CHECK(contains(stored.out, "It is also in your secret store"));
+    CHECK(json::parse(read_file(store)).at("aws /prod/app/ENCRYPTION_KEY") == new_key);  // exactly: no newline
+    CHECK(store_writes() == 2);
+    CHECK(contains(stored.out, "It is also in your secret store (read back"));
     check_no_key_in(stored, new_key);
     REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
-    // What the store holds is the key rekey rotated to.
-    const ProcessResult from_store = run_rekey({"check-key", "--key-command", get}, env);
-    const ProcessResult from_file = run_rekey({"check-key", "--key-file", key_path}, env);
-    REQUIRE_MESSAGE(from_store.exit_code == 0, from_store.describe());
-    CHECK(from_store.out.substr(from_store.out.find("fingerprint")) ==
-          from_file.out.substr(from_file.out.find("fingerprint")));
 
-    // Rerun again (as step 2 of the next steps says): the key is not stored a second time.
-    const ProcessResult again = run(script_argv(state, {"--store-new-key-command", put}), env, 120s);
+    // Reruns (as step 2 of the next steps says): the store holds the key, read back, or the mark says so.
+    const ProcessResult again = storing(echoing);
     CHECK_MESSAGE(again.exit_code == 0, again.describe());
-    CHECK(contains(again.err, "stored by an earlier run"));
-    CHECK(json::parse(read_file(store)).at("writes") == 1);
+    CHECK(contains(again.err, "the secret store holds the new key"));
+    const ProcessResult marked = storing(echoing, false);
+    CHECK_MESSAGE(marked.exit_code == 0, marked.describe());
+    CHECK(contains(marked.err, "stored by an earlier run"));
+    CHECK(store_writes() == 2);
     CHECK(read_file(key_path) == key_text);
   }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdint>
 #include <random>
 #include <sstream>
 #include <string>
@@ -92,8 +93,18 @@ TEST_SUITE("cli.key_command") {
           V{"aws", "ssm", "get-parameter", "--name", "/prod/KEY", "--query", "Parameter.Value"});
     CHECK(rekey::command_words("sh -c 'vault kv get -field=key secret/app | tr -d x'") ==
           V{"sh", "-c", "vault kv get -field=key secret/app | tr -d x"});
-    CHECK(rekey::command_words("echo $HOME ~ *.key \"a\\nb\" a\\\nb") ==
-          V{"echo", "$HOME", "~", "*.key", "a\\nb", "ab"});
+    CHECK(rekey::command_words("echo \\$HOME '$X' \"\\$Y\" ~ *.key \"a\\nb\" a\\\nb") ==
+          V{"echo", "$HOME", "$X", "$Y", "~", "*.key", "a\\nb", "ab"});
+    // A line continued, as a multi-line command is written; a trailing backslash is itself.
+    CHECK(rekey::command_words("aws \\\n  ssm get-parameter \\\n--name x") ==
+          V{"aws", "ssm", "get-parameter", "--name", "x"});
+    CHECK(rekey::command_words("a b\\") == V{"a", "b\\"});
+    // What a shell would read as an operator, a comment or an expansion is refused, not passed on.
+    for (const char* shell : {"op read x | jq .", "a; b", "a && b", "a > f", "a 2>/dev/null", "a < f", "a # comment",
+                              "a $X", "a \"$X\"", "a $(b)", "a `b`", "a \"`b`\"", "(a)", "a\nb", "a &"}) {
+      CAPTURE(shell);
+      CHECK_THROWS_WITH_AS(rekey::command_words(shell), doctest::Contains("write sh -c"), rekey::UsageError);
+    }
     CHECK_THROWS_WITH_AS(rekey::command_words("op read 'op://vault/item"), doctest::Contains("unterminated '"),
                          rekey::UsageError);
     CHECK_THROWS_WITH_AS(rekey::command_words("op read \"x"), doctest::Contains("unterminated \""), rekey::UsageError);
@@ -104,6 +115,7 @@ TEST_SUITE("cli.key_command") {
     TempDir dir;
     CHECK(text(rekey::run_key_command(tool(dir, "lf", "printf 'k e y \\n'"), limits())) == "k e y ");
     CHECK(text(rekey::run_key_command(tool(dir, "crlf", "printf 'key\\r\\n'"), limits())) == "key");
+    CHECK(contains(failure(tool(dir, "cr", "printf 'key\\r'")), "carriage return"));
     CHECK(text(rekey::run_key_command(tool(dir, "bare", "printf key"), limits())) == "key");
     // stdin is /dev/null: a tool that reads it ends at once.
     CHECK(text(rekey::run_key_command(tool(dir, "stdin", "cat; printf key"), limits())) == "key");
@@ -143,7 +155,69 @@ TEST_SUITE("cli.key_command") {
     CHECK(count == 2);
     // Output, then a command that does not exit: killed at the timeout too.
     const std::string lingers = tool(dir, "lingers", "printf key; exec >&-; sleep 60\n");
-    CHECK(contains(failure(lingers, limits(std::chrono::milliseconds(500))), "did not exit within"));
+    CHECK(contains(failure(lingers, limits(std::chrono::milliseconds(500))), "did not finish within"));
+  }
+
+  TEST_CASE("every process a key command started is killed when it ends, whichever way") {
+    TempDir dir;
+    const std::string pids = dir.file("pids");
+    const auto left_behind = [&] {
+      std::istringstream in(read_file(pids));
+      pid_t pid = 0;
+      in >> pid;
+      REQUIRE(pid > 0);
+      return !wait_until([pid] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5));
+    };
+    CHECK(contains(failure(tool(dir, "fails", "sleep 60 & echo $! >" + pids + "; exit 3")), "exit 3"));
+    CHECK_FALSE(left_behind());
+    CHECK(text(rekey::run_key_command(tool(dir, "ok", "sleep 60 & echo $! >" + pids + "; printf key"), limits())) ==
+          "key");
+    CHECK_FALSE(left_behind());
+  }
+
+  TEST_CASE("a key command has no terminal, and its exit status is seen even with SIGCHLD ignored") {
+    TempDir dir;
+    CHECK(text(rekey::run_key_command(
+              tool(dir, "tty", "if sh -c ': </dev/tty' 2>/dev/null; then printf tty; else printf none; fi"),
+              limits())) == "none");
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction saved {};
+    REQUIRE(::sigaction(SIGCHLD, &ignore, &saved) == 0);
+    const std::string m = failure(tool(dir, "fails", "printf key; exit 3"));
+    ::sigaction(SIGCHLD, &saved, nullptr);
+    CHECK(contains(m, "exit 3"));
+  }
+
+  TEST_CASE("a signal to rekey while a key command runs kills it and stops (Interrupted), the handlers restored") {
+    TempDir dir;
+    const std::string pids = dir.file("pids");
+    const std::string waits = tool(dir, "waits", "echo $$ >" + pids + "; kill -TERM $PPID; sleep 60\n");
+    struct sigaction mine {};
+    mine.sa_handler = SIG_IGN;  // what was there before must be there after
+    struct sigaction saved {};
+    REQUIRE(::sigaction(SIGTERM, &mine, &saved) == 0);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(rekey::run_key_command(waits, limits()), doctest::Contains("rekey got signal 15"),
+                         rekey::Interrupted);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+    struct sigaction after {};
+    ::sigaction(SIGTERM, &saved, &after);
+    CHECK(reinterpret_cast<std::uintptr_t>(after.sa_handler) == reinterpret_cast<std::uintptr_t>(SIG_IGN));
+    std::istringstream in(read_file(pids));
+    pid_t pid = 0;
+    in >> pid;
+    REQUIRE(pid > 0);
+    CHECK(wait_until([pid] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5)));
+  }
+
+  TEST_CASE("a pasted key given as the command is never shown; the timeout has bounds") {
+    const std::string pasted = "HhKZf0kUhh2IbUVrjqfWm4Jc4KlEONWgsQKZ3CUh1lc=";
+    const std::string m = failure(pasted);
+    CHECK(contains(m, "cannot be run"));
+    CHECK_FALSE(contains(m, "HhKZf0"));
+    CHECK(contains(failure("/bin/true", limits(std::chrono::milliseconds(50))), "between 100ms and 1h"));
+    CHECK(contains(failure("/bin/true", limits(std::chrono::hours(2))), "between 100ms and 1h"));
   }
 
   TEST_CASE("the command inherits the environment but for the hidden names") {

@@ -1,0 +1,228 @@
+#include "cli/child_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+namespace rekey {
+namespace {
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+// Written by the handler, read after poll() wakes: which signal came, and a
+// byte on the self-pipe to wake it.
+volatile sig_atomic_t g_signal = 0;
+volatile sig_atomic_t g_wake_fd = -1;
+
+extern "C" void on_stop_signal(int signo) {
+  g_signal = signo;
+  const int saved = errno;
+  if (g_wake_fd >= 0) {
+    const char byte = 1;
+    (void)!::write(g_wake_fd, &byte, 1);
+  }
+  errno = saved;
+}
+
+std::system_error system_error(const char* what) { return {errno, std::generic_category(), what}; }
+
+// A descriptor closed at scope end.
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+void open_pipe(Fd& read_end, Fd& write_end, int flags) {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC | flags) != 0) throw system_error("pipe");
+  read_end.fd = ends[0];
+  write_end.fd = ends[1];
+}
+
+// The stop signals caught onto a self-pipe, and SIGCHLD at its default,
+// while this lives; the previous handlers back after.
+class SignalCatcher {
+ public:
+  SignalCatcher() {
+    open_pipe(wake_read_, wake_write_, O_NONBLOCK);
+    g_signal = 0;
+    g_wake_fd = wake_write_.fd;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    for (std::size_t i = 0; i < std::size(kStopSignals); ++i) ::sigaction(kStopSignals[i], &sa, &saved_[i]);
+    struct sigaction child {};
+    child.sa_handler = SIG_DFL;
+    sigemptyset(&child.sa_mask);
+    ::sigaction(SIGCHLD, &child, &saved_child_);
+  }
+  SignalCatcher(const SignalCatcher&) = delete;
+  SignalCatcher& operator=(const SignalCatcher&) = delete;
+  ~SignalCatcher() {
+    for (std::size_t i = 0; i < std::size(kStopSignals); ++i) ::sigaction(kStopSignals[i], &saved_[i], nullptr);
+    ::sigaction(SIGCHLD, &saved_child_, nullptr);
+    g_wake_fd = -1;
+  }
+  int wake_fd() const { return wake_read_.fd; }
+  int caught() const { return g_signal; }
+
+ private:
+  Fd wake_read_;
+  Fd wake_write_;
+  struct sigaction saved_[std::size(kStopSignals)]{};
+  struct sigaction saved_child_ {};
+};
+
+// A child leading a session of its own. Its session's processes are killed
+// and it is reaped when this goes out of scope, whatever came first.
+class Session {
+ public:
+  explicit Session(pid_t pid) : pid_(pid) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() {
+    ::kill(-pid_, SIGKILL);  // the leader stays a zombie until reaped: its group id stays valid
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  // True once the leader has exited (not yet reaped: see the destructor),
+  // with its wait status in `status`.
+  bool exited(int& status) const {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == EINTR) return false;
+      throw system_error("waitid");
+    }
+    if (info.si_pid == 0) return false;
+    status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
+    return true;
+  }
+
+ private:
+  pid_t pid_;
+};
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+pid_t spawn(std::vector<std::string> argv, std::vector<std::string> env, int out) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (int signo : kStopSignals) sigaddset(&defaults, signo);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGCHLD);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+  pid_t pid = 0;
+  const std::vector<char*> args = pointers(argv);
+  const std::vector<char*> envp = pointers(env);
+  const int error = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (error != 0) throw std::system_error(error, std::generic_category(), "spawn");
+  return pid;
+}
+
+int ms_until(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<long long>(left.count(), 0, 100));
+}
+
+enum class Read { kSome, kNothing, kEnded };
+
+// Reads what there is to read within `wait_ms`. Sets run.end when there is
+// too much.
+Read read_available(CapturedRun& run, int out, std::size_t& size, std::size_t max_output, int wait_ms) {
+  pollfd p{out, POLLIN, 0};
+  if (::poll(&p, 1, wait_ms) <= 0 || (p.revents & (POLLIN | POLLHUP | POLLERR)) == 0) return Read::kNothing;
+  const ssize_t n = ::read(out, run.output.data() + size, run.output.size() - size);
+  if (n < 0) {
+    if (errno == EINTR) return Read::kNothing;
+    throw system_error("read");
+  }
+  size += static_cast<std::size_t>(n);
+  if (size > max_output) run.end = CapturedRun::End::kOutputTooLarge;
+  return n > 0 ? Read::kSome : Read::kEnded;
+}
+
+// Follows the command until it exits (then takes what it printed; a process
+// it left behind holding its output is not waited for), the deadline, a
+// signal, or too much output.
+void follow(CapturedRun& run, const Session& session, int out, const SignalCatcher& signals,
+            std::chrono::steady_clock::time_point deadline, std::size_t max_output) {
+  run.output.resize(max_output + 1);
+  std::size_t size = 0;
+  bool open = true;
+  for (;;) {
+    if (signals.caught() != 0) {
+      run.end = CapturedRun::End::kInterrupted;
+      run.signal_number = signals.caught();
+      break;
+    }
+    if (session.exited(run.wait_status)) {
+      while (open && run.end == CapturedRun::End::kExited &&
+             read_available(run, out, size, max_output, 0) == Read::kSome) {
+      }
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      run.end = CapturedRun::End::kTimedOut;
+      break;
+    }
+    if (!open) {
+      pollfd wake{signals.wake_fd(), POLLIN, 0};
+      ::poll(&wake, 1, std::min(ms_until(deadline), 10));
+      continue;
+    }
+    open = read_available(run, out, size, max_output, std::min(ms_until(deadline), 10)) != Read::kEnded;
+    if (run.end != CapturedRun::End::kExited) break;
+  }
+  run.output.resize(std::min(size, max_output));
+}
+
+}  // namespace
+
+CapturedRun run_captured(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                         std::chrono::steady_clock::time_point deadline, std::size_t max_output) {
+  const SignalCatcher signals;
+  Fd out_read;
+  Fd out_write;
+  open_pipe(out_read, out_write, 0);
+  CapturedRun run;
+  {
+    const Session session(spawn(argv, env, out_write.fd));
+    out_write.reset();
+    follow(run, session, out_read.fd, signals, deadline, max_output);
+  }  // its session killed, the leader reaped
+  return run;
+}
+
+}  // namespace rekey
