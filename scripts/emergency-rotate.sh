@@ -47,6 +47,10 @@ usage: DATABASE_URL=<conninfo> ENCRYPTION_KEY=<current key> emergency-rotate.sh 
                        standard input (no newline) and must exit 0, e.g. 'aws ssm put-parameter
                        --name /prod/app/ENCRYPTION_KEY --type SecureString --overwrite --value
                        file:///dev/stdin'
+  --old-key-command CMD
+                       read the current key from your secret store instead of ENCRYPTION_KEY (as rekey
+                       --old-key-command: no shell), e.g. 'aws ssm get-parameter --name
+                       /prod/app/ENCRYPTION_KEY --with-decryption --query Parameter.Value --output text'
   --read-new-key-command CMD
                        read the key back from the store (as rekey --new-key-command: no shell), e.g.
                        'aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY --with-decryption
@@ -60,7 +64,8 @@ usage: DATABASE_URL=<conninfo> ENCRYPTION_KEY=<current key> emergency-rotate.sh 
   --db CONNINFO        the database, instead of DATABASE_URL; avoid: every local user sees it in ps
   -h, --help           this help
 
-The current (compromised) key is read from the environment variable ENCRYPTION_KEY, the database from
+The current (compromised) key is read from the environment variable ENCRYPTION_KEY (or
+--old-key-command), the database from
 DATABASE_URL (a libpq connection string or postgresql:// URI), else from libpq's PGHOST, PGDATABASE or
 PGSERVICE (the password then from PGPASSWORD or ~/.pgpass). Neither ever goes on a command line.
 EOF
@@ -75,7 +80,7 @@ usage_error() {
 
 # ---------------------------------------------------------------- arguments
 
-db="" state_dir="" deploy_hook="" store_command="" read_command="" rekey_bin=""
+db="" state_dir="" deploy_hook="" store_command="" read_command="" old_command="" rekey_bin=""
 columns=() rotate_args=() excludes=()
 need_value() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -94,6 +99,8 @@ while [ $# -gt 0 ]; do
     --store-new-key-command=*) store_command=${1#*=}; shift ;;
     --read-new-key-command) need_value "$1" $#; read_command=$2; shift 2 ;;
     --read-new-key-command=*) read_command=${1#*=}; shift ;;
+    --old-key-command) need_value "$1" $#; old_command=$2; shift 2 ;;
+    --old-key-command=*) old_command=${1#*=}; shift ;;
     --rekey) need_value "$1" $#; rekey_bin=$2; shift 2 ;;
     --rekey=*) rekey_bin=${1#*=}; shift ;;
     --rotate-arg) need_value "$1" $#; rotate_args+=("$2"); shift 2 ;;
@@ -115,8 +122,18 @@ fi
 if [ -z "$state_dir" ]; then
   usage_error "--state-dir DIR is required (where the new key is saved; reuse it to continue a rotation)"
 fi
-[ -n "${ENCRYPTION_KEY:-}" ] || usage_error "ENCRYPTION_KEY is not set or empty: export the current (old) key in it"
-export ENCRYPTION_KEY
+# The current (old) key: ENCRYPTION_KEY, or what --old-key-command prints (rekey runs it, no shell).
+if [ -n "$old_command" ]; then
+  [ -z "${ENCRYPTION_KEY:-}" ] || usage_error "ENCRYPTION_KEY and --old-key-command both give the current key: give one"
+  old_label="the current key (--old-key-command)"
+  old_key=(--old-key-command "$old_command") check_old=(--key-command "$old_command")
+else
+  [ -n "${ENCRYPTION_KEY:-}" ] ||
+    usage_error "ENCRYPTION_KEY is not set or empty: export the current (old) key in it, or pass --old-key-command"
+  export ENCRYPTION_KEY
+  old_label="ENCRYPTION_KEY"
+  old_key=(--old-key-env ENCRYPTION_KEY) check_old=(--key-env ENCRYPTION_KEY)
+fi
 for c in ${columns[@]+"${columns[@]}"}; do
   [ -n "$c" ] || usage_error "--column needs a non-empty [SCHEMA.]TABLE.COLUMN"
 done
@@ -185,12 +202,14 @@ tmp_key=""
 cleanup() { if [ -n "$tmp_key" ]; then rm -f -- "$tmp_key"; fi; }
 trap cleanup EXIT
 
-say "checking the current key (ENCRYPTION_KEY)"
-run_rekey check-key --key-env ENCRYPTION_KEY
+say "checking $old_label"
+old_check=$("$rekey_bin" check-key "${check_old[@]}") && rc=0 || rc=$?
+old_fingerprint=""
+[ "$rc" -ne 0 ] || { old_fingerprint=${old_check##*fingerprint }; say "$old_check"; }
 if [ "$rc" -ne 0 ]; then
   # Not fatal: rotate accepts a short old key (with a warning), and a value no key decrypts is never
   # changed (it is counted as undecryptable and the script stops with exit 3).
-  say "warning: rekey check-key did not accept ENCRYPTION_KEY (see above); rotating anyway, as the data is under it"
+  say "warning: rekey check-key did not accept $old_label (see above); rotating anyway, as the data is under it"
 fi
 
 if [ ! -d "$state_dir" ]; then
@@ -310,10 +329,22 @@ if [ -n "$store_command" ] || [ -n "$read_command" ]; then
   fi
 fi
 
+# A store read by --old-key-command that was just overwritten with the new key (the same secret, its
+# latest version) would give the new key as the old one: refused before any data is touched.
+if [ -n "$old_command" ] && [ -n "$store_command" ] && [ -n "$old_fingerprint" ]; then
+  old_now=$("$rekey_bin" check-key --key-command "$old_command") || old_now=""
+  if [ "${old_now##*fingerprint }" != "$old_fingerprint" ]; then
+    say "--old-key-command reads another key now (${old_now##*fingerprint }, was $old_fingerprint): storing the new"
+    say "key changed what it reads. Pin the current key's version in it (e.g. NAME:VERSION) and rerun with the"
+    say "same --state-dir; no data was touched."
+    exit 2
+  fi
+fi
+
 # ---------------------------------------------------------------- 2. rotate, then verify
 
-say "rotating ${targets[*]} from ENCRYPTION_KEY to the new key"
-run_rekey rotate "${targets[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+say "rotating ${targets[*]} from $old_label to the new key"
+run_rekey rotate "${targets[@]}" --new-key-file "$key_file" "${old_key[@]}" \
   --report "$state_dir/rotate-report.json" ${rotate_args[@]+"${rotate_args[@]}"}
 case "$rc" in
   0) say "rotation finished" ;;
@@ -333,7 +364,7 @@ case "$rc" in
   2)
     say "rekey rotate refused to run (see its message above); nothing more was changed."
     say "if an earlier emergency rotation used another --state-dir, rerun with that one to use its key;"
-    say "if ENCRYPTION_KEY already is the key in $key_file (that rotation is done), a new rotation needs a"
+    say "if $old_label already is the key in $key_file (that rotation is done), a new rotation needs a"
     say "new --state-dir."
     exit 2
     ;;
@@ -345,7 +376,7 @@ case "$rc" in
 esac
 
 say "the gate: checking every value of the database for tokens not under the new key"
-run_rekey verify "${gate[@]}" --new-key-file "$key_file" --old-key-env ENCRYPTION_KEY \
+run_rekey verify "${gate[@]}" --new-key-file "$key_file" "${old_key[@]}" \
   --require-new --report "$state_dir/verify-report.json"
 case "$rc" in
   0) say "the gate passed: no value anywhere holds a token that is not under the new key" ;;

@@ -510,6 +510,49 @@ TEST_SUITE("integration.scripts") {
     CHECK(read_file(key_path) == key_text);
   }
 
+  TEST_CASE(
+      "emergency-rotate.sh --old-key-command: the current key from the store; a store it reads overwritten is caught") {
+    REKEY_IT_REQUIRE_DB();
+    TestDatabase db("emergency_old_command");
+    TempDir dir;
+    const std::string manifest = dir.file("manifest.json");
+    seed_fixture(db.conninfo(), emergency_spec(150), manifest, seed_env());
+    const std::string before = db.checksum("users", "id");
+    const std::string state = dir.file("state");
+    const std::string store = dir.file("store.json");
+    // The store holds the current key as the parameter's latest value and as its version 1.
+    write_file(store, json{{"aws /prod/app/ENCRYPTION_KEY", kOldPassphrase},
+                           {"aws /prod/app/ENCRYPTION_KEY:1", kOldPassphrase}}
+                          .dump());
+    Env env = script_env(db);
+    env["ENCRYPTION_KEY"] = std::nullopt;
+    for (const auto& [name, value] : stand_in_env(store)) env[name] = value;
+    const std::string get = "--with-decryption --query Parameter.Value --output text";
+    const std::vector<std::string> storing{
+        "--store-new-key-command",
+        "aws ssm put-parameter --name /prod/app/ENCRYPTION_KEY --type SecureString --overwrite --value "
+        "file:///dev/stdin",
+        "--read-new-key-command", "aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY " + get};
+    const auto with_old = [&](const std::string& old_command) {
+      std::vector<std::string> more = storing;
+      more.insert(more.end(), {"--old-key-command", old_command});
+      return run(script_argv(state, more), env, 120s);
+    };
+    // Reading the parameter's latest value as the current key: once the new key is stored there, it is the new key.
+    const ProcessResult latest = with_old("aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY " + get);
+    CHECK_MESSAGE(latest.exit_code == 2, latest.describe());
+    CHECK(contains(latest.err, "Pin the current key's version"));
+    CHECK(db.checksum("users", "id") == before);
+    CHECK_FALSE(db.schema_exists("rekey"));
+    // Pinned to its version: rotated and verified, the current key never in the environment.
+    const ProcessResult pinned = with_old("aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY:1 " + get);
+    CHECK_MESSAGE(pinned.exit_code == 0, pinned.describe());
+    const std::string new_key = strip_newlines(read_file(state + "/NEW_ENCRYPTION_KEY"));
+    CHECK(contains(pinned.err, "the secret store holds the new key"));
+    check_no_key_in(pinned, new_key);
+    REQUIRE_DATA_OK(check_rotated(db, manifest, new_key));
+  }
+
   TEST_CASE("demo.sh runs end to end") {
     REKEY_IT_REQUIRE_DB();  // demo.sh starts a server of its own, but needs the same setup (root, PostgreSQL)
     const std::string build_dir = std::filesystem::path(REKEY_BINARY).parent_path().string();
