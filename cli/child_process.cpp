@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -9,6 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 namespace rekey {
@@ -53,8 +57,11 @@ void open_pipe(Fd& read_end, Fd& write_end, int flags) {
   write_end.fd = ends[1];
 }
 
-// The stop signals caught onto a self-pipe, and SIGCHLD at its default,
-// while this lives; the previous handlers back after.
+// The stop signals caught onto a self-pipe (but those ignored when it
+// begins: under nohup, a SIGHUP stays ignored), and SIGCHLD at its default,
+// while this lives; the previous handlers back after. A signal caught but
+// not taken (it came after the last look) is raised again once they are
+// back, so that it is not lost: it reaches what handled it before.
 class SignalCatcher {
  public:
   SignalCatcher() {
@@ -64,7 +71,10 @@ class SignalCatcher {
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    for (std::size_t i = 0; i < std::size(kStopSignals); ++i) ::sigaction(kStopSignals[i], &sa, &saved_[i]);
+    for (std::size_t i = 0; i < std::size(kStopSignals); ++i) {
+      ::sigaction(kStopSignals[i], nullptr, &saved_[i]);
+      if (saved_[i].sa_handler != SIG_IGN) ::sigaction(kStopSignals[i], &sa, nullptr);
+    }
     struct sigaction child {};
     child.sa_handler = SIG_DFL;
     sigemptyset(&child.sa_mask);
@@ -73,29 +83,74 @@ class SignalCatcher {
   SignalCatcher(const SignalCatcher&) = delete;
   SignalCatcher& operator=(const SignalCatcher&) = delete;
   ~SignalCatcher() {
+    sigset_t stops;
+    sigemptyset(&stops);
+    for (int signo : kStopSignals) sigaddset(&stops, signo);
+    sigset_t before;
+    ::pthread_sigmask(SIG_BLOCK, &stops, &before);
     for (std::size_t i = 0; i < std::size(kStopSignals); ++i) ::sigaction(kStopSignals[i], &saved_[i], nullptr);
     ::sigaction(SIGCHLD, &saved_child_, nullptr);
     g_wake_fd = -1;
+    if (g_signal != 0 && !taken_) ::raise(g_signal);  // pending until unblocked, then handled as before
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   }
   int wake_fd() const { return wake_read_.fd; }
-  int caught() const { return g_signal; }
+  // The signal caught, if any; taken: the caller acts on it.
+  int take() {
+    taken_ = taken_ || g_signal != 0;
+    return g_signal;
+  }
 
  private:
   Fd wake_read_;
   Fd wake_write_;
   struct sigaction saved_[std::size(kStopSignals)]{};
   struct sigaction saved_child_ {};
+  bool taken_ = false;
 };
 
-// A child leading a session of its own. Its session's processes are killed
-// and it is reaped when this goes out of scope, whatever came first.
+// The processes of session `sid` other than its leader (Linux: /proc/PID/stat
+// holds each process's session id).
+std::vector<pid_t> session_members(pid_t sid) {
+  std::vector<pid_t> out;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const std::size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(paren + 1));
+    std::string state;
+    long ppid = 0;
+    long pgrp = 0;
+    long session = 0;
+    if (rest >> state >> ppid >> pgrp >> session && session == sid && state != "Z") {
+      const pid_t pid = static_cast<pid_t>(std::stol(name));
+      if (pid != sid) out.push_back(pid);
+    }
+  }
+  return out;
+}
+
+// A child leading a session of its own. Every process of its session is
+// killed, and it is reaped, when this goes out of scope, whatever came first:
+// its process group at once, then any member that left the group (a job of
+// its own, say), until none is left.
 class Session {
  public:
   explicit Session(pid_t pid) : pid_(pid) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session() {
-    ::kill(-pid_, SIGKILL);  // the leader stays a zombie until reaped: its group id stays valid
+    ::kill(-pid_, SIGKILL);  // the leader stays a zombie until reaped: its ids stay valid
+    for (int round = 0; round < 20; ++round) {
+      const std::vector<pid_t> left = session_members(pid_);
+      if (left.empty()) break;
+      for (pid_t pid : left) ::kill(pid, SIGKILL);
+    }
     int status = 0;
     while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
@@ -147,7 +202,7 @@ pid_t spawn(std::vector<std::string> argv, std::vector<std::string> env, int out
   const int error = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  if (error != 0) throw std::system_error(error, std::generic_category(), "spawn");
+  if (error != 0) throw SpawnError(error);
   return pid;
 }
 
@@ -176,15 +231,15 @@ Read read_available(CapturedRun& run, int out, std::size_t& size, std::size_t ma
 // Follows the command until it exits (then takes what it printed; a process
 // it left behind holding its output is not waited for), the deadline, a
 // signal, or too much output.
-void follow(CapturedRun& run, const Session& session, int out, const SignalCatcher& signals,
+void follow(CapturedRun& run, const Session& session, int out, SignalCatcher& signals,
             std::chrono::steady_clock::time_point deadline, std::size_t max_output) {
   run.output.resize(max_output + 1);
   std::size_t size = 0;
   bool open = true;
   for (;;) {
-    if (signals.caught() != 0) {
+    if (const int signo = signals.take(); signo != 0) {
       run.end = CapturedRun::End::kInterrupted;
-      run.signal_number = signals.caught();
+      run.signal_number = signo;
       break;
     }
     if (session.exited(run.wait_status)) {
@@ -212,7 +267,7 @@ void follow(CapturedRun& run, const Session& session, int out, const SignalCatch
 
 CapturedRun run_captured(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                          std::chrono::steady_clock::time_point deadline, std::size_t max_output) {
-  const SignalCatcher signals;
+  SignalCatcher signals;
   Fd out_read;
   Fd out_write;
   open_pipe(out_read, out_write, 0);

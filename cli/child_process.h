@@ -3,23 +3,32 @@
 // fails at once instead of hanging or echoing what is typed), standard input
 // /dev/null, standard error passed through, standard output read straight
 // into wiped storage. Every process of its session is killed before
-// run_captured returns, whatever the way it ends.
+// run_captured returns, whatever the way it ends (one that starts a session
+// of its own, as sudo's use_pty does, is out of reach).
 //
 // Not thread-safe: run one at a time, from one thread. While it runs it
 // holds the process's handlers of SIGINT, SIGTERM, SIGHUP and SIGQUIT (a
 // signal ends the run, see CapturedRun::End::kInterrupted) and SIGCHLD's
 // default disposition (an ignored SIGCHLD would hide the exit status);
-// it restores them before returning.
+// it restores them before returning (a signal ignored when it begins stays
+// ignored; one that came too late to end the run is raised again then).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "crypto/secret_bytes.h"
 
 namespace rekey {
+
+// The command could not be started (not found, not executable).
+class SpawnError : public std::system_error {
+ public:
+  explicit SpawnError(int error) : std::system_error(error, std::generic_category(), "spawn") {}
+};
 
 struct CapturedRun {
   enum class End {
@@ -36,7 +45,8 @@ struct CapturedRun {
 
 // Runs argv[0] (found on PATH) with `argv` and the environment `env`
 // (NAME=value strings) until `deadline`, keeping at most `max_output` bytes
-// of what it prints. Throws std::system_error when it cannot be started.
+// of what it prints. Throws SpawnError when it cannot be started, and
+// std::system_error when following it fails.
 CapturedRun run_captured(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                          std::chrono::steady_clock::time_point deadline, std::size_t max_output);
 

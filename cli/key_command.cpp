@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <regex>
 #include <system_error>
 
 #include "cli/child_process.h"
@@ -111,14 +112,16 @@ std::vector<std::string> child_environment(const std::vector<std::string>& hidde
   return out;
 }
 
-// How the command is named in messages: its text, but for a single word
-// that is not a path, which is more likely a key pasted where the command
-// belongs than a command: never shown.
-std::string label_of(const std::string& command, const std::vector<std::string>& words) {
-  if (words.size() == 1 && words[0].find('/') == std::string::npos && words[0].size() >= 20) {
-    return "the key command (one word, not shown: it may be a key given where the command belongs)";
-  }
-  return "key command `" + log::printable(command) + "`";
+// How the command is named in messages once it has run: its text.
+std::string label_of(const std::string& command) { return "key command `" + log::printable(command) + "`"; }
+
+// How it is named when it cannot be started: a path, or nothing (a word
+// that is no program may be the first word of a passphrase pasted where the
+// command belongs).
+std::string unstarted_label(const std::vector<std::string>& words) {
+  if (words[0].find('/') != std::string::npos) return "key command `" + log::printable(words[0]) + " ...`";
+  return fmt::format("the key command (not shown: its first word, {} characters, is no program on PATH; is it a key?)",
+                     words[0].size());
 }
 
 // Throws UsageError (or Interrupted) unless the run exited 0.
@@ -160,22 +163,33 @@ void trim_to_key(crypto::SecretBytes& out, const std::string& label) {
 
 }  // namespace
 
-std::vector<std::string> command_words(std::string_view command) { return WordSplitter(command).words(); }
+std::vector<std::string> command_words(std::string_view command) {
+  // An unquoted NAME= at the start is what a shell reads as an assignment.
+  static const std::regex assignment(R"(^[ \t]*[A-Za-z_][A-Za-z0-9_]*=)");
+  if (std::regex_search(command.begin(), command.end(), assignment)) {
+    throw UsageError(
+        "a key command is run without a shell: a leading NAME=value would set a variable in one; "
+        "write env NAME=value COMMAND (the command is not shown)");
+  }
+  return WordSplitter(command).words();
+}
 
 crypto::SecretBytes run_key_command(const std::string& command, const KeyCommandLimits& limits) {
   if (limits.timeout < kMinKeyCommandTimeout || limits.timeout > kMaxKeyCommandTimeout) {
     throw UsageError("--key-command-timeout: between 100ms and 1h");
   }
   const std::vector<std::string> words = command_words(command);
-  const std::string label = label_of(command, words);
+  const std::string label = label_of(command);
   const std::string timeout_text =
       format_seconds(std::chrono::duration<double>(limits.timeout).count()) + " (--key-command-timeout)";
   CapturedRun run;
   try {
     run = run_captured(words, child_environment(limits.hidden_env), std::chrono::steady_clock::now() + limits.timeout,
                        kMaxKeyCommandOutput);
+  } catch (const SpawnError& e) {
+    throw UsageError(unstarted_label(words) + " cannot be run: " + e.code().message());
   } catch (const std::system_error& e) {
-    throw UsageError(label + " cannot be run: " + e.code().message());
+    throw UsageError(label + " could not be followed: " + e.code().message());
   }
   check_end(run, label, timeout_text);
   trim_to_key(run.output, label);

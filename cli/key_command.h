@@ -19,8 +19,9 @@ namespace rekey {
 // newline, which joins lines, as it does outside quotes); a backslash outside
 // quotes keeps the next character (a trailing one is itself). What a shell
 // would read otherwise is refused rather than passed on as an argument: an
-// unquoted | & ; < > ( ) $ ` or line break, a word starting with #, and $ or `
-// in double quotes. A shell runs only when the operator writes one
+// unquoted | & ; < > ( ) $ ` or line break, a word starting with #, $ or `
+// in double quotes, and a leading NAME=value (env NAME=value COMMAND sets one). A shell runs only when the operator
+// writes one
 // (`sh -c '…'`). Throws UsageError on those, an unterminated quote or an
 // empty command. Pure.
 std::vector<std::string> command_words(std::string_view command);
@@ -45,8 +46,8 @@ constexpr std::size_t kMaxKeyCommandOutput = 64 * 1024;
 // stdin /dev/null, stderr passed through, every process of it killed at the
 // end) and returns its standard output minus one trailing newline ("\n" or
 // "\r\n"), in wiped storage.
-// Throws UsageError (exit 2) naming the command, never its output (nor a
-// single word that may be a pasted key), when the timeout is outside
+// Throws UsageError (exit 2) naming the command, never its output (nor,
+// when it cannot start, any word that may be a pasted key), when the timeout is outside
 // kMinKeyCommandTimeout..kMaxKeyCommandTimeout, or the command cannot start,
 // exits non-zero or by a signal, prints nothing, several lines, a carriage
 // return or more than kMaxKeyCommandOutput bytes, or is not done within

@@ -80,6 +80,7 @@ int run_keygen(const KeygenOptions& o) {
 
 struct CheckKeyOptions {
   std::string key_env = "ENCRYPTION_KEY";
+  bool key_env_given = false;
   std::string key_file;
   std::string key_command;
   std::string key_command_timeout = "30s";
@@ -147,7 +148,9 @@ void add_check_key_command(CLI::App& root, int& exit_code) {
       root.add_subcommand("check-key",
                           "Check a key's strength, derive it, round-trip a token and print its fingerprint.\n"
                           "Example: ENCRYPTION_KEY=... rekey check-key --kind encryption");
-  cmd->add_option("--key-env", o->key_env, "Environment variable holding the key")->capture_default_str();
+  cmd->add_option("--key-env", o->key_env, "Environment variable holding the key")
+      ->capture_default_str()
+      ->each([o](const std::string& /*name*/) { o->key_env_given = true; });
   cmd->add_option("--key-file", o->key_file, "File holding the key (instead of --key-env)");
   cmd->add_option("--key-command", o->key_command, "Command printing the key, e.g. a secret store's CLI");
   cmd->add_option("--key-command-timeout", o->key_command_timeout, "Time the key command may take")

@@ -24,7 +24,9 @@
 namespace rekey {
 
 void add_key_options(CLI::App& app, KeyOptions& o) {
-  app.add_option("--new-key-env", o.new_key_env, "Environment variable holding the new key")->capture_default_str();
+  app.add_option("--new-key-env", o.new_key_env, "Environment variable holding the new key")
+      ->capture_default_str()
+      ->each([&o](const std::string& /*name*/) { o.new_key_env_given = true; });
   app.add_option("--new-key-file", o.new_key_file, "File holding the new key (instead of --new-key-env)");
   app.add_option("--old-key-env", o.old_key_envs,
                  "Environment variable holding an old key (repeatable; default OLD_ENCRYPTION_KEY)");
@@ -219,7 +221,7 @@ KeyText read_new_key(const KeyOptions& o, const std::function<KeyText(const std:
   if (!o.new_key_file.empty() && !o.new_key_command.empty()) {
     throw UsageError("--new-key-file and --new-key-command both name the new key: give one");
   }
-  if (o.new_key_env != "NEW_ENCRYPTION_KEY" && (!o.new_key_file.empty() || !o.new_key_command.empty())) {
+  if (o.new_key_env_given && (!o.new_key_file.empty() || !o.new_key_command.empty())) {
     throw UsageError("--new-key-env and --new-key-file or --new-key-command both name the new key: give one");
   }
   if (!o.new_key_command.empty()) return read_key_from_command(o.new_key_command, o);
@@ -248,7 +250,8 @@ std::vector<KeyText> read_old_keys(const KeyOptions& o, OldKeyPolicy policy,
 
 }  // namespace
 
-std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy, KeyOrder order) {
+std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy policy, KeyOrder order,
+                                              KeySources* sources) {
   // A variable is read once (reading wipes it); a name given twice gets the same text.
   std::map<std::string, KeyText> read_envs;
   const auto from_env = [&read_envs](const std::string& name) {
@@ -260,7 +263,9 @@ std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy 
   const crypto::SecretBytes new_raw = derive_key(new_text, KeyRole::kNew, o.format, o.kdf);
 
   std::vector<std::unique_ptr<const crypto::Fernet>> old_keys;
+  KeySources labels{new_text.label, {}};
   for (const auto& text : read_old_keys(o, policy, from_env)) {
+    labels.old_keys.push_back(text.label);
     // A rollback makes the first old key the one values are written under: judged as a new key.
     const KeyRole role = order == KeyOrder::kRollback && old_keys.empty() ? KeyRole::kNew : KeyRole::kOld;
     const crypto::SecretBytes raw = derive_key(text, role, o.format, o.kdf);
@@ -270,7 +275,11 @@ std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& o, OldKeyPolicy 
     old_keys.push_back(crypto::Fernet::create(raw));
   }
   auto new_key = crypto::Fernet::create(new_raw);
-  if (order == KeyOrder::kRollback && !old_keys.empty()) std::swap(new_key, old_keys.front());
+  if (order == KeyOrder::kRollback && !old_keys.empty()) {
+    std::swap(new_key, old_keys.front());
+    std::swap(labels.new_key, labels.old_keys.front());
+  }
+  if (sources != nullptr) *sources = std::move(labels);
   return std::make_unique<crypto::Keyring>(std::move(new_key), std::move(old_keys));
 }
 

@@ -25,6 +25,7 @@ enum class ReadableKeyFile { kRefuse, kAllow };
 
 struct KeyOptions {
   std::string new_key_env = "NEW_ENCRYPTION_KEY";
+  bool new_key_env_given = false;  // --new-key-env given (on the command line or in the config file)
   std::string new_key_file;
   std::vector<std::string> old_key_envs;
   std::vector<std::string> old_key_files;
@@ -95,13 +96,22 @@ crypto::SecretBytes derive_key(const KeyText& key, KeyRole role, crypto::KeyForm
 // to a new key's strength), and run N's new key the first to decrypt with.
 enum class KeyOrder { kAsGiven, kRollback };
 
+// Where the keys of a keyring came from, in its order (new key first): each
+// source's label ("environment variable X", "key file F", "key command `C`").
+// Never a key; for reports and the audit log.
+struct KeySources {
+  std::string new_key;
+  std::vector<std::string> old_keys;
+};
+
 // Loads the new key, then the old keys: variables (each then wiped and
 // removed from the environment), files, then commands, each source's in the
 // order given. A key command inherits none of the variables keys or database
 // passwords are read from (read_key_from_command). Old keys default to
 // OLD_ENCRYPTION_KEY when none is named. Throws UsageError if an old key equals the new key, or
 // if an old key is required but none is set.
+// Where each key came from goes to `sources` when given.
 std::unique_ptr<crypto::Keyring> load_keyring(const KeyOptions& options, OldKeyPolicy policy,
-                                              KeyOrder order = KeyOrder::kAsGiven);
+                                              KeyOrder order = KeyOrder::kAsGiven, KeySources* sources = nullptr);
 
 }  // namespace rekey

@@ -51,7 +51,8 @@ class RotateRun {
         lag_probe_(conninfo_),
         throttle_(s.throttle, s.engine.batch_size, [this] { return lag_probe_.read(); }) {
     install_signal_handlers(stop_);  // before key derivation: a signal at any point stops cleanly
-    keyring_ = load_keyring(s.keys, OldKeyPolicy::kRequired, s.rollback_of ? KeyOrder::kRollback : KeyOrder::kAsGiven);
+    keyring_ = load_keyring(s.keys, OldKeyPolicy::kRequired, s.rollback_of ? KeyOrder::kRollback : KeyOrder::kAsGiven,
+                            &report_.key_sources);
   }
 
   int run() {
@@ -101,14 +102,7 @@ class RotateRun {
     report_.excluded = resolved_.excluded;
     refuse_unwritable_report(s_.report);
     if (!s_.dry_run) open_state();
-    audit_.record("run_start", {{"command", command_name()},
-                                {"run_id", report_.run_id},
-                                {"rollback_of", s_.rollback_of.value_or(0)},
-                                {"dry_run", s_.dry_run},
-                                {"targets", targets_id_},
-                                {"new_key_fingerprint", report_.new_key_fingerprint},
-                                {"old_key_fingerprints", report_.old_key_fingerprints},
-                                {"command_line", command_line()}});
+    audit_.record("run_start", run_start_event(report_, command_name(), targets_id_));
   }
 
   // The state schema, one lock per table, and the run's row (new, resumed

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "cli/db_options.h"
 #include "common/atomic_file.h"
 #include "common/identifier.h"
 #include "common/log.h"
@@ -28,6 +29,22 @@ bool any_failure(const RunReport& report, std::int64_t recorded_failures) {
 nlohmann::json failure_json(const std::string& table, const std::string& column, const std::string& primary_key,
                             const std::string& reason) {
   return {{"table", table}, {"column", column}, {"primary_key", log::json_text(primary_key)}, {"reason", reason}};
+}
+
+nlohmann::json key_sources_json(const KeySources& sources) {
+  return {{"new", sources.new_key}, {"old", sources.old_keys}};
+}
+
+nlohmann::json run_start_event(const RunReport& r, const std::string& command, const std::string& targets) {
+  return {{"command", command},
+          {"run_id", r.run_id},
+          {"rollback_of", r.rollback_of.value_or(0)},
+          {"dry_run", r.dry_run},
+          {"targets", targets},
+          {"new_key_fingerprint", r.new_key_fingerprint},
+          {"old_key_fingerprints", r.old_key_fingerprints},
+          {"key_sources", key_sources_json(r.key_sources)},
+          {"command_line", command_line()}};
 }
 
 TableReport table_report(const TableShape& shape) {
@@ -109,6 +126,7 @@ nlohmann::json to_json(const RunReport& r) {
                    {"excluded", r.excluded}};
   if (!r.error.empty()) j["error"] = r.error;
   if (r.rollback_of) j["rollback_of"] = *r.rollback_of;
+  j["key_sources"] = key_sources_json(r.key_sources);
   nlohmann::json uncovered = nlohmann::json::array();
   for (const auto& u : r.uncovered) {
     uncovered.push_back({{"column", u.column}, {"why", u.why}, {"values", u.values}, {"not_new", u.not_new}});

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/exit_code.h"
+#include "cli/key_source.h"
 #include "db/run_status.h"
 #include "db/state_store.h"
 #include "migrate/pace.h"
@@ -47,6 +48,7 @@ struct RunReport {
   std::int64_t run_id = 0;  // 0 for a dry run
   bool dry_run = false;
   std::optional<std::int64_t> rollback_of;  // the run a rollback takes back
+  KeySources key_sources;                   // where the keys came from (labels, never keys)
   int exit_code = 0;
   db::RunStatus status = db::RunStatus::kRunning;
   std::string stop_reason;
@@ -66,6 +68,14 @@ struct RunReport {
 };
 
 nlohmann::json to_json(const RunReport& report);
+
+// Where the keys came from, as the report and the audit log show it.
+nlohmann::json key_sources_json(const KeySources& sources);
+
+// The audit log's run_start event of `report` for `command` (rotate or
+// rollback) over `targets` (a targets_key): the run, its keys by fingerprint
+// and source, and the command line.
+nlohmann::json run_start_event(const RunReport& report, const std::string& command, const std::string& targets);
 
 // One entry of RunReport::failures: a value that could not be rotated, by
 // its primary key as text (bytes that are not UTF-8 escaped, log::json_text).

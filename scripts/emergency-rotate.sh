@@ -199,13 +199,21 @@ default_traps
 umask 077
 key_file="$state_dir/NEW_ENCRYPTION_KEY"
 tmp_key=""
-cleanup() { if [ -n "$tmp_key" ]; then rm -f -- "$tmp_key"; fi; }
+store_pid=""
+cleanup() {
+  if [ -n "$tmp_key" ]; then rm -f -- "$tmp_key"; fi
+  if [ -n "$store_pid" ]; then kill -KILL -- "-$store_pid" 2>/dev/null || true; fi
+}
 trap cleanup EXIT
 
 say "checking $old_label"
 old_check=$("$rekey_bin" check-key "${check_old[@]}") && rc=0 || rc=$?
 old_fingerprint=""
 [ "$rc" -ne 0 ] || { old_fingerprint=${old_check##*fingerprint }; say "$old_check"; }
+if [ "$rc" -ne 0 ] && [ -n "$old_command" ]; then
+  say "--old-key-command did not give the current key (see above); nothing was changed"
+  exit 2
+fi
 if [ "$rc" -ne 0 ]; then
   # Not fatal: rotate accepts a short old key (with a warning), and a value no key decrypts is never
   # changed (it is counted as undecryptable and the script stops with exit 3).
@@ -277,16 +285,18 @@ stored_fingerprint() {
 }
 
 # Hands the key alone (no newline: a stored newline would be part of the key) to CMD on its standard
-# input, from a private temporary file, never on a command line. CMD runs with bash -c, at most
-# 2 minutes, inheriting neither a key nor the database's password; its output is discarded (a store
-# may echo what it stored).
+# input, never on a command line or in a file. CMD runs with bash -c in a session of its own (no
+# terminal: a store CLI that would prompt fails at once), at most 2 minutes, inheriting neither a key
+# nor the database's password; its output is discarded (a store may echo what it stored). A signal to
+# this script kills it (cleanup).
 store_key() {
-  local tmp rc=0
-  tmp=$(mktemp -- "$state_dir/.store.XXXXXX")
-  printf '%s' "$(<"$key_file")" >"$tmp"
-  env -u ENCRYPTION_KEY -u NEW_ENCRYPTION_KEY -u OLD_ENCRYPTION_KEY -u SECRET_KEY -u DATABASE_URL -u PGPASSWORD \
-    timeout -k 5 120 bash -c "$store_command" <"$tmp" >/dev/null || rc=$?
-  rm -f -- "$tmp"
+  printf '%s' "$(<"$key_file")" |
+    env -u ENCRYPTION_KEY -u NEW_ENCRYPTION_KEY -u OLD_ENCRYPTION_KEY -u SECRET_KEY -u DATABASE_URL -u PGPASSWORD \
+      setsid timeout -k 5 120 bash -c "$store_command" >/dev/null &
+  store_pid=$!
+  local rc=0
+  wait "$store_pid" || rc=$?
+  store_pid=""
   return "$rc"
 }
 
@@ -311,6 +321,7 @@ if [ -n "$store_command" ] || [ -n "$read_command" ]; then
     store_rc=0
     store_key || store_rc=$?
     if [ "$store_rc" -ne 0 ]; then
+      [ "$store_rc" -ne 124 ] && [ "$store_rc" -ne 137 ] || store_rc="$store_rc: it did not finish within 2 minutes"
       say "--store-new-key-command failed (exit $store_rc): no data was touched. The new key is in $key_file;"
       say "fix the command (or the store) and rerun with the same --state-dir: the same key is stored then."
       exit 1
@@ -331,12 +342,14 @@ fi
 
 # A store read by --old-key-command that was just overwritten with the new key (the same secret, its
 # latest version) would give the new key as the old one: refused before any data is touched.
-if [ -n "$old_command" ] && [ -n "$store_command" ] && [ -n "$old_fingerprint" ]; then
-  old_now=$("$rekey_bin" check-key --key-command "$old_command") || old_now=""
-  if [ "${old_now##*fingerprint }" != "$old_fingerprint" ]; then
-    say "--old-key-command reads another key now (${old_now##*fingerprint }, was $old_fingerprint): storing the new"
-    say "key changed what it reads. Pin the current key's version in it (e.g. NAME:VERSION) and rerun with the"
-    say "same --state-dir; no data was touched."
+if [ -n "$old_command" ]; then
+  old_now=$("$rekey_bin" check-key --key-command "$old_command") ||
+    { say "--old-key-command cannot be read again (see above); no data was touched"; exit 2; }
+  old_now=${old_now##*fingerprint }
+  if [ "$old_now" != "$old_fingerprint" ] || [ "$old_now" = "$new_fingerprint" ]; then
+    say "--old-key-command reads the new key or another one now ($old_now; the current key was $old_fingerprint,"
+    say "the new one is $new_fingerprint): storing the new key changed what it reads. Pin the current key's"
+    say "version in it (e.g. NAME:VERSION) and rerun with the same --state-dir; no data was touched."
     exit 2
   fi
 fi
@@ -392,6 +405,20 @@ esac
 
 # ---------------------------------------------------------------- 3. deploy hook, next steps
 
+# The store read back once more before the hook (which may deploy from it).
+if [ -n "$read_command" ]; then
+  read_back=$(stored_fingerprint)
+  if [ "$read_back" != "$new_fingerprint" ]; then
+    if [ -z "$read_back" ]; then
+      say "WARNING: --read-new-key-command cannot read the store now: check that it holds the new key"
+    else
+      say "WARNING: the secret store holds another key now ($read_back, not $new_fingerprint): do NOT deploy from it"
+    fi
+    say "The data IS rotated and verified; the new key is in $key_file. The deploy hook was not run."
+    exit 1
+  fi
+fi
+
 hook_rc=0
 if [ -n "$deploy_hook" ]; then
   say "running the deploy hook"
@@ -401,11 +428,6 @@ if [ -n "$deploy_hook" ]; then
   fi
 fi
 
-if [ -n "$read_command" ] && [ "$(stored_fingerprint)" != "$new_fingerprint" ]; then
-  say "WARNING: the secret store no longer holds the new key ($new_fingerprint): do NOT deploy from it."
-  say "The data IS rotated and verified; the new key is in $key_file. Store it again, then rerun this script."
-  exit 1
-fi
 where_kept="Copy it into your secret store now; this script never prints it."
 [ -z "$store_command" ] || where_kept="It was stored with --store-new-key-command (not read back: check the store)."
 [ -z "$read_command" ] || where_kept="It is also in your secret store (read back with --read-new-key-command)."

@@ -541,7 +541,7 @@ TEST_SUITE("integration.scripts") {
     // Reading the parameter's latest value as the current key: once the new key is stored there, it is the new key.
     const ProcessResult latest = with_old("aws ssm get-parameter --name /prod/app/ENCRYPTION_KEY " + get);
     CHECK_MESSAGE(latest.exit_code == 2, latest.describe());
-    CHECK(contains(latest.err, "Pin the current key's version"));
+    CHECK(contains(latest.err, "storing the new key changed what it reads. Pin the current key's"));
     CHECK(db.checksum("users", "id") == before);
     CHECK_FALSE(db.schema_exists("rekey"));
     // Pinned to its version: rotated and verified, the current key never in the environment.

@@ -57,6 +57,25 @@ std::string tool(const TempDir& dir, const std::string& name, const std::string&
   return path;
 }
 
+extern "C" void on_test_signal(int /*signo*/) {}
+
+// True while `pid` runs (a zombie does not: PID 1 may never reap it here).
+bool alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || stat.compare(paren + 2, 1, "Z") != 0;
+}
+
+// The pid in the first line of `path`.
+pid_t pid_in(const std::string& path) {
+  std::istringstream in(read_file(path));
+  pid_t pid = 0;
+  in >> pid;
+  REQUIRE(pid > 0);
+  return pid;
+}
+
 // The message of the UsageError `command` throws.
 std::string failure(const std::string& command, const rekey::KeyCommandLimits& l = limits()) {
   try {
@@ -150,7 +169,7 @@ TEST_SUITE("cli.key_command") {
     std::istringstream in(read_file(pids));
     int count = 0;
     for (pid_t pid = 0; in >> pid; ++count) {
-      CHECK_MESSAGE(wait_until([pid] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5)), "pid ", pid);
+      CHECK_MESSAGE(wait_until([pid] { return !alive(pid); }, std::chrono::seconds(5)), "pid ", pid);
     }
     CHECK(count == 2);
     // Output, then a command that does not exit: killed at the timeout too.
@@ -162,24 +181,31 @@ TEST_SUITE("cli.key_command") {
     TempDir dir;
     const std::string pids = dir.file("pids");
     const auto left_behind = [&] {
-      std::istringstream in(read_file(pids));
-      pid_t pid = 0;
-      in >> pid;
-      REQUIRE(pid > 0);
-      return !wait_until([pid] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5));
+      const pid_t pid = pid_in(pids);
+      return !wait_until([pid] { return !alive(pid); }, std::chrono::seconds(5));
     };
     CHECK(contains(failure(tool(dir, "fails", "sleep 60 & echo $! >" + pids + "; exit 3")), "exit 3"));
     CHECK_FALSE(left_behind());
     CHECK(text(rekey::run_key_command(tool(dir, "ok", "sleep 60 & echo $! >" + pids + "; printf key"), limits())) ==
           "key");
     CHECK_FALSE(left_behind());
+    // A job in a process group of its own (job control), still in the session: killed too.
+    CHECK(text(rekey::run_key_command(tool(dir, "job", "set -m; sleep 60 & echo $! >" + pids + "; printf key"),
+                                      limits())) == "key");
+    CHECK_FALSE(left_behind());
   }
 
-  TEST_CASE("a key command has no terminal, and its exit status is seen even with SIGCHLD ignored") {
+  TEST_CASE("a key command leads a session of its own (no terminal), and its exit is seen with SIGCHLD ignored") {
     TempDir dir;
-    CHECK(text(rekey::run_key_command(
-              tool(dir, "tty", "if sh -c ': </dev/tty' 2>/dev/null; then printf tty; else printf none; fi"),
-              limits())) == "none");
+    const std::string ids =
+        text(rekey::run_key_command(tool(dir, "sid", "printf '%s %s' $$ $(cut -d' ' -f6 /proc/$$/stat)"), limits()));
+    std::istringstream in(ids);
+    long pid = 0;
+    long sid = 0;
+    in >> pid >> sid;
+    CHECK(pid > 0);
+    CHECK(sid == pid);
+    CHECK(sid != ::getsid(0));
     struct sigaction ignore {};
     ignore.sa_handler = SIG_IGN;
     struct sigaction saved {};
@@ -189,12 +215,24 @@ TEST_SUITE("cli.key_command") {
     CHECK(contains(m, "exit 3"));
   }
 
+  TEST_CASE("a signal ignored when a key command starts stays ignored (nohup)") {
+    TempDir dir;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction saved {};
+    REQUIRE(::sigaction(SIGHUP, &ignore, &saved) == 0);
+    const std::string key =
+        text(rekey::run_key_command(tool(dir, "hup", "kill -HUP $PPID; sleep 0.2; printf key"), limits()));
+    ::sigaction(SIGHUP, &saved, nullptr);
+    CHECK(key == "key");
+  }
+
   TEST_CASE("a signal to rekey while a key command runs kills it and stops (Interrupted), the handlers restored") {
     TempDir dir;
     const std::string pids = dir.file("pids");
     const std::string waits = tool(dir, "waits", "echo $$ >" + pids + "; kill -TERM $PPID; sleep 60\n");
     struct sigaction mine {};
-    mine.sa_handler = SIG_IGN;  // what was there before must be there after
+    mine.sa_handler = on_test_signal;  // what was there before must be there after
     struct sigaction saved {};
     REQUIRE(::sigaction(SIGTERM, &mine, &saved) == 0);
     const auto start = std::chrono::steady_clock::now();
@@ -203,19 +241,21 @@ TEST_SUITE("cli.key_command") {
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
     struct sigaction after {};
     ::sigaction(SIGTERM, &saved, &after);
-    CHECK(reinterpret_cast<std::uintptr_t>(after.sa_handler) == reinterpret_cast<std::uintptr_t>(SIG_IGN));
-    std::istringstream in(read_file(pids));
-    pid_t pid = 0;
-    in >> pid;
-    REQUIRE(pid > 0);
-    CHECK(wait_until([pid] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5)));
+    CHECK(reinterpret_cast<std::uintptr_t>(after.sa_handler) == reinterpret_cast<std::uintptr_t>(&on_test_signal));
+    const pid_t pid = pid_in(pids);
+    CHECK(wait_until([pid] { return !alive(pid); }, std::chrono::seconds(5)));
   }
 
   TEST_CASE("a pasted key given as the command is never shown; the timeout has bounds") {
-    const std::string pasted = "HhKZf0kUhh2IbUVrjqfWm4Jc4KlEONWgsQKZ3CUh1lc=";
-    const std::string m = failure(pasted);
-    CHECK(contains(m, "cannot be run"));
-    CHECK_FALSE(contains(m, "HhKZf0"));
+    for (const std::string pasted :
+         {"HhKZf0kUhh2IbUVrjqfWm4Jc4KlEONWgsQKZ3CUh1lc=", "tr0ub4dor horse battery staple"}) {
+      const std::string m = failure(pasted);
+      CHECK_FALSE(contains(m, pasted.substr(0, 6)));
+      CHECK_FALSE(contains(m, "horse"));
+    }
+    CHECK(contains(failure("tr0ub4dor horse battery staple"), "cannot be run"));
+    CHECK_THROWS_WITH_AS(rekey::command_words("AWS_PROFILE=prod aws ssm get-parameter"),
+                         doctest::Contains("env NAME=value COMMAND"), rekey::UsageError);
     CHECK(contains(failure("/bin/true", limits(std::chrono::milliseconds(50))), "between 100ms and 1h"));
     CHECK(contains(failure("/bin/true", limits(std::chrono::hours(2))), "between 100ms and 1h"));
   }
