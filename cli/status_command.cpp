@@ -96,6 +96,21 @@ void print_units(const nlohmann::json& u) {
   }
 }
 
+// The rollbacks of `run`, each with its status and the rollback of it, if any.
+nlohmann::json rollbacks_of(db::StateStore& store, const db::RunRecord& run) {
+  nlohmann::json out = nlohmann::json::array();
+  const std::vector<db::RunRecord> later = store.runs_after(run.id);
+  for (const auto& rollback : later) {
+    if (rollback.rollback_of != run.id) continue;
+    nlohmann::json undone_by = nullptr;
+    for (const auto& other : later) {
+      if (other.rollback_of == rollback.id) undone_by = other.id;
+    }
+    out.push_back({{"run", rollback.id}, {"status", db::to_string(rollback.status)}, {"rolled_back_by", undone_by}});
+  }
+  return out;
+}
+
 // One run as shown: its recorded status, or "stopped (interrupted)" for a
 // "running" run none of whose tables is locked by a runner any more.
 nlohmann::json describe(db::StateStore& store, const std::string& conninfo, const db::RunRecord& run,
@@ -150,10 +165,7 @@ nlohmann::json describe(db::StateStore& store, const std::string& conninfo, cons
                    {"failures", failures}};
   j["resume_command"] = resumable ? nlohmann::json(resume_command(run.command)) : nlohmann::json(nullptr);
   j["rollback_of"] = run.rollback_of ? nlohmann::json(*run.rollback_of) : nlohmann::json(nullptr);
-  j["rolled_back_by"] = nlohmann::json::array();
-  for (const auto& later : store.runs_after(run.id)) {
-    if (later.rollback_of == run.id) j["rolled_back_by"].push_back(later.id);
-  }
+  j["rolled_back_by"] = rollbacks_of(store, run);
   return j;
 }
 
@@ -173,7 +185,11 @@ void print_run(const nlohmann::json& r) {
                 static_cast<long long>(r["rollback_of"].get<std::int64_t>()));
   }
   for (const auto& by : r["rolled_back_by"]) {
-    std::printf("  rolled back by run %lld\n", static_cast<long long>(by.get<std::int64_t>()));
+    const std::string undone = by["rolled_back_by"].is_null() ? ""
+                                                              : fmt::format(", itself rolled back by run {}",
+                                                                            by["rolled_back_by"].get<std::int64_t>());
+    std::printf("  rolled back by run %lld (%s%s)\n", static_cast<long long>(by["run"].get<std::int64_t>()),
+                by["status"].get<std::string>().c_str(), undone.c_str());
   }
   std::printf("  targets:");
   for (const auto& t : r["targets"]) std::printf(" %s", log::printable(t.get<std::string>()).c_str());

@@ -131,7 +131,7 @@ TEST_SUITE("integration.rollback") {
     const ProcessResult status = run_rekey({"status", "--db", db.conninfo()}, {});
     CHECK(contains(status.out, "run " + std::to_string(r) + ": finished"));
     CHECK(contains(status.out, "a rollback of run " + std::to_string(n)));
-    CHECK(contains(status.out, "rolled back by run " + std::to_string(r)));
+    CHECK(contains(status.out, "rolled back by run " + std::to_string(r) + " (finished)"));
 
     // N's rotation run again later (the same keys): rolled back along with N.
     REQUIRE(run_rekey(rotate_args(db), key_env()).exit_code == 0);  // the garbage is gone
@@ -281,10 +281,20 @@ TEST_SUITE("integration.rollback") {
     CHECK_MESSAGE(join_first.exit_code == 2, join_first.describe());
     CHECK(contains(join_first.err, "no rollback of run " + std::to_string(second) + " has begun"));
     REQUIRE(run_rekey(rollback_args(db, second), to_third).exit_code == 3);  // run 3: back to NEW
+    // A dry run of a rollback reads and re-encrypts in memory, and changes nothing.
+    const std::string before_dry = db.checksum("accounts", "id");
+    const ProcessResult dry = run_rekey(rollback_args(db, first, {"--dry-run"}), key_env());
+    CHECK_MESSAGE(dry.exit_code == 3, dry.describe());
+    CHECK(contains(dry.out, "DRY RUN"));
+    CHECK(db.checksum("accounts", "id") == before_dry);
     // Run 2 is undone by its rollback: run 1 can be rolled back now, all the way to OLD.
     const ProcessResult back = run_rekey(rollback_args(db, first), key_env());
     CHECK_MESSAGE(back.exit_code == 3, back.describe());
     REQUIRE_DATA_OK(rolled_back(seeded));
+    const ProcessResult status = run_rekey({"status", "--db", db.conninfo(), "--run-id", std::to_string(second)}, {});
+    CHECK(contains(status.out, "rolled back by run " + std::to_string(second + 1) + " (finished)"));
+    const ProcessResult of_first = run_rekey({"status", "--db", db.conninfo(), "--run-id", std::to_string(first)}, {});
+    CHECK(contains(of_first.out, "rolled back by run "));
   }
 
   TEST_CASE("rollback of a --discover run covers N's columns only, and reads the config file N ran with") {
