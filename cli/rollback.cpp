@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -32,28 +34,25 @@ void check_keys(const db::RunRecord& run, const crypto::Keyring& keyring) {
   }
 }
 
-// A later run over N's columns that still stands: not a rollback of N, not a
-// rerun of N's own rotation (same new key, same first old key: rolled back
-// along), and not undone by a finished rollback of its own after it. nullopt
-// when there is none.
+// A later run over N's columns that still stands, oldest first: not a
+// rollback of N, not a rerun of N's own rotation (same new key, same first
+// old key: rolled back along), and not undone by a finished rollback of its
+// own. A finished rollback undoes its run, and stands itself unless it put
+// the values back under N's new key (a rollback of a rollback puts them
+// under that run's key again). nullopt when none stands.
 std::optional<db::RunRecord> standing_later_run(db::StateStore& store, const db::RunRecord& n) {
-  std::vector<db::RunRecord> later;
-  for (auto& run : store.runs_after(n.id)) {
+  std::vector<db::RunRecord> later = store.runs_after(n.id);  // newest first
+  std::reverse(later.begin(), later.end());
+  std::map<std::int64_t, db::RunRecord> standing;
+  for (auto& run : later) {
     if (!targets_overlap(run.targets, n.targets) || run.rollback_of == n.id) continue;
     if (run.new_key_fingerprint == n.new_key_fingerprint && run.first_old_key == n.first_old_key) continue;
-    later.push_back(std::move(run));
+    const bool finished_rollback = run.rollback_of && run.status == db::RunStatus::kFinished;
+    if (finished_rollback) standing.erase(*run.rollback_of);
+    if (!finished_rollback || run.new_key_fingerprint != n.new_key_fingerprint) standing.emplace(run.id, run);
   }
-  std::set<std::int64_t> undone;
-  for (const auto& run : later) {
-    if (run.rollback_of && run.status == db::RunStatus::kFinished) {
-      undone.insert(run.id);
-      undone.insert(*run.rollback_of);
-    }
-  }
-  for (auto it = later.rbegin(); it != later.rend(); ++it) {  // oldest first
-    if (undone.count(it->id) == 0) return *it;
-  }
-  return std::nullopt;
+  if (standing.empty()) return std::nullopt;
+  return standing.begin()->second;
 }
 
 void refuse_standing_later_run(db::StateStore& store, const db::RunRecord& n) {

@@ -287,12 +287,22 @@ TEST_SUITE("integration.rollback") {
     CHECK_MESSAGE(dry.exit_code == 3, dry.describe());
     CHECK(contains(dry.out, "DRY RUN"));
     CHECK(db.checksum("accounts", "id") == before_dry);
-    // Run 2 is undone by its rollback: run 1 can be rolled back now, all the way to OLD.
+    // A rollback of that rollback (run 4) puts the values under the third key again: run 1 is blocked by it,
+    // until run 4 is rolled back in turn (run 5).
+    const Env back_to_third = key_env(kNewPassphrase, third);
+    const ProcessResult fourth = run_rekey(rollback_args(db, second + 1), back_to_third);  // run 4, of run 3
+    REQUIRE_MESSAGE(fourth.exit_code == 3, fourth.describe());
+    const ProcessResult blocked_again = run_rekey(rollback_args(db, first), key_env());
+    CHECK_MESSAGE(blocked_again.exit_code == 2, blocked_again.describe());
+    CHECK(contains(blocked_again.err, "roll back run " + std::to_string(second + 2) + " first"));
+    REQUIRE(run_rekey(rollback_args(db, second + 2), to_third).exit_code == 3);  // run 5, of run 4: under NEW again
+    // Run 2 is undone by its rollback, run 4 by its own: run 1 can be rolled back now, all the way to OLD.
     const ProcessResult back = run_rekey(rollback_args(db, first), key_env());
     CHECK_MESSAGE(back.exit_code == 3, back.describe());
     REQUIRE_DATA_OK(rolled_back(seeded));
     const ProcessResult status = run_rekey({"status", "--db", db.conninfo(), "--run-id", std::to_string(second)}, {});
-    CHECK(contains(status.out, "rolled back by run " + std::to_string(second + 1) + " (finished)"));
+    CHECK(contains(status.out, "rolled back by run " + std::to_string(second + 1) +
+                                   " (finished, itself rolled back by run " + std::to_string(second + 2) + ")"));
     const ProcessResult of_first = run_rekey({"status", "--db", db.conninfo(), "--run-id", std::to_string(first)}, {});
     CHECK(contains(of_first.out, "rolled back by run "));
   }
