@@ -112,14 +112,11 @@ std::vector<std::string> child_environment(const std::vector<std::string>& hidde
   return out;
 }
 
-// How the command is named in messages once it has run: its text.
-std::string label_of(const std::string& command) { return "key command `" + log::printable(command) + "`"; }
-
 // How it is named when it cannot be started: a path, or nothing (a word
 // that is no program may be the first word of a passphrase pasted where the
 // command belongs).
 std::string unstarted_label(const std::vector<std::string>& words) {
-  if (words[0].find('/') != std::string::npos) return "key command `" + log::printable(words[0]) + " ...`";
+  if (words[0].find('/') != std::string::npos) return key_command_label(words[0] + " ...");
   return fmt::format("the key command (not shown: its first word, {} characters, is no program on PATH; is it a key?)",
                      words[0].size());
 }
@@ -163,6 +160,8 @@ void trim_to_key(crypto::SecretBytes& out, const std::string& label) {
 
 }  // namespace
 
+std::string key_command_label(const std::string& command) { return "key command `" + log::printable(command) + "`"; }
+
 std::vector<std::string> command_words(std::string_view command) {
   // An unquoted NAME= at the start is what a shell reads as an assignment.
   static const std::regex assignment(R"(^[ \t]*[A-Za-z_][A-Za-z0-9_]*=)");
@@ -179,7 +178,7 @@ crypto::SecretBytes run_key_command(const std::string& command, const KeyCommand
     throw UsageError("--key-command-timeout: between 100ms and 1h");
   }
   const std::vector<std::string> words = command_words(command);
-  const std::string label = label_of(command);
+  const std::string label = key_command_label(command);
   const std::string timeout_text =
       format_seconds(std::chrono::duration<double>(limits.timeout).count()) + " (--key-command-timeout)";
   CapturedRun run;

@@ -26,6 +26,10 @@ namespace rekey {
 // empty command. Pure.
 std::vector<std::string> command_words(std::string_view command);
 
+// How a key command is named in messages (and key labels): its text,
+// escaped. Never its output.
+std::string key_command_label(const std::string& command);
+
 // How a key command runs: its time limit and the environment variables its
 // process must not inherit (the names keys and passwords are read from).
 struct KeyCommandLimits {

@@ -91,8 +91,7 @@ struct CheckKeyOptions {
 };
 
 KeyText read_checked_key(const CheckKeyOptions& o) {
-  const int sources =
-      (o.key_file.empty() ? 0 : 1) + (o.key_command.empty() ? 0 : 1) + (o.key_env != "ENCRYPTION_KEY" ? 1 : 0);
+  const int sources = (o.key_file.empty() ? 0 : 1) + (o.key_command.empty() ? 0 : 1) + (o.key_env_given ? 1 : 0);
   if (sources > 1) throw UsageError("--key-env, --key-file and --key-command each name the key: give one");
   if (!o.key_file.empty()) return read_key_from_file(o.key_file, "ENCRYPTION_KEY", o.readable);
   if (o.key_command.empty()) return read_key_from_env(o.key_env);

@@ -190,7 +190,7 @@ KeyText read_key_from_command(const std::string& command, const KeyOptions& o) {
                        "PGPASSWORD",         "DATABASE_URL",       o.new_key_env};
   limits.hidden_env.insert(limits.hidden_env.end(), o.old_key_envs.begin(), o.old_key_envs.end());
   limits.hidden_env.insert(limits.hidden_env.end(), o.hidden_env.begin(), o.hidden_env.end());
-  KeyText key{"key command `" + log::printable(command) + "`", {}};
+  KeyText key{key_command_label(command), {}};
   key.text = run_key_command(command, limits);
   return key;
 }

@@ -153,6 +153,16 @@ TEST_SUITE("integration.key_commands") {
     CHECK_MESSAGE(unknown.exit_code == 2, unknown.describe());
     CHECK(contains(unknown.err, "no secret /prod/app/NO_SUCH_KEY"));
 
+    // A variable named as well as a command, even by its default name: two sources for one key, refused.
+    for (const std::vector<std::string>& both :
+         {std::vector<std::string>{"check-key", "--key-env", "ENCRYPTION_KEY", "--key-command", old_command},
+          std::vector<std::string>{"rotate", "--db", db.conninfo(), "--column", "t.a_enc", "--new-key-env",
+                                   "NEW_ENCRYPTION_KEY", "--new-key-command", old_command}}) {
+      const ProcessResult r = run_rekey(both, env);
+      CHECK_MESSAGE(r.exit_code == 2, r.describe());
+      CHECK(contains(r.err, "give one"));
+    }
+
     CHECK(db.checksum("t", "id") == before);
     CHECK_FALSE(db.schema_exists("rekey"));
 
