@@ -58,6 +58,22 @@ RunRecord to_run(const pqxx::row& r) {
   return run;
 }
 
+// The runs the clause `rest` (WHERE ..., ORDER BY ...) selects, given `params`.
+template <typename... Params>
+std::vector<RunRecord> select_runs(pqxx::transaction_base& tx, const std::string& schema, const std::string& rest,
+                                   const Params&... params) {
+  std::vector<RunRecord> out;
+  for (const auto& row : tx.exec_params(
+           std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema) + ".runs r " + rest, params...)) {
+    out.push_back(to_run(row));
+  }
+  return out;
+}
+
+std::optional<RunRecord> first_of(std::vector<RunRecord> runs) {
+  return runs.empty() ? std::nullopt : std::optional<RunRecord>(std::move(runs.front()));
+}
+
 // A table's progress: its row of table_progress (what an older rekey, or a
 // run before work units, recorded there) plus the rows seen and counts of
 // its work units.
@@ -132,42 +148,28 @@ bool StateStore::schema_exists() {
 std::optional<RunRecord> StateStore::latest_run(const std::string& targets) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                                      ".runs r WHERE targets = $1 ORDER BY id DESC LIMIT 1",
-                                  targets);
-    return r.empty() ? std::optional<RunRecord>() : std::optional<RunRecord>(to_run(r[0]));
+    return first_of(select_runs(tx, schema_, "WHERE targets = $1 ORDER BY id DESC LIMIT 1", targets));
   });
 }
 
 std::optional<RunRecord> StateStore::run(std::int64_t id) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(
-        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs r WHERE id = $1", id);
-    return r.empty() ? std::optional<RunRecord>() : std::optional<RunRecord>(to_run(r[0]));
+    return first_of(select_runs(tx, schema_, "WHERE id = $1", id));
   });
 }
 
 std::vector<RunRecord> StateStore::runs(std::size_t limit) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(
-        std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) + ".runs r ORDER BY id DESC LIMIT $1",
-        static_cast<std::int64_t>(limit));
-    std::vector<RunRecord> out;
-    for (const auto& row : r) out.push_back(to_run(row));
-    return out;
+    return select_runs(tx, schema_, "ORDER BY id DESC LIMIT $1", static_cast<std::int64_t>(limit));
   });
 }
 
 std::vector<RunRecord> StateStore::unfinished_runs() {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r = tx.exec(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                           ".runs r WHERE status <> 'finished' AND superseded_by IS NULL ORDER BY id DESC");
-    std::vector<RunRecord> out;
-    for (const auto& row : r) out.push_back(to_run(row));
-    return out;
+    return select_runs(tx, schema_, "WHERE status <> 'finished' AND superseded_by IS NULL ORDER BY id DESC");
   });
 }
 
@@ -200,12 +202,7 @@ std::int64_t StateStore::create_run(const NewRun& run) {
 std::vector<RunRecord> StateStore::runs_after(std::int64_t id) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::read_transaction tx(conn);
-    const auto r = tx.exec_params(std::string("SELECT ") + kRunColumns + " FROM " + quote_ident(schema_) +
-                                      ".runs r WHERE id > $1 ORDER BY id DESC",
-                                  id);
-    std::vector<RunRecord> out;
-    for (const auto& row : r) out.push_back(to_run(row));
-    return out;
+    return select_runs(tx, schema_, "WHERE id > $1 ORDER BY id DESC", id);
   });
 }
 
