@@ -15,6 +15,8 @@
 #include <sstream>
 #include <system_error>
 
+#include "common/unique_fd.h"
+
 namespace rekey {
 namespace {
 
@@ -37,24 +39,11 @@ extern "C" void on_stop_signal(int signo) {
 
 std::system_error system_error(const char* what) { return {errno, std::generic_category(), what}; }
 
-// A descriptor closed at scope end.
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-};
-
-void open_pipe(Fd& read_end, Fd& write_end, int flags) {
+void open_pipe(UniqueFd& read_end, UniqueFd& write_end, int flags) {
   int ends[2];
   if (::pipe2(ends, O_CLOEXEC | flags) != 0) throw system_error("pipe");
-  read_end.fd = ends[0];
-  write_end.fd = ends[1];
+  read_end.reset(ends[0]);
+  write_end.reset(ends[1]);
 }
 
 // The stop signals caught onto a self-pipe (but those ignored when it
@@ -67,7 +56,7 @@ class SignalCatcher {
   SignalCatcher() {
     open_pipe(wake_read_, wake_write_, O_NONBLOCK);
     g_signal = 0;
-    g_wake_fd = wake_write_.fd;
+    g_wake_fd = wake_write_.get();
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -94,7 +83,7 @@ class SignalCatcher {
     if (g_signal != 0 && !taken_) ::raise(g_signal);  // pending until unblocked, then handled as before
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   }
-  int wake_fd() const { return wake_read_.fd; }
+  int wake_fd() const { return wake_read_.get(); }
   // The signal caught, if any; taken: the caller acts on it.
   int take() {
     taken_ = taken_ || g_signal != 0;
@@ -102,8 +91,8 @@ class SignalCatcher {
   }
 
  private:
-  Fd wake_read_;
-  Fd wake_write_;
+  UniqueFd wake_read_;
+  UniqueFd wake_write_;
   struct sigaction saved_[std::size(kStopSignals)]{};
   struct sigaction saved_child_ {};
   bool taken_ = false;
@@ -206,9 +195,13 @@ pid_t spawn(std::vector<std::string> argv, std::vector<std::string> env, int out
   return pid;
 }
 
+// How long a poll waits at most: what a signal or the leader's exit may take to be seen.
+constexpr long long kPollMs = 10;
+
+// Milliseconds left until `deadline`, at most kPollMs.
 int ms_until(std::chrono::steady_clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-  return static_cast<int>(std::clamp<long long>(left.count(), 0, 100));
+  return static_cast<int>(std::clamp<long long>(left.count(), 0, kPollMs));
 }
 
 enum class Read { kSome, kNothing, kEnded };
@@ -254,10 +247,10 @@ void follow(CapturedRun& run, const Session& session, int out, SignalCatcher& si
     }
     if (!open) {
       pollfd wake{signals.wake_fd(), POLLIN, 0};
-      ::poll(&wake, 1, std::min(ms_until(deadline), 10));
+      ::poll(&wake, 1, ms_until(deadline));
       continue;
     }
-    open = read_available(run, out, size, max_output, std::min(ms_until(deadline), 10)) != Read::kEnded;
+    open = read_available(run, out, size, max_output, ms_until(deadline)) != Read::kEnded;
     if (run.end != CapturedRun::End::kExited) break;
   }
   run.output.resize(std::min(size, max_output));
@@ -268,14 +261,14 @@ void follow(CapturedRun& run, const Session& session, int out, SignalCatcher& si
 CapturedRun run_captured(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                          std::chrono::steady_clock::time_point deadline, std::size_t max_output) {
   SignalCatcher signals;
-  Fd out_read;
-  Fd out_write;
+  UniqueFd out_read;
+  UniqueFd out_write;
   open_pipe(out_read, out_write, 0);
   CapturedRun run;
   {
-    const Session session(spawn(argv, env, out_write.fd));
+    const Session session(spawn(argv, env, out_write.get()));
     out_write.reset();
-    follow(run, session, out_read.fd, signals, deadline, max_output);
+    follow(run, session, out_read.get(), signals, deadline, max_output);
   }  // its session killed, the leader reaped
   return run;
 }

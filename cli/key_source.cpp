@@ -20,6 +20,7 @@
 #include "common/duration.h"
 #include "common/errors.h"
 #include "common/log.h"
+#include "common/unique_fd.h"
 
 namespace rekey {
 
@@ -127,14 +128,6 @@ namespace {
 
 std::string system_reason(int error) { return std::error_code(error, std::generic_category()).message(); }
 
-// A descriptor closed at scope end.
-struct OpenFile {
-  int fd;
-  ~OpenFile() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 // Refuses (or, allowed, warns about) a key file group or others may access.
 void check_private(const std::string& path, const std::string& label, mode_t mode, ReadableKeyFile readable) {
   if ((mode & (S_IRWXG | S_IRWXO)) == 0) return;
@@ -168,12 +161,12 @@ KeyText read_key_from_file(const std::string& path, const std::string& key_name,
   // One open, then everything judged on the descriptor: no window in which
   // the path could be swapped between the check and the read. O_NONBLOCK: a
   // FIFO fails the regular-file check instead of blocking.
-  const OpenFile file{::open(path.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)};
-  if (file.fd < 0) throw UsageError(key.label + " cannot be read: " + system_reason(errno));
+  const UniqueFd file(::open(path.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (file.get() < 0) throw UsageError(key.label + " cannot be read: " + system_reason(errno));
   struct stat st {};
-  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) throw UsageError(key.label + " is not a regular file");
+  if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw UsageError(key.label + " is not a regular file");
   check_private(path, key.label, st.st_mode, readable);
-  key.text = read_all(file.fd, key.label);
+  key.text = read_all(file.get(), key.label);
   // A trailing newline is how editors and `echo` write files; it is not key material.
   while (!key.text.empty() && (key.text.back() == '\n' || key.text.back() == '\r')) key.text.pop_back();
   key.text = key_in_file_text(key.text, key_name, key.label);
