@@ -276,13 +276,15 @@ new_fingerprint=${check_out##*fingerprint }
 
 # ---------------------------------------------------------------- 1b. the new key, stored
 
-# The fingerprint of the key --read-new-key-command reads from the store (rekey check-key runs it:
-# no shell, output in wiped memory), or "" when it cannot read one.
-stored_fingerprint() {
+# The fingerprint of the key `rekey check-key ARGS` reads (a key command runs there: no shell, output
+# in wiped memory); fails, printing nothing, when it cannot read one.
+key_fingerprint() {
   local out
-  out=$("$rekey_bin" check-key --key-command "$read_command") || return 0
+  out=$("$rekey_bin" check-key "$@") || return 1
   printf '%s' "${out##*fingerprint }"
 }
+# The fingerprint of the key --read-new-key-command reads from the store, or "".
+stored_fingerprint() { key_fingerprint --key-command "$read_command" || true; }
 
 # Hands the key alone (no newline: a stored newline would be part of the key) to CMD on its standard
 # input, never on a command line or in a file. CMD runs with bash -c in a session of its own (no
@@ -343,9 +345,8 @@ fi
 # A store read by --old-key-command that was just overwritten with the new key (the same secret, its
 # latest version) would give the new key as the old one: refused before any data is touched.
 if [ -n "$old_command" ]; then
-  old_now=$("$rekey_bin" check-key --key-command "$old_command") ||
+  old_now=$(key_fingerprint --key-command "$old_command") ||
     { say "--old-key-command cannot be read again (see above); no data was touched"; exit 2; }
-  old_now=${old_now##*fingerprint }
   if [ "$old_now" != "$old_fingerprint" ] || [ "$old_now" = "$new_fingerprint" ]; then
     say "--old-key-command reads the new key or another one now ($old_now; the current key was $old_fingerprint,"
     say "the new one is $new_fingerprint): storing the new key changed what it reads. Pin the current key's"
