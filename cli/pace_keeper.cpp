@@ -82,7 +82,7 @@ void PaceKeeper::measure_baseline() {
   if (quiet.empty()) return;
   controller_.set_baseline(quiet, kMaxBaselineGrowth);
   baseline_known_ = true;
-  next_baseline_ = std::chrono::steady_clock::now() + timing_.rebaseline;
+  baseline_at_ = std::chrono::steady_clock::now();
   const std::lock_guard<std::mutex> lock(mutex_);
   report_.baseline_ms = controller_.baseline_ms();
   log::debug("pace: probe baseline {:.2f} ms", report_.baseline_ms);
@@ -123,13 +123,19 @@ void PaceKeeper::publish(const Pace& now) {
 
 void PaceKeeper::run() {
   while (wait(timing_.interval)) {
-    const bool someone_there = !controller_.pace().paused && !std::isinf(controller_.pace().rate);
-    if (someone_there && std::chrono::steady_clock::now() >= next_baseline_) {
+    if (baseline_due()) {
       measure_quietly();
     } else {
       step();
     }
   }
+}
+
+bool PaceKeeper::baseline_due() const {
+  const bool someone_there = !controller_.pace().paused && !std::isinf(controller_.pace().rate);
+  const auto since = std::chrono::steady_clock::now() - baseline_at_;
+  return someone_there &&
+         (since >= timing_.rebaseline || (controller_.backed_off_to_floor() && since >= timing_.rebaseline_at_floor));
 }
 
 void PaceKeeper::measure_quietly() {

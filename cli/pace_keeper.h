@@ -3,7 +3,8 @@
 // Throttle the lanes wait on. The probe's baseline is measured while this
 // process's lanes are quiet: at the start when another session is there,
 // else once one shows (the lanes paused for it), and again every `rebaseline`
-// while one is there.
+// while one is there, or sooner (`rebaseline_at_floor`) when backing off to
+// the least rate did not end the strain.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,9 @@ struct PaceTiming {
   std::chrono::milliseconds quiet_interval{25};  // ...this far apart...
   std::chrono::milliseconds quiet_settle{300};   // ...after the lanes' last batches (a re-measure)
   std::chrono::seconds rebaseline{30};
+  // Backed off to the floor and still strained: the strain is not rekey's,
+  // the baseline is measured again this long after the last one.
+  std::chrono::milliseconds rebaseline_at_floor{5000};
 };
 
 // Thread-safe: report() and shown() from any thread.
@@ -48,6 +52,7 @@ class PaceKeeper {
   void run();
   void measure_baseline();
   void measure_quietly();  // the lanes paused meanwhile
+  bool baseline_due() const;
   void step();
   // Hands `now` to the throttle and the report (a change, logged).
   void publish(const Pace& now);
@@ -60,11 +65,11 @@ class PaceKeeper {
   Throttle& throttle_;
   PaceTiming timing_;
   PaceController controller_;  // the keeper's thread only (the constructor before it starts)
-  std::string last_warning_;   // the keeper's thread only, as are the three below
+  std::string last_warning_;   // the keeper's thread only, as is what follows up to started_
   int failures_ = 0;           // samples failed in a row
   bool warned_hidden_ = false;
   bool baseline_known_ = false;
-  std::chrono::steady_clock::time_point next_baseline_;
+  std::chrono::steady_clock::time_point baseline_at_;  // when the baseline was last measured
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   mutable std::mutex mutex_;  // guards report_ and stopping_
   std::condition_variable wake_;

@@ -184,6 +184,7 @@ const Pace& PaceController::observe(const HealthSample& s, std::chrono::steady_c
   const double counted = seconds(now - counted_from_);
   const double used = counted > 0 ? static_cast<double>(rows_read - rows_at_change_) / counted : 0;
   if (auto next = next_rate(s, used)) {
+    backed_off_to_floor_ = next->step == Step::kBackOff && next->rate <= settings_.min_rate;
     if (next->step == Step::kBackOff) {
       decreased_from_ = next->rate / kDecrease;
       slow_start_ = false;

@@ -103,6 +103,9 @@ class PaceController {
   // an anti-wraparound vacuum takes effect at once).
   const Pace& observe(const HealthSample& sample, std::chrono::steady_clock::time_point now, std::int64_t rows_read);
   const Pace& pace() const { return pace_; }
+  // The last change backed off to min_rate: the strain outlasts rekey's own
+  // load, so the baseline may be stale (the application's load grew).
+  bool backed_off_to_floor() const { return backed_off_to_floor_; }
   // The health cannot be read (the probe keeps failing): no pause, and a rate
   // no higher than the starting one, until samples come again.
   void blind(const std::string& why, std::chrono::steady_clock::time_point now, std::int64_t rows_read);
@@ -148,6 +151,7 @@ class PaceController {
   double wal_rate_ = 0;
   double decreased_from_ = 0;  // the rate before the last decrease: sets the additive step
   bool slow_start_ = true;     // doubling until the first sign of strain
+  bool backed_off_to_floor_ = false;
 };
 
 // No other session is there (none seen, and the role can see them).

@@ -1,5 +1,6 @@
 // The keeper of --pace auto (cli/pace_keeper.h) with made-up samplers: a
-// probe that keeps failing, and an anti-wraparound vacuum.
+// probe that keeps failing, an anti-wraparound vacuum, and an application
+// whose own load grows after the baseline.
 #include "cli/pace_keeper.h"
 
 #include <doctest/doctest.h>
@@ -17,6 +18,7 @@ PaceTiming fast() {
   t.interval = 5ms;
   t.quiet_samples = 2;
   t.quiet_interval = 1ms;
+  t.quiet_settle = 1ms;
   t.rebaseline = std::chrono::seconds(3600);
   return t;
 }
@@ -59,6 +61,39 @@ TEST_CASE("pace keeper: an anti-wraparound vacuum pauses the throttle, and its e
   bool changed_to_pause = false;
   for (const auto& c : keeper.report().changes) changed_to_pause |= c.rate == 0;
   CHECK(changed_to_pause);
+}
+
+TEST_CASE("pace keeper: a strain that outlasts backing off to the floor has the baseline measured again") {
+  Throttle throttle(ThrottleSettings{}, 5000, {});
+  std::atomic<int> samples{0};
+  PaceSettings settings;
+  settings.settle = 50ms;  // ten samples: enough evidence for each change
+  PaceTiming timing = fast();
+  timing.rebaseline_at_floor = 200ms;
+  // The application's queries slow down for good after the first baseline;
+  // rekey's rate makes no difference to them.
+  PaceKeeper keeper(
+      [&](const Pace&, double) {
+        HealthSample s;
+        s.probe_ms = 1;
+        s.cpu_probe_ms = ++samples > 5 ? 2 : 1;
+        s.app_sessions = 4;
+        return s;
+      },
+      throttle, settings, timing);
+  StopControl stop;
+  std::thread lane([&] {  // reads its whole budget, as a lane does
+    while (throttle.wait_for_turn(stop, 1000) > 0) {
+    }
+  });
+  const bool floored = eventually([&] { return keeper.report().now.rate <= settings.min_rate; });
+  const bool rose_again = floored && eventually([&] { return keeper.report().now.rate > settings.min_rate; });
+  const std::string reason = keeper.report().now.reason;
+  stop.request(StopReason::kSignal);
+  lane.join();
+  CHECK(floored);
+  CHECK(rose_again);
+  CHECK(reason.find("healthy") == 0);
 }
 
 }  // namespace

@@ -70,6 +70,19 @@ TEST_CASE("pace: a slow probe halves the rate, then it grows back additively") {
   CHECK(after == doctest::Approx(low + std::max(0.1 * before, PaceSettings{}.start_rate)));
 }
 
+TEST_CASE("pace: backing off to the least rate is told, until the rate rises again") {
+  Driver d;
+  d.feed(quiet_sample(), 12);
+  while (d.pace.pace().rate > PaceSettings{}.min_rate) {
+    CHECK_FALSE(d.pace.backed_off_to_floor());
+    d.feed(slow_sample(), 5);
+  }
+  CHECK(d.pace.backed_off_to_floor());
+  d.feed(quiet_sample(), 5);
+  CHECK(d.pace.pace().rate > PaceSettings{}.min_rate);
+  CHECK_FALSE(d.pace.backed_off_to_floor());
+}
+
 TEST_CASE("pace: a rate rekey does not use is not raised") {
   Driver d;
   d.feed(quiet_sample(), 12);
