@@ -9,6 +9,11 @@
 #              tps while rekey rotates, then again once rekey is done (the
 #              autovacuum of the rows it rewrote): app p99 each time, rekey's
 #              rows/s while the load ran
+#   peer       no rekey: a plain SQL UPDATE of the same two columns (random
+#              ranges, a twentieth of a second's rows each, 20 a second) at a
+#              quarter of the run's --pace max rate, beside 400 tps: the
+#              application's p99 when the database alone writes that many
+#              rows, the bound for the 25%-at-2x target
 #   saturated  pgbench unthrottled, likewise: app tps each time, rekey's rows/s
 #              under it, and that rekey finishes once the load stops
 #   step       rekey starts on an idle database; 400 tps from STEP_AT s for
@@ -33,6 +38,22 @@ app() {
   (cd "$WORK" && pgbench -n "$REKEY_TEST_DB" -f app.sql -c 4 -j 2 "${rate[@]}" -T "$2" -l --log-prefix="$1" \
     >"$WORK/$1.out" 2>&1)
 }
+# The peer: UPDATE the same columns (same values) of $2 rows a second for $3 seconds, in 20 statements a second;
+# its pgbench summary in $WORK/$1.out, its rows per statement in $WORK/$1.rows.
+sql_writer() {
+  local rows=$(($2 / 20))
+  echo "$rows" >"$WORK/$1.rows"
+  cat >"$WORK/$1.sql" <<SQL
+\\set a random(1, $((ROWS - rows)))
+UPDATE accounts SET phone_enc = phone_enc || '', account_enc = account_enc || '' WHERE id BETWEEN :a AND :a + $((rows - 1));
+SQL
+  (cd "$WORK" && pgbench -n "$REKEY_TEST_DB" -f "$1.sql" -c 1 -R 20 -T "$3" >"$WORK/$1.out" 2>&1)
+}
+# A quarter of the rows/s of run $1's rekey --pace max on the idle database.
+quarter_of_max() {
+  /usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(int(r["rows_seen"] / r["duration_seconds"] / 4))' \
+    "$WORK/max_idle.$1.json"
+}
 # rekey rotate with "$@"; its progress lines, stamped with the time they came, in $WORK/$name.progress.
 rotate() {
   local name=$1
@@ -54,6 +75,10 @@ for run in $(seq 1 "$RUNS"); do
   rotate "live.$run"
   wait
   app "live_after.$run" "$LOAD_SECONDS" 400
+  fresh_accounts && app "peer_base.$run" "$LOAD_SECONDS" 400
+  app "peer_load.$run" "$LOAD_SECONDS" 400 &
+  sql_writer "peer.$run" "$(quarter_of_max "$run")" "$LOAD_SECONDS"
+  wait
   fresh_accounts && app "sat_base.$run" "$LOAD_SECONDS" 0
   date +%s.%N >"$WORK/sat.$run.load"
   app "sat_load.$run" "$LOAD_SECONDS" 0 &
