@@ -73,6 +73,7 @@ std::optional<HealthSample> PaceKeeper::try_sample() {
 }
 
 void PaceKeeper::measure_baseline() {
+  baseline_at_ = std::chrono::steady_clock::now();  // tried: a failed measure waits its turn too
   std::vector<HealthSample> quiet;
   // One more than kept: the first sample of a connection warms its caches.
   for (int i = 0; i <= timing_.quiet_samples; ++i) {
@@ -82,7 +83,6 @@ void PaceKeeper::measure_baseline() {
   if (quiet.empty()) return;
   controller_.set_baseline(quiet, kMaxBaselineGrowth);
   baseline_known_ = true;
-  baseline_at_ = std::chrono::steady_clock::now();
   const std::lock_guard<std::mutex> lock(mutex_);
   report_.baseline_ms = controller_.baseline_ms();
   log::debug("pace: probe baseline {:.2f} ms", report_.baseline_ms);
@@ -123,7 +123,9 @@ void PaceKeeper::publish(const Pace& now) {
 
 void PaceKeeper::run() {
   while (wait(timing_.interval)) {
+    if (!controller_.strained_at_floor()) remeasured_at_floor_ = false;
     if (baseline_due()) {
+      remeasured_at_floor_ = controller_.strained_at_floor();
       measure_quietly();
     } else {
       step();
@@ -134,8 +136,8 @@ void PaceKeeper::run() {
 bool PaceKeeper::baseline_due() const {
   const bool someone_there = !controller_.pace().paused && !std::isinf(controller_.pace().rate);
   const auto since = std::chrono::steady_clock::now() - baseline_at_;
-  return someone_there &&
-         (since >= timing_.rebaseline || (controller_.backed_off_to_floor() && since >= timing_.rebaseline_at_floor));
+  const bool stale = controller_.strained_at_floor() && !remeasured_at_floor_ && since >= timing_.rebaseline_at_floor;
+  return someone_there && (since >= timing_.rebaseline || stale);
 }
 
 void PaceKeeper::measure_quietly() {

@@ -3,8 +3,8 @@
 // Throttle the lanes wait on. The probe's baseline is measured while this
 // process's lanes are quiet: at the start when another session is there,
 // else once one shows (the lanes paused for it), and again every `rebaseline`
-// while one is there, or sooner (`rebaseline_at_floor`) when backing off to
-// the least rate did not end the strain.
+// while one is there, or sooner (`rebaseline_at_floor`) when the probes stay
+// slow with rekey at the least rate.
 #pragma once
 
 #include <chrono>
@@ -25,8 +25,9 @@ struct PaceTiming {
   std::chrono::milliseconds quiet_interval{25};  // ...this far apart...
   std::chrono::milliseconds quiet_settle{300};   // ...after the lanes' last batches (a re-measure)
   std::chrono::seconds rebaseline{30};
-  // Backed off to the floor and still strained: the strain is not rekey's,
-  // the baseline is measured again this long after the last one.
+  // Strained still with rekey at the least rate (the strain is not rekey's):
+  // the baseline is measured again this long after the last one, once until
+  // the rate rises again.
   std::chrono::milliseconds rebaseline_at_floor{5000};
 };
 
@@ -69,7 +70,8 @@ class PaceKeeper {
   int failures_ = 0;           // samples failed in a row
   bool warned_hidden_ = false;
   bool baseline_known_ = false;
-  std::chrono::steady_clock::time_point baseline_at_;  // when the baseline was last measured
+  std::chrono::steady_clock::time_point baseline_at_;  // when a baseline was last measured (or tried)
+  bool remeasured_at_floor_ = false;  // since the controller was last strained_at_floor(): once is enough
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   mutable std::mutex mutex_;  // guards report_ and stopping_
   std::condition_variable wake_;

@@ -71,6 +71,21 @@ void PaceController::set_baseline(const std::vector<HealthSample>& quiet, double
 double PaceController::recent_p95_ms() const { return p95_of_few({probes_.begin(), probes_.end()}); }
 
 std::optional<std::string> PaceController::strain(const HealthSample& s) const {
+  if (auto why = latency_strain()) return why;
+  // Saturation: several sessions running most of the time (one long query
+  // alone is not).
+  const double samples = static_cast<double>(probes_.size());
+  if (probes_.size() >= kMinEvidence && busy_seen_ >= kSaturatingSessions * samples &&
+      busy_seen_ >= settings_.saturated * static_cast<double>(sessions_seen_)) {
+    return fmt::format("the other sessions keep the server busy ({:.1f} running on average)", busy_seen_ / samples);
+  }
+  if (s.waiting_sessions > baseline_waiting_ + settings_.waiting_margin) {
+    return fmt::format("{} sessions waiting on locks or WAL", s.waiting_sessions);
+  }
+  return server_strain(s);
+}
+
+std::optional<std::string> PaceController::latency_strain() const {
   const double limit = settings_.latency_factor * baseline_ms_ + settings_.latency_slack_ms;
   if (probes_.size() >= kMinEvidence && recent_p95_ms() > limit) {
     return fmt::format("probe p95 {:.1f} ms, over {:.1f} ms (baseline {:.1f} ms)", recent_p95_ms(), limit,
@@ -87,17 +102,7 @@ std::optional<std::string> PaceController::strain(const HealthSample& s) const {
     return fmt::format("CPU probe median {:.1f} ms, over {:.1f} ms: the server's cores are busy", cpu,
                        settings_.cpu_factor * baseline_cpu_ms_);
   }
-  // Saturation: several sessions running most of the time (one long query
-  // alone is not).
-  const double samples = static_cast<double>(probes_.size());
-  if (probes_.size() >= kMinEvidence && busy_seen_ >= kSaturatingSessions * samples &&
-      busy_seen_ >= settings_.saturated * static_cast<double>(sessions_seen_)) {
-    return fmt::format("the other sessions keep the server busy ({:.1f} running on average)", busy_seen_ / samples);
-  }
-  if (s.waiting_sessions > baseline_waiting_ + settings_.waiting_margin) {
-    return fmt::format("{} sessions waiting on locks or WAL", s.waiting_sessions);
-  }
-  return server_strain(s);
+  return std::nullopt;
 }
 
 std::optional<std::string> PaceController::server_strain(const HealthSample& s) const {
@@ -184,7 +189,8 @@ const Pace& PaceController::observe(const HealthSample& s, std::chrono::steady_c
   const double counted = seconds(now - counted_from_);
   const double used = counted > 0 ? static_cast<double>(rows_read - rows_at_change_) / counted : 0;
   if (auto next = next_rate(s, used)) {
-    backed_off_to_floor_ = next->step == Step::kBackOff && next->rate <= settings_.min_rate;
+    strained_at_floor_ =
+        next->step == Step::kBackOff && pace_.rate <= settings_.min_rate && latency_strain().has_value();
     if (next->step == Step::kBackOff) {
       decreased_from_ = next->rate / kDecrease;
       slow_start_ = false;

@@ -103,18 +103,22 @@ class PaceController {
   // an anti-wraparound vacuum takes effect at once).
   const Pace& observe(const HealthSample& sample, std::chrono::steady_clock::time_point now, std::int64_t rows_read);
   const Pace& pace() const { return pace_; }
-  // The last change backed off to min_rate: the strain outlasts rekey's own
-  // load, so the baseline may be stale (the application's load grew).
-  bool backed_off_to_floor() const { return backed_off_to_floor_; }
+  // The last change was a back-off that found rekey already at min_rate, and
+  // the probes still slow against their baseline: a strain that outlasts
+  // rekey's own load, so the baseline may be stale (the application's load
+  // grew since it was measured). Until the next change that is no back-off.
+  bool strained_at_floor() const { return strained_at_floor_; }
   // The health cannot be read (the probe keeps failing): no pause, and a rate
   // no higher than the starting one, until samples come again.
   void blind(const std::string& why, std::chrono::steady_clock::time_point now, std::int64_t rows_read);
 
  private:
   // Why the database is under strain now, or nullopt: strain() everything,
-  // server_strain() the server's own (checkpoints, standbys), standby_strain()
+  // latency_strain() the probes against their baseline, server_strain() the
+  // server's own (checkpoints, standbys), standby_strain()
   // what holds even with no other session.
   std::optional<std::string> strain(const HealthSample& sample) const;
+  std::optional<std::string> latency_strain() const;  // the probes against their baseline
   std::optional<std::string> server_strain(const HealthSample& sample) const;
   std::optional<std::string> standby_strain(const HealthSample& sample) const;
   double start_rate() const;  // settings' start_rate under the ceiling
@@ -151,7 +155,7 @@ class PaceController {
   double wal_rate_ = 0;
   double decreased_from_ = 0;  // the rate before the last decrease: sets the additive step
   bool slow_start_ = true;     // doubling until the first sign of strain
-  bool backed_off_to_floor_ = false;
+  bool strained_at_floor_ = false;
 };
 
 // No other session is there (none seen, and the role can see them).

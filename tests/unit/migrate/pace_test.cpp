@@ -70,17 +70,32 @@ TEST_CASE("pace: a slow probe halves the rate, then it grows back additively") {
   CHECK(after == doctest::Approx(low + std::max(0.1 * before, PaceSettings{}.start_rate)));
 }
 
-TEST_CASE("pace: backing off to the least rate is told, until the rate rises again") {
+TEST_CASE("pace: slow probes with rekey already at the least rate are told, until the rate rises again") {
   Driver d;
   d.feed(quiet_sample(), 12);
   while (d.pace.pace().rate > PaceSettings{}.min_rate) {
-    CHECK_FALSE(d.pace.backed_off_to_floor());
     d.feed(slow_sample(), 5);
+    CHECK_FALSE(d.pace.strained_at_floor());  // landing on the floor is not yet evidence
   }
-  CHECK(d.pace.backed_off_to_floor());
+  d.feed(slow_sample(), 5);
+  CHECK(d.pace.strained_at_floor());
   d.feed(quiet_sample(), 5);
   CHECK(d.pace.pace().rate > PaceSettings{}.min_rate);
-  CHECK_FALSE(d.pace.backed_off_to_floor());
+  CHECK_FALSE(d.pace.strained_at_floor());
+}
+
+TEST_CASE("pace: a strain no baseline explains (waiting sessions, a lagging standby) at the floor is not told") {
+  HealthSample waiting = quiet_sample();
+  waiting.waiting_sessions = 5;
+  HealthSample lag = quiet_sample();
+  lag.replica_lag_s = 3;
+  for (const HealthSample& bad : {waiting, lag}) {
+    Driver d;
+    d.feed(quiet_sample(), 12);
+    d.feed(bad, 60);
+    CHECK(d.pace.pace().rate == PaceSettings{}.min_rate);
+    CHECK_FALSE(d.pace.strained_at_floor());
+  }
 }
 
 TEST_CASE("pace: a rate rekey does not use is not raised") {
