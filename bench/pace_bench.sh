@@ -10,7 +10,8 @@
 #              autovacuum of the rows it rewrote): app p99 each time, rekey's
 #              rows/s while the load ran
 #   peer       no rekey: a plain SQL UPDATE of the same two columns (random
-#              ranges, a twentieth of a second's rows each, 20 a second) at a
+#              ranges, a twentieth of a second's rows each, 20 a second on
+#              average: pgbench -R spaces them at random) at a
 #              quarter of the run's --pace max rate, beside 400 tps: the
 #              application's p99 when the database alone writes that many
 #              rows, the bound for the 25%-at-2x target
