@@ -20,10 +20,10 @@ namespace rekey {
 // quotes keeps the next character (a trailing one is itself). What a shell
 // would read otherwise is refused rather than passed on as an argument: an
 // unquoted | & ; < > ( ) $ ` or line break, a word starting with #, $ or `
-// in double quotes, and a leading NAME=value (env NAME=value COMMAND sets one). A shell runs only when the operator
-// writes one
-// (`sh -c '…'`). Throws UsageError on those, an unterminated quote or an
-// empty command. Pure.
+// in double quotes, and a leading NAME=value (env NAME=value COMMAND sets
+// one). A shell runs only when the operator writes one (`sh -c '…'`).
+// Throws UsageError on those, an unterminated quote or an empty command.
+// Pure.
 std::vector<std::string> command_words(std::string_view command);
 
 // How a key command is named in messages (and key labels): its text,
@@ -51,8 +51,9 @@ constexpr std::size_t kMaxKeyCommandOutput = 64 * 1024;
 // end) and returns its standard output minus one trailing newline ("\n" or
 // "\r\n"), in wiped storage.
 // Throws UsageError (exit 2) naming the command, never its output (nor,
-// when it cannot start, any word that may be a pasted key), when the timeout is outside
-// kMinKeyCommandTimeout..kMaxKeyCommandTimeout, or the command cannot start,
+// when it cannot start, any word that may be a pasted key), when the
+// timeout is outside kMinKeyCommandTimeout..kMaxKeyCommandTimeout, or the
+// command cannot start,
 // exits non-zero or by a signal, prints nothing, several lines, a carriage
 // return or more than kMaxKeyCommandOutput bytes, or is not done within
 // `limits.timeout`; Interrupted (exit 75) when rekey gets SIGINT, SIGTERM,

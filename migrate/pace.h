@@ -115,8 +115,8 @@ class PaceController {
  private:
   // Why the database is under strain now, or nullopt: strain() everything,
   // latency_strain() the probes against their baseline, server_strain() the
-  // server's own (checkpoints, standbys), standby_strain()
-  // what holds even with no other session.
+  // server's own (checkpoints, standbys), standby_strain() what holds even
+  // with no other session.
   std::optional<std::string> strain(const HealthSample& sample) const;
   std::optional<std::string> latency_strain() const;  // the probes against their baseline
   std::optional<std::string> server_strain(const HealthSample& sample) const;

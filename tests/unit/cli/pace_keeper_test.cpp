@@ -29,6 +29,27 @@ bool eventually(Pred pred) {
   return pred();
 }
 
+// A lane reading its whole budget from `throttle`, as a lane does (which
+// also counts the pauses it waits out), until it goes out of scope.
+class ReadingLane {
+ public:
+  explicit ReadingLane(Throttle& throttle)
+      : thread_([this, &throttle] {
+          while (throttle.wait_for_turn(stop_, 1000) > 0) {
+          }
+        }) {}
+  ~ReadingLane() {
+    stop_.request(StopReason::kSignal);
+    thread_.join();
+  }
+  ReadingLane(const ReadingLane&) = delete;
+  ReadingLane& operator=(const ReadingLane&) = delete;
+
+ private:
+  StopControl stop_;
+  std::thread thread_;  // last: started once stop_ is built
+};
+
 TEST_CASE("pace keeper: a probe that keeps failing paces blind, with no pause, and says why") {
   Throttle throttle(ThrottleSettings{}, 5000, {});
   PaceKeeper keeper([](const Pace&, double) -> HealthSample { throw std::runtime_error("connection refused"); },
@@ -81,11 +102,7 @@ TEST_CASE("pace keeper: a strain that outlasts backing off to the floor has the 
         return s;
       },
       throttle, settings, timing);
-  StopControl stop;
-  std::thread lane([&] {  // reads its whole budget, as a lane does
-    while (throttle.wait_for_turn(stop, 1000) > 0) {
-    }
-  });
+  ReadingLane lane(throttle);
   // The rate went down to the floor, and later rose again for health.
   const auto rose_from_floor = [&] {
     bool floored = false;
@@ -96,8 +113,6 @@ TEST_CASE("pace keeper: a strain that outlasts backing off to the floor has the 
     return false;
   };
   const bool rose = eventually(rose_from_floor);
-  stop.request(StopReason::kSignal);
-  lane.join();
   CHECK(rose);
 }
 
@@ -121,18 +136,12 @@ TEST_CASE("pace keeper: a strain a new baseline does not end is re-measured earl
         return s;
       },
       throttle, settings, timing);
-  StopControl stop;
-  std::thread lane([&] {  // waits out the pauses, which counts them
-    while (throttle.wait_for_turn(stop, 1000) > 0) {
-    }
-  });
+  ReadingLane lane(throttle);
   const bool floored = eventually([&] { return keeper.report().now.rate <= settings.min_rate; });
   const double paused_before = throttle.seconds_paused_by()["pace"];
   std::this_thread::sleep_for(1500ms);  // about ten early re-measures' worth, without the once rule
   const double paused = throttle.seconds_paused_by()["pace"] - paused_before;
   const double rate = keeper.report().now.rate;
-  stop.request(StopReason::kSignal);
-  lane.join();
   CHECK(floored);
   CHECK(rate <= settings.min_rate);
   CHECK(paused < 0.4);  // one pause, seen by the lane in steps of a tenth of a second
