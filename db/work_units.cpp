@@ -11,6 +11,14 @@ namespace {
 
 constexpr int kFinishChunk = -1;  // a table's finish; its ranges are 0, 1, ...
 
+// A unit marked done, or a run ended, commits only once the WAL is on the
+// primary's disk up to that commit: that covers every batch before it, which
+// commit without waiting (synchronous_commit off, PgTableWriter). Without it a
+// crash just after "done" (or under a role or database set to off) could undo
+// rewritten rows the operator was told are on the new key. 'local': a
+// synchronous standby that is down must not hold the run's end forever.
+void wait_for_wal_flush(pqxx::transaction_base& tx) { tx.exec("SET LOCAL synchronous_commit = local"); }
+
 std::string interval_of(std::chrono::milliseconds d) { return std::to_string(d.count()) + " milliseconds"; }
 
 UnitKind kind_from(const std::string& s) {
@@ -180,6 +188,7 @@ std::optional<WorkUnit> WorkUnits::claim() {
 bool WorkUnits::complete(const WorkUnit& unit, const nlohmann::json& outcome) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
+    wait_for_wal_flush(tx);
     const pqxx::result r = tx.exec_params(
         "UPDATE " + table() +
             " SET status = 'done', outcome = $6::jsonb, lease_until = NULL, updated_at = pg_catalog.now() "
@@ -206,6 +215,7 @@ bool WorkUnits::complete(const WorkUnit& unit, const nlohmann::json& outcome) {
 bool WorkUnits::end_run(RunStatus status, int exit_code) {
   return session_.run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
+    wait_for_wal_flush(tx);
     const pqxx::result r = tx.exec_params(
         with_table("UPDATE " + quote_ident(schema_) +
                        ".runs SET status = $2, exit_code = $3, updated_at = pg_catalog.now(), finished_at = "

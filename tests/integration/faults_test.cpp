@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -206,6 +207,13 @@ std::optional<ProcessResult> pg_ctl(const std::string& args) {
   return run({"/bin/sh", "-c", cmd}, {}, 90s);
 }
 
+// Whether pg_ctl works on the test server; says why the test is skipped when not.
+bool server_under_control() {
+  if (pg_ctl("status")) return true;
+  MESSAGE("PG_BIN/PG_TMP not set or not the cluster's owner: skipped (scripts/test.sh provides a server)");
+  return false;
+}
+
 bool server_accepts_connections() {
   try {
     pqxx::connection c(*admin_conninfo());
@@ -390,10 +398,7 @@ TEST_SUITE("integration.faults") {
 
   TEST_CASE("the server restarted mid-run: the run completes, every row correct, the server is left running") {
     REKEY_IT_REQUIRE_DB();
-    if (!pg_ctl("status")) {
-      MESSAGE("PG_BIN/PG_TMP not set or not the cluster's owner: skipped (scripts/test.sh provides a server)");
-      return;
-    }
+    if (!server_under_control()) return;
     TestDatabase db("restart_server");
     SeededFixture seeded(db, accounts_spec(8000, kMixed, 23));
     const ServerKeeper keeper;  // destroyed before db: the database is dropped from a running server
@@ -556,6 +561,40 @@ TEST_SUITE("integration.faults") {
     check_app_rows(db, app_rows);
     // Rows 1241-1245 are checked with the others: rotated after the release.
     REQUIRE_DATA_OK(seeded.check(json{{"mode", "final"}, {"skip", skip_rows(app_rows)}}));
+  }
+
+  TEST_CASE("a server crash right after exit 0 keeps every row rekey rewrote (its end waited for the WAL flush)") {
+    REKEY_IT_REQUIRE_DB();
+    if (!server_under_control()) return;
+    TestDatabase db("crash_after_done");
+    SeededFixture seeded(db, accounts_spec(3000, kClean, 31));
+    const ServerKeeper keeper;
+    // The test server runs with synchronous_commit off; a WAL writer that
+    // sleeps 10 s leaves unflushed WAL in shared memory, which an immediate
+    // stop loses, unless a commit waited for its flush.
+    const auto admin = [](const std::string& sql) {
+      pqxx::connection c(*admin_conninfo());
+      pqxx::nontransaction tx(c);
+      tx.exec(sql);
+      tx.exec("SELECT pg_catalog.pg_reload_conf()");
+    };
+    admin("ALTER SYSTEM SET wal_writer_delay = '10s'");
+    struct Reset {
+      std::function<void()> reset;
+      ~Reset() { reset(); }
+    } const reset{[&] { admin("ALTER SYSTEM RESET wal_writer_delay"); }};
+    const ProcessResult r = run_rekey(rotate_args(db, {"--pace", "max"}), key_env());
+    REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
+    const auto crashed = pg_ctl("-m immediate -w -t 60 stop");
+    REQUIRE(crashed);
+    REQUIRE_MESSAGE(crashed->exit_code == 0, "pg_ctl stop: " << crashed->describe());
+    const auto started = pg_ctl("-w -t 60 restart");
+    REQUIRE(started);
+    REQUIRE_MESSAGE(started->exit_code == 0, "pg_ctl restart: " << started->describe());
+    db.disconnect();
+    REQUIRE(server_accepts_connections());
+    CHECK(db.value("SELECT status FROM rekey.runs") == "finished");
+    REQUIRE_DATA_OK(seeded.check());
   }
 
   TEST_CASE(
