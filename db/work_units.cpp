@@ -11,13 +11,15 @@ namespace {
 
 constexpr int kFinishChunk = -1;  // a table's finish; its ranges are 0, 1, ...
 
-// A unit marked done, or a run ended, commits only once the WAL is on the
-// primary's disk up to that commit: that covers every batch before it, which
-// commit without waiting (synchronous_commit off, PgTableWriter). Without it a
-// crash just after "done" (or under a role or database set to off) could undo
-// rewritten rows the operator was told are on the new key. 'local': a
-// synchronous standby that is down must not hold the run's end forever.
-void wait_for_wal_flush(pqxx::transaction_base& tx) { tx.exec("SET LOCAL synchronous_commit = local"); }
+// A unit marked done, or a run ended, commits only once the WAL is flushed up to
+// it, and so every batch before it (they commit without waiting: PgTableWriter):
+// a crash just after "done" cannot undo rows the operator was told are on the
+// new key. 'off' is raised to 'local'; a stronger setting is kept.
+void wait_for_wal_flush(pqxx::transaction_base& tx) {
+  tx.exec(
+      "SELECT pg_catalog.set_config('synchronous_commit', CASE pg_catalog.current_setting('synchronous_commit') "
+      "WHEN 'off' THEN 'local' ELSE pg_catalog.current_setting('synchronous_commit') END, true)");
+}
 
 std::string interval_of(std::chrono::milliseconds d) { return std::to_string(d.count()) + " milliseconds"; }
 

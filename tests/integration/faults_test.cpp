@@ -568,7 +568,6 @@ TEST_SUITE("integration.faults") {
     if (!server_under_control()) return;
     TestDatabase db("crash_after_done");
     SeededFixture seeded(db, accounts_spec(3000, kClean, 31));
-    const ServerKeeper keeper;
     // The test server runs with synchronous_commit off; a WAL writer that
     // sleeps 10 s leaves unflushed WAL in shared memory, which an immediate
     // stop loses, unless a commit waited for its flush.
@@ -581,8 +580,15 @@ TEST_SUITE("integration.faults") {
     admin("ALTER SYSTEM SET wal_writer_delay = '10s'");
     struct Reset {
       std::function<void()> reset;
-      ~Reset() { reset(); }
+      ~Reset() {
+        try {
+          reset();
+        } catch (const std::exception& e) {
+          MESSAGE("ALTER SYSTEM RESET wal_writer_delay failed: " << e.what());
+        }
+      }
     } const reset{[&] { admin("ALTER SYSTEM RESET wal_writer_delay"); }};
+    const ServerKeeper keeper;  // destroyed first: the server runs again before the reset
     const ProcessResult r = run_rekey(rotate_args(db, {"--pace", "max"}), key_env());
     REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
     const auto crashed = pg_ctl("-m immediate -w -t 60 stop");
