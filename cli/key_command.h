@@ -53,11 +53,10 @@ constexpr std::size_t kMaxKeyCommandOutput = 64 * 1024;
 // Throws UsageError (exit 2) naming the command, never its output (nor,
 // when it cannot start, any word that may be a pasted key), when the
 // timeout is outside kMinKeyCommandTimeout..kMaxKeyCommandTimeout, or the
-// command cannot start,
-// exits non-zero or by a signal, prints nothing, several lines, a carriage
-// return or more than kMaxKeyCommandOutput bytes, or is not done within
-// `limits.timeout`; Interrupted (exit 75) when rekey gets SIGINT, SIGTERM,
-// SIGHUP or SIGQUIT meanwhile.
+// command cannot start, exits non-zero or by a signal, prints nothing,
+// several lines, a carriage return or more than kMaxKeyCommandOutput bytes,
+// or is not done within `limits.timeout`; Interrupted (exit 75) when rekey
+// gets SIGINT, SIGTERM, SIGHUP or SIGQUIT meanwhile.
 crypto::SecretBytes run_key_command(const std::string& command, const KeyCommandLimits& limits);
 
 }  // namespace rekey

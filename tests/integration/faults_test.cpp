@@ -18,7 +18,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -229,6 +228,33 @@ bool server_accepts_connections() {
 struct ServerKeeper {
   ~ServerKeeper() {
     if (!server_accepts_connections()) pg_ctl("-w -t 60 restart");
+  }
+};
+
+// The server's WAL writer sleeps `delay` between rounds while this lives
+// (ALTER SYSTEM and a reload); reset at scope end, where a failure is only
+// reported (a destructor must not throw).
+class SleepyWalWriter {
+ public:
+  explicit SleepyWalWriter(std::chrono::seconds delay) {
+    apply("ALTER SYSTEM SET wal_writer_delay = '" + std::to_string(delay.count()) + "s'");
+  }
+  ~SleepyWalWriter() {
+    try {
+      apply("ALTER SYSTEM RESET wal_writer_delay");
+    } catch (const std::exception& e) {
+      MESSAGE("ALTER SYSTEM RESET wal_writer_delay failed: " << e.what());
+    }
+  }
+  SleepyWalWriter(const SleepyWalWriter&) = delete;
+  SleepyWalWriter& operator=(const SleepyWalWriter&) = delete;
+
+ private:
+  static void apply(const std::string& sql) {
+    pqxx::connection c(*admin_conninfo());
+    pqxx::nontransaction tx(c);
+    tx.exec(sql);
+    tx.exec("SELECT pg_catalog.pg_reload_conf()");
   }
 };
 
@@ -571,23 +597,7 @@ TEST_SUITE("integration.faults") {
     // The test server runs with synchronous_commit off; a WAL writer that
     // sleeps 10 s leaves unflushed WAL in shared memory, which an immediate
     // stop loses, unless a commit waited for its flush.
-    const auto admin = [](const std::string& sql) {
-      pqxx::connection c(*admin_conninfo());
-      pqxx::nontransaction tx(c);
-      tx.exec(sql);
-      tx.exec("SELECT pg_catalog.pg_reload_conf()");
-    };
-    admin("ALTER SYSTEM SET wal_writer_delay = '10s'");
-    struct Reset {
-      std::function<void()> reset;
-      ~Reset() {
-        try {
-          reset();
-        } catch (const std::exception& e) {
-          MESSAGE("ALTER SYSTEM RESET wal_writer_delay failed: " << e.what());
-        }
-      }
-    } const reset{[&] { admin("ALTER SYSTEM RESET wal_writer_delay"); }};
+    const SleepyWalWriter sleepy(10s);
     const ServerKeeper keeper;  // destroyed first: the server runs again before the reset
     const ProcessResult r = run_rekey(rotate_args(db, {"--pace", "max"}), key_env());
     REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
