@@ -31,7 +31,7 @@ class Exclusions {
   std::vector<Entry> entries_;
 };
 
-enum class UncheckedCause { kRowSecurity, kForeignTable, kUnreadable, kUnsearchable, kOpenTransaction };
+enum class UncheckedCause { kRowSecurity, kForeignTable, kUnreadable, kUnsearchable, kOpenTransaction, kUnflushedWal };
 
 // Something in scope that rekey cannot check, and what to do about it.
 struct Unchecked {

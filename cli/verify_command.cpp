@@ -80,15 +80,9 @@ RunOutcome verify_outcome(const std::vector<RelationCensus>& tables, const Plan&
   return outcome;
 }
 
-int run_verify(const VerifyOptions& o) {
-  const auto started = std::chrono::steady_clock::now();
-  force_read_only_sessions();
-  const std::string conninfo = resolve_conninfo(o.db);
-  const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
-  // Every relation is read at the instant the snapshot is taken, before the
-  // scope is listed: a row that moves between relations is seen once.
-  const db::ExportedSnapshot snapshot(conninfo, parse_duration(o.wait_for_transactions, "--wait-for-transactions"));
-  Plan plan = plan_census(conninfo, o);
+// What the snapshot cannot vouch for: transactions begun before it and still
+// open (or, on a standby, the primary's, which it cannot see).
+void add_snapshot_gaps(const db::ExportedSnapshot& snapshot, Plan& plan) {
   for (const auto& open : snapshot.older_still_open()) {
     plan.unchecked.push_back({"transaction (" + open + ")", UncheckedCause::kOpenTransaction,
                               "began before the census and is still open: it could still commit values the "
@@ -100,6 +94,29 @@ int run_verify(const VerifyOptions& o) {
                               "values the census cannot see, and a standby cannot wait for one; run the gate on "
                               "the primary"});
   }
+}
+
+// A census that saw values committed without waiting for their flush passes only
+// once they are on disk: a crash of the server after the gate passed, with the
+// old key deleted, must not bring old-key values back. The WAL writer flushes
+// within 3 x wal_writer_delay (at most 30 s).
+void add_unflushed_wal(db::ExportedSnapshot& snapshot, Plan& plan) {
+  if (snapshot.wait_until_durable(std::chrono::seconds(60))) return;
+  plan.unchecked.push_back({"write-ahead log", UncheckedCause::kUnflushedWal,
+                            "values the census saw were still not flushed to disk after 60 s: a crash of the server "
+                            "could undo them; rerun once the server flushes its WAL"});
+}
+
+int run_verify(const VerifyOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  force_read_only_sessions();
+  const std::string conninfo = resolve_conninfo(o.db);
+  const auto keyring = load_keyring(o.keys, OldKeyPolicy::kOptional);
+  // Every relation is read at the instant the snapshot is taken, before the
+  // scope is listed: a row that moves between relations is seen once.
+  db::ExportedSnapshot snapshot(conninfo, parse_duration(o.wait_for_transactions, "--wait-for-transactions"));
+  Plan plan = plan_census(conninfo, o);
+  add_snapshot_gaps(snapshot, plan);
 
   CensusSettings settings;
   settings.batch_size = o.batch_size;
@@ -123,6 +140,7 @@ int run_verify(const VerifyOptions& o) {
     complete = complete && t.outcome.completed;
     tables.push_back(std::move(t));
   }
+  add_unflushed_wal(snapshot, plan);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int code = to_int(exit_code_for(verify_outcome(tables, plan, o, complete)));
   const nlohmann::json j = verify_json(tables, plan, *keyring, o, code, complete, seconds);

@@ -50,6 +50,13 @@ std::vector<std::string> wait_for(pqxx::connection& conn, const std::string& bou
   }
 }
 
+// Where the next WAL record goes, read after the snapshot was taken: every
+// commit it sees lies before. nullopt on a standby.
+std::optional<std::string> wal_insert_position(pqxx::transaction_base& tx, bool on_standby) {
+  if (on_standby) return std::nullopt;
+  return tx.exec1("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")[0].as<std::string>();
+}
+
 }  // namespace
 
 ExportedSnapshot::ExportedSnapshot(const std::string& conninfo, std::chrono::milliseconds wait_for_older)
@@ -57,8 +64,23 @@ ExportedSnapshot::ExportedSnapshot(const std::string& conninfo, std::chrono::mil
       bound_(next_xid(*conn_)),
       older_still_open_(bound_ ? wait_for(*conn_, *bound_, wait_for_older) : std::vector<std::string>{}),
       tx_(std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_)),
-      id_(tx_->exec1("SELECT pg_catalog.pg_export_snapshot()")[0].as<std::string>()) {}
+      id_(tx_->exec1("SELECT pg_catalog.pg_export_snapshot()")[0].as<std::string>()),
+      visible_upto_(wal_insert_position(*tx_, on_standby())) {}
 
 ExportedSnapshot::~ExportedSnapshot() = default;
+
+bool ExportedSnapshot::wait_until_durable(std::chrono::milliseconds timeout) {
+  if (!visible_upto_) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const bool flushed =
+        tx_->exec_params1("SELECT pg_catalog.pg_current_wal_flush_lsn() OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn",
+                          *visible_upto_)[0]
+            .as<bool>();
+    if (flushed) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
 
 }  // namespace rekey::db

@@ -39,6 +39,12 @@ class ExportedSnapshot {
   // True on a standby: it assigns no transaction id, and cannot tell which of
   // the primary's transactions began before the snapshot (none was waited for).
   bool on_standby() const { return !bound_; }
+  // Waits, for at most `timeout`, until the WAL is on disk up to every commit
+  // the snapshot sees: a transaction committed without waiting for its flush
+  // (synchronous_commit = off) is visible at once, and a crash of the server
+  // before the flush undoes it. True once flushed; at once on a standby, which
+  // replays only WAL already on its disk. Throws on database errors.
+  bool wait_until_durable(std::chrono::milliseconds timeout);
 
  private:
   std::unique_ptr<pqxx::connection> conn_;  // declared before tx_: outlives it
@@ -46,6 +52,7 @@ class ExportedSnapshot {
   std::vector<std::string> older_still_open_;
   std::unique_ptr<pqxx::transaction_base> tx_;
   std::string id_;
+  std::optional<std::string> visible_upto_;  // the WAL insert position just after the snapshot
 };
 
 }  // namespace rekey::db

@@ -258,6 +258,19 @@ class SleepyWalWriter {
   }
 };
 
+// Stops the server as a crash would (pg_ctl -m immediate: what is not yet
+// flushed is lost) and starts it again; `db` reconnects on its next query.
+void crash_and_restart_server(TestDatabase& db) {
+  const auto crashed = pg_ctl("-m immediate -w -t 60 stop");
+  REQUIRE(crashed);
+  REQUIRE_MESSAGE(crashed->exit_code == 0, "pg_ctl stop: " << crashed->describe());
+  const auto started = pg_ctl("-w -t 60 restart");
+  REQUIRE(started);
+  REQUIRE_MESSAGE(started->exit_code == 0, "pg_ctl restart: " << started->describe());
+  db.disconnect();
+  REQUIRE(server_accepts_connections());
+}
+
 // ---------------------------------------------------------------- kill -9
 
 }  // namespace
@@ -601,16 +614,38 @@ TEST_SUITE("integration.faults") {
     const ServerKeeper keeper;  // destroyed first: the server runs again before the reset
     const ProcessResult r = run_rekey(rotate_args(db, {"--pace", "max"}), key_env());
     REQUIRE_MESSAGE(r.exit_code == 0, r.describe());
-    const auto crashed = pg_ctl("-m immediate -w -t 60 stop");
-    REQUIRE(crashed);
-    REQUIRE_MESSAGE(crashed->exit_code == 0, "pg_ctl stop: " << crashed->describe());
-    const auto started = pg_ctl("-w -t 60 restart");
-    REQUIRE(started);
-    REQUIRE_MESSAGE(started->exit_code == 0, "pg_ctl restart: " << started->describe());
-    db.disconnect();
-    REQUIRE(server_accepts_connections());
+    crash_and_restart_server(db);
     CHECK(db.value("SELECT status FROM rekey.runs") == "finished");
     REQUIRE_DATA_OK(seeded.check());
+  }
+
+  TEST_CASE("the gate passes only once the values it saw are on disk: a crash right after its exit 0 undoes none") {
+    REKEY_IT_REQUIRE_DB();
+    if (!server_under_control()) return;
+    TestDatabase db("gate_after_flush");
+    SeededFixture seeded(db, accounts_spec(300, kClean, 33));
+    db.exec("CREATE TABLE old_values AS SELECT id, a_enc FROM accounts");
+    REQUIRE(run_rekey(rotate_args(db, {"--pace", "max"}), key_env()).exit_code == 0);
+    db.exec("CREATE TABLE new_values AS SELECT id, a_enc FROM accounts");
+    const std::string row = "(SELECT min(id) FROM accounts WHERE a_enc IS NOT NULL)";
+    // On disk: one row back on the old key (this commit waits for the flush).
+    db.exec(
+        "BEGIN; SET LOCAL synchronous_commit = local; UPDATE accounts a SET a_enc = o.a_enc FROM old_values o "
+        "WHERE a.id = o.id AND a.id = " +
+        row + "; COMMIT");
+    const SleepyWalWriter sleepy(10s);
+    const ServerKeeper keeper;  // destroyed first: the server runs again before the reset
+    // In memory only: the row on the new key again, committed without waiting, as rekey's batches are.
+    db.exec(
+        "BEGIN; SET LOCAL synchronous_commit = off; UPDATE accounts a SET a_enc = n.a_enc FROM new_values n "
+        "WHERE a.id = n.id AND a.id = " +
+        row + "; COMMIT");
+    const std::vector<std::string> gate{"verify", "--db", db.conninfo(), "--column", "accounts.a_enc", "--require-new"};
+    const ProcessResult passed = run_rekey(gate, key_env());
+    REQUIRE_MESSAGE(passed.exit_code == 0, passed.describe());
+    crash_and_restart_server(db);
+    const ProcessResult again = run_rekey(gate, key_env());
+    CHECK_MESSAGE(again.exit_code == 0, again.describe());
   }
 
   TEST_CASE(
