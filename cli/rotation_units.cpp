@@ -27,6 +27,13 @@ nlohmann::json finish_outcome(const TableOutcome& o) {
           {"old_values_keep_coming", o.old_values_keep_coming}};
 }
 
+// "worker (range 3 of public.accounts, 1200 rows)"; the run unit has no table.
+std::string describe_held(const db::WorkerLease& w) {
+  if (w.kind == db::UnitKind::kRun) return w.worker + " (the run's end: what rotate does not cover, the exit code)";
+  return w.worker + " (" + db::kind_name(w.kind) + " " + std::to_string(w.chunk) + " of " + w.table_name + ", " +
+         std::to_string(w.rows_seen) + " rows)";
+}
+
 }  // namespace
 
 RotationUnits::RotationUnits(RotationUnitsSetup setup, StopControl& stop, ProgressReporter& progress)
@@ -112,10 +119,7 @@ void RotationUnits::show_progress(std::int64_t unit_rows, std::size_t lane) {
 
 void RotationUnits::waiting(const std::vector<db::WorkerLease>& others) {
   std::string held;
-  for (const auto& w : others) {
-    held += (held.empty() ? "" : ", ") + w.worker + " (" + db::kind_name(w.kind) + " " + std::to_string(w.chunk) +
-            " of " + w.table_name + ", " + std::to_string(w.rows_seen) + " rows)";
-  }
+  for (const auto& w : others) held += (held.empty() ? "" : ", ") + describe_held(w);
   log::info("nothing left to claim; waiting for the units still held: {}", held.empty() ? "none" : held);
 }
 
