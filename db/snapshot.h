@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <pqxx/connection>
@@ -39,12 +40,12 @@ class ExportedSnapshot {
   // True on a standby: it assigns no transaction id, and cannot tell which of
   // the primary's transactions began before the snapshot (none was waited for).
   bool on_standby() const { return !bound_; }
-  // Waits, for at most `timeout`, until the WAL is on disk up to every commit
-  // the snapshot sees: a transaction committed without waiting for its flush
-  // (synchronous_commit = off) is visible at once, and a crash of the server
-  // before the flush undoes it. True once flushed; at once on a standby, which
-  // replays only WAL already on its disk. Throws on database errors.
-  bool wait_until_durable(std::chrono::milliseconds timeout);
+  // The end of the WAL just after the snapshot was taken: every commit it
+  // sees lies before (a commit inserts its record, then becomes visible).
+  // nullopt on a standby, which needs no wait_until_flushed(): the primary
+  // streams only WAL it has flushed, and a standby replays only WAL it has
+  // flushed itself.
+  const std::optional<std::string>& wal_end() const { return wal_end_; }
 
  private:
   std::unique_ptr<pqxx::connection> conn_;  // declared before tx_: outlives it
@@ -52,7 +53,15 @@ class ExportedSnapshot {
   std::vector<std::string> older_still_open_;
   std::unique_ptr<pqxx::transaction_base> tx_;
   std::string id_;
-  std::optional<std::string> visible_upto_;  // the WAL insert position just after the snapshot
+  std::optional<std::string> wal_end_;
 };
+
+// Waits, on a connection of its own, until the server's WAL is flushed up to
+// `lsn` (ExportedSnapshot::wal_end()), for at most `timeout` and while
+// `stop_requested` returns false. A transaction committed without waiting for
+// its flush (synchronous_commit = off) is visible at once, and a crash of the
+// server before the flush undoes it. True once flushed. Throws on database errors.
+bool wait_until_flushed(const std::string& conninfo, const std::string& lsn, std::chrono::milliseconds timeout,
+                        const std::function<bool()>& stop_requested);
 
 }  // namespace rekey::db

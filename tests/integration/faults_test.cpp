@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "db/snapshot.h"
 #include "tests/support/it_support.h"
 
 namespace {
@@ -236,8 +237,11 @@ struct ServerKeeper {
 // reported (a destructor must not throw).
 class SleepyWalWriter {
  public:
+  // Returns once the WAL writer has read the new delay: it does so at its next
+  // round, within the old delay (200 ms by default), so this waits 1 s.
   explicit SleepyWalWriter(std::chrono::seconds delay) {
     apply("ALTER SYSTEM SET wal_writer_delay = '" + std::to_string(delay.count()) + "s'");
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   ~SleepyWalWriter() {
     try {
@@ -258,8 +262,9 @@ class SleepyWalWriter {
   }
 };
 
-// Stops the server as a crash would (pg_ctl -m immediate: what is not yet
-// flushed is lost) and starts it again; `db` reconnects on its next query.
+// Stops the server as a crash would (pg_ctl -m immediate: WAL still in the
+// server's memory, not yet written, is lost) and starts it again; `db`
+// reconnects on its next query.
 void crash_and_restart_server(TestDatabase& db) {
   const auto crashed = pg_ctl("-m immediate -w -t 60 stop");
   REQUIRE(crashed);
@@ -628,24 +633,51 @@ TEST_SUITE("integration.faults") {
     REQUIRE(run_rekey(rotate_args(db, {"--pace", "max"}), key_env()).exit_code == 0);
     db.exec("CREATE TABLE new_values AS SELECT id, a_enc FROM accounts");
     const std::string row = "(SELECT min(id) FROM accounts WHERE a_enc IS NOT NULL)";
-    // On disk: one row back on the old key (this commit waits for the flush).
-    db.exec(
-        "BEGIN; SET LOCAL synchronous_commit = local; UPDATE accounts a SET a_enc = o.a_enc FROM old_values o "
-        "WHERE a.id = o.id AND a.id = " +
-        row + "; COMMIT");
+    // The row from `values`, committed with synchronous_commit = `sync`.
+    const auto set_row = [&](const std::string& values, const std::string& sync) {
+      db.exec("BEGIN; SET LOCAL synchronous_commit = " + sync + "; UPDATE accounts a SET a_enc = v.a_enc FROM " +
+              values + " v WHERE a.id = v.id AND a.id = " + row + "; COMMIT");
+    };
     const SleepyWalWriter sleepy(10s);
     const ServerKeeper keeper;  // destroyed first: the server runs again before the reset
-    // In memory only: the row on the new key again, committed without waiting, as rekey's batches are.
-    db.exec(
-        "BEGIN; SET LOCAL synchronous_commit = off; UPDATE accounts a SET a_enc = n.a_enc FROM new_values n "
-        "WHERE a.id = n.id AND a.id = " +
-        row + "; COMMIT");
+    // On disk: the row back on the old key ('local' waits for the flush). Then in the server's memory
+    // only: the row on the new key again, committed without waiting, as rekey's batches are; tried
+    // again if the WAL writer wrote it at once.
+    bool unwritten = false;
+    for (int attempt = 0; attempt < 5 && !unwritten; ++attempt) {
+      set_row("old_values", "local");
+      set_row("new_values", "off");
+      unwritten = db.value("SELECT pg_catalog.pg_current_wal_lsn() < pg_catalog.pg_current_wal_insert_lsn()") == "t";
+    }
+    REQUIRE_MESSAGE(unwritten, "the commit's WAL was written at once five times: the crash would prove nothing");
     const std::vector<std::string> gate{"verify", "--db", db.conninfo(), "--column", "accounts.a_enc", "--require-new"};
     const ProcessResult passed = run_rekey(gate, key_env());
     REQUIRE_MESSAGE(passed.exit_code == 0, passed.describe());
     crash_and_restart_server(db);
     const ProcessResult again = run_rekey(gate, key_env());
     CHECK_MESSAGE(again.exit_code == 0, again.describe());
+  }
+
+  TEST_CASE("the flush wait: false while a commit's WAL is unwritten (or when stopped), true once flushed") {
+    REKEY_IT_REQUIRE_DB();
+    if (!server_under_control()) return;
+    TestDatabase db("flush_wait");
+    db.exec("CREATE TABLE t (x int)");
+    const SleepyWalWriter sleepy(10s);
+    const auto never = [] { return false; };
+    std::optional<std::string> wal_end;
+    for (int attempt = 0; attempt < 5 && !wal_end; ++attempt) {
+      db.exec("BEGIN; SET LOCAL synchronous_commit = off; INSERT INTO t VALUES (1); COMMIT");
+      const rekey::db::ExportedSnapshot snapshot(db.conninfo(), 0ms);
+      REQUIRE(snapshot.wal_end());
+      if (db.value("SELECT pg_catalog.pg_current_wal_lsn() < '" + *snapshot.wal_end() + "'::pg_lsn") == "t") {
+        wal_end = snapshot.wal_end();
+      }
+    }
+    REQUIRE_MESSAGE(wal_end, "the commit's WAL was written at once five times: nothing to wait for");
+    CHECK_FALSE(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 0ms, never));
+    CHECK_FALSE(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 60s, [] { return true; }));
+    CHECK(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 60s, never));
   }
 
   TEST_CASE(
