@@ -64,8 +64,10 @@ void PaceController::set_baseline(const std::vector<HealthSample>& quiet, double
   baseline_ms_ = p95(ms) * growth;
   baseline_median_ms_ = median(ms) * growth;
   baseline_cpu_ms_ = median(cpu) * growth;
+  // Sessions queued meanwhile are a strain still: a baseline measured again
+  // (for a probe that slowed) must not make them normal.
+  baseline_waiting_ = first_baseline_ms_ ? std::min(baseline_waiting_, waiting) : waiting;
   if (!first_baseline_ms_) first_baseline_ms_ = baseline_ms_;
-  baseline_waiting_ = waiting;
 }
 
 double PaceController::recent_p95_ms() const { return p95_of_few({probes_.begin(), probes_.end()}); }

@@ -91,7 +91,8 @@ class PaceController {
   // The baseline: samples taken while rekey itself was quiet. Its p95 probe
   // latency and its most waiting sessions are what later samples compare with.
   // A baseline measured again is at most `max_growth` times the first one
-  // (rekey's own load, or another worker's, must not creep into it).
+  // (rekey's own load, or another worker's, must not creep into it), and
+  // counts no more waiting sessions than the one before.
   void set_baseline(const std::vector<HealthSample>& quiet, double max_growth = 2.0);
   double baseline_ms() const { return baseline_ms_; }
   // The p95 probe latency over the last `window` probes since the last change.

@@ -235,6 +235,18 @@ TEST_CASE("pace: a baseline measured again grows at most twofold") {
   CHECK(pace.baseline_ms() == doctest::Approx(2.0));
 }
 
+TEST_CASE("pace: a baseline measured again counts no more waiting sessions: queued sessions still back off") {
+  Driver d;
+  HealthSample queued = quiet_sample();
+  queued.waiting_sessions = 4;
+  d.pace.set_baseline({queued, queued});
+  d.feed(quiet_sample(), 12);
+  const double before = d.pace.pace().rate;
+  const Pace& after = d.feed(queued, 5);
+  CHECK(after.rate == doctest::Approx(before / 2));
+  CHECK(after.reason.find("waiting") != std::string::npos);
+}
+
 TEST_CASE("pace: p95 is the nearest rank") {
   CHECK(p95({}) == 0);
   CHECK(p95({3}) == 3);
