@@ -102,18 +102,19 @@ constexpr std::chrono::seconds kWalFlushWait{60};
 // A census passes only once the WAL is flushed up to its snapshot: a value
 // committed without waiting for its flush, as rotate's batches are, must not
 // come back on the old key after a crash of the server, the old key deleted.
-// Not confirmed in time, or stopped meanwhile: the gate fails and says so.
-void add_unflushed_wal(const std::string& conninfo, const db::ExportedSnapshot& snapshot, StopControl& stop,
-                       Plan& plan) {
+// Not flushed in time: the gate fails and says so. Returns false when rekey was
+// stopped first (the census then counts as stopped: exit 75).
+bool await_wal_flush(const std::string& conninfo, const db::ExportedSnapshot& snapshot, StopControl& stop, Plan& plan) {
   if (!snapshot.wal_end() ||
       db::wait_until_flushed(conninfo, *snapshot.wal_end(), kWalFlushWait, [&] { return stop.should_stop(); })) {
-    return;
+    return true;
   }
+  if (stop.should_stop()) return false;
   plan.unchecked.push_back({"write-ahead log", UncheckedCause::kUnflushedWal,
                             "the WAL up to the census's snapshot was not flushed to disk within " +
                                 std::to_string(kWalFlushWait.count()) +
-                                " s (or rekey was stopped first): a crash of the server could still undo values "
-                                "the census saw; rerun"});
+                                " s: a crash of the server could still undo values the census saw; rerun"});
+  return true;
 }
 
 int run_verify(const VerifyOptions& o) {
@@ -149,7 +150,7 @@ int run_verify(const VerifyOptions& o) {
     complete = complete && t.outcome.completed;
     tables.push_back(std::move(t));
   }
-  if (complete) add_unflushed_wal(conninfo, snapshot, stop, plan);
+  complete = complete && await_wal_flush(conninfo, snapshot, stop, plan);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const int code = to_int(exit_code_for(verify_outcome(tables, plan, o, complete)));
   const nlohmann::json j = verify_json(tables, plan, *keyring, o, code, complete, seconds);

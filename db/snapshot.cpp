@@ -50,20 +50,13 @@ std::vector<std::string> wait_for(pqxx::connection& conn, const std::string& bou
   }
 }
 
-// Where the next WAL record goes, read after the snapshot was taken. At the
-// start of a WAL page the server reports the position after the page's header
-// (40 bytes on a segment's first page, 24 on the others), which the flush
-// position never reaches until more WAL comes: the page's start is the end then.
-std::string read_wal_end(pqxx::transaction_base& tx) {
-  return tx
-      .exec1(
-          "SELECT (CASE WHEN w.pos % b.page = CASE WHEN w.pos % b.seg < b.page THEN 40 ELSE 24 END "
-          "             THEN w.lsn OPERATOR(pg_catalog.-) w.pos % b.page ELSE w.lsn END)::pg_catalog.text "
-          "FROM (SELECT l AS lsn, l OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn AS pos "
-          "      FROM pg_catalog.pg_current_wal_insert_lsn() AS l) w, "
-          "     (SELECT pg_catalog.current_setting('wal_block_size')::pg_catalog.numeric AS page, "
-          "             pg_catalog.pg_size_bytes(pg_catalog.current_setting('wal_segment_size')) AS seg) b")[0]
-      .as<std::string>();
+// The WAL's end just after the snapshot was taken (wal_end_from_insert()).
+std::uint64_t read_wal_end(pqxx::transaction_base& tx) {
+  const pqxx::row r = tx.exec1(
+      "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), '0/0')::pg_catalog.text, "
+      "pg_catalog.current_setting('wal_block_size'), "
+      "pg_catalog.pg_size_bytes(pg_catalog.current_setting('wal_segment_size'))::pg_catalog.text");
+  return wal_end_from_insert(std::stoull(r[0].c_str()), std::stoull(r[1].c_str()), std::stoull(r[2].c_str()));
 }
 
 }  // namespace
@@ -74,20 +67,27 @@ ExportedSnapshot::ExportedSnapshot(const std::string& conninfo, std::chrono::mil
       older_still_open_(bound_ ? wait_for(*conn_, *bound_, wait_for_older) : std::vector<std::string>{}),
       tx_(std::make_unique<pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>>(*conn_)),
       id_(tx_->exec1("SELECT pg_catalog.pg_export_snapshot()")[0].as<std::string>()),
-      wal_end_(bound_ ? std::optional<std::string>(read_wal_end(*tx_)) : std::nullopt) {}
+      wal_end_(bound_ ? std::optional<std::uint64_t>(read_wal_end(*tx_)) : std::nullopt) {}
 
 ExportedSnapshot::~ExportedSnapshot() = default;
 
-bool wait_until_flushed(const std::string& conninfo, const std::string& lsn, std::chrono::milliseconds timeout,
+std::uint64_t wal_end_from_insert(std::uint64_t insert, std::uint64_t page_size, std::uint64_t segment_size) {
+  const std::uint64_t in_page = insert % page_size;
+  const std::uint64_t header = insert % segment_size < page_size ? 40 : 24;
+  return in_page == header ? insert - in_page : insert;
+}
+
+bool wait_until_flushed(const std::string& conninfo, std::uint64_t wal_end, std::chrono::milliseconds timeout,
                         const std::function<bool()>& stop_requested) {
   const auto conn = connect(conninfo);
   pqxx::nontransaction tx(*conn);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const bool flushed =
-        tx.exec_params1("SELECT pg_catalog.pg_current_wal_flush_lsn() OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn",
-                        lsn)[0]
-            .as<bool>();
+    const bool flushed = tx.exec_params1(
+                               "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), '0/0') "
+                               "OPERATOR(pg_catalog.>=) $1::pg_catalog.numeric",
+                               std::to_string(wal_end))[0]
+                             .as<bool>();
     if (flushed) return true;
     if (std::chrono::steady_clock::now() >= deadline || stop_requested()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
