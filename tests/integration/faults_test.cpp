@@ -661,7 +661,7 @@ TEST_SUITE("integration.faults") {
     CHECK_MESSAGE(again.exit_code == 0, again.describe());
   }
 
-  TEST_CASE("the flush wait: false while a commit's WAL is unwritten (or when stopped), true once flushed") {
+  TEST_CASE("the flush wait: false while a commit's WAL is unwritten (or when stopped), true once it is flushed") {
     REKEY_IT_REQUIRE_DB();
     if (!server_under_control()) return;
     TestDatabase db("flush_wait");
@@ -681,7 +681,9 @@ TEST_SUITE("integration.faults") {
     REQUIRE_MESSAGE(wal_end, "the commit's WAL was written at once five times: nothing to wait for");
     CHECK_FALSE(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 0ms, never));
     CHECK_FALSE(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 60s, [] { return true; }));
-    CHECK(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 60s, never));
+    // A commit that waits for its flush flushes all WAL before it.
+    db.exec("BEGIN; SET LOCAL synchronous_commit = local; INSERT INTO t VALUES (2); COMMIT");
+    CHECK(rekey::db::wait_until_flushed(db.conninfo(), *wal_end, 0ms, never));
   }
 
   TEST_CASE(
